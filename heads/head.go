@@ -1,0 +1,97 @@
+// Package heads implements classifiers on frozen feature vectors that learn new
+// classes without forgetting old ones (METHODS §2): SimpleCIL, NCM, RanPAC,
+// APER's merged prototypes, FeCAM and streaming LDA.
+//
+// Every head keeps sufficient statistics only (sums, Gram matrices, counts), so
+// learning is exact and incremental: the same samples give the same head
+// whatever their order and grouping, up to floating-point rounding. Two heads
+// with the same method and configuration merge by adding statistics, and the
+// contribution of given samples, or of a whole class, is removed exactly.
+//
+// Shapes: features are row-major float32 [n, D]; labels are class indices
+// ≥ 0 into the class list that the caller (the feature file, the head file)
+// keeps; scores are row-major float64 [n, len(Classes())] with columns in
+// Classes() order, higher meaning more likely.
+//
+// This package is pure Go (gonum) and never imports models or cgo.
+package heads
+
+import (
+	"sort"
+
+	"github.com/cl-dev/cl/internal/safetensors"
+)
+
+// Head is a classifier whose state is sufficient statistics.
+type Head interface {
+	// Method is the registry name ("simplecil", "ranpac", …).
+	Method() string
+	// Dim is the feature dimension D, 0 until the first Learn.
+	Dim() int
+	// Learn adds samples x [n, D] with labels y [n]. New labels become new
+	// classes; a label seen before updates that class's statistics.
+	Learn(x []float32, y []int) error
+	// EndStage is called once all samples of a stage have been learned; heads
+	// that solve systems or choose hyper-parameters per stage (RanPAC's ridge
+	// λ, LDA's shared covariance) do it here. Scores before the first
+	// EndStage is an error for such heads.
+	EndStage() error
+	// Classes lists the labels the head scores, ascending.
+	Classes() []int
+	// Scores returns row-major [n, len(Classes())] scores for x [n, D].
+	Scores(x []float32) ([]float64, error)
+	// Unlearn removes the exact contribution of samples learned before.
+	Unlearn(x []float32, y []int) error
+	// RemoveClass removes every statistic of one class.
+	RemoveClass(label int) error
+	// Merge adds the statistics of another head of the same method and
+	// configuration; it refuses anything else with an error.
+	Merge(other Head) error
+	// State returns the tensors and string parameters that reconstruct the
+	// head through the method's loader (see Register).
+	State() (map[string]safetensors.Tensor, map[string]string, error)
+}
+
+// Loader rebuilds a head from what State returned.
+type Loader func(tensors map[string]safetensors.Tensor, params map[string]string) (Head, error)
+
+// Factory builds an empty head from string options (the `--set key=value`
+// and PILOT config keys a method understands). Unknown keys are an error
+// that lists the known ones.
+type Factory func(options map[string]string) (Head, error)
+
+// Spec describes one registered method.
+type Spec struct {
+	Name    string
+	Summary string
+	// Options lists the option keys New accepts, with their defaults.
+	Options map[string]string
+	New     Factory
+	Load    Loader
+}
+
+var registry = map[string]Spec{}
+
+// Register adds a method; it panics on a duplicate name (a programming error).
+func Register(s Spec) {
+	if _, dup := registry[s.Name]; dup {
+		panic("heads: duplicate method " + s.Name)
+	}
+	registry[s.Name] = s
+}
+
+// Lookup returns the spec of a registered method.
+func Lookup(name string) (Spec, bool) {
+	s, ok := registry[name]
+	return s, ok
+}
+
+// Methods lists registered method names, sorted.
+func Methods() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
