@@ -1,0 +1,14 @@
+// Package protocol runs the class-incremental learning (CIL) protocol of
+// LAMDA-PILOT (METHODS §3) over classifier heads: the class order (numpy's
+// legacy MT19937 permutation, bit-exact), the stage splits ("B{init}
+// Inc{inc}"), the stage loop (learn a stage's new classes, then evaluate on
+// every class seen so far), the accuracy matrix and the metrics derived from
+// it (the A_b curve, Ā, A_B, forgetting, old/new accuracy), and reports
+// (a table, JSON, CSV and a plot).
+//
+// Units: accuracies are top-1 percentages in [0, 100]; labels inside the
+// protocol are positions in the class order ("remapped labels", as PILOT's
+// _map_new_class_index), so stage t owns labels [Σ_{<t} n_i, Σ_{≤t} n_i).
+//
+// The package is pure Go; it imports heads, never models or cgo.
+package protocol
