@@ -1,0 +1,347 @@
+package heads
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/cl-dev/cl/internal/safetensors"
+)
+
+var fecamDefaults = map[string]string{"variant": "paper", "gamma1": "1", "gamma2": "0", "alpha": "100"}
+
+func init() {
+	Register(Spec{
+		Name:    "fecam",
+		Summary: "FeCAM (Goswami et al. 2023): per-class shrunk, normalised covariances, Mahalanobis distance",
+		Options: fecamDefaults,
+		New:     func(o map[string]string) (Head, error) { return newFeCAM(o) },
+		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
+			h, err := newFeCAM(p)
+			if err != nil {
+				return nil, err
+			}
+			if err := h.st.loadTensors(t); err != nil {
+				return nil, err
+			}
+			if len(h.st.cls) > 0 {
+				if err := h.EndStage(); err != nil {
+					return nil, err
+				}
+			}
+			return h, nil
+		},
+	})
+}
+
+// FeCAM is the Mahalanobis head of Goswami et al., "FeCAM: Exploiting the
+// Heterogeneity of Class Distributions in Exemplar-Free Continual Learning"
+// (NeurIPS 2023). It keeps, per class, the count, the sum and the sum of
+// outer products of its feature rows, so covariances are exact and
+// incremental; EndStage turns each changed class into a mean μ_c [D] and a
+// precision P_c [D, D], and score(x, c) = −(x̂ − m_c)ᵀ P_c (x̂ − m_c).
+//
+// variant=paper (default; the paper's ViT script FeCAM_vit_cifar100.py):
+// rows are L2-normalised before they enter the statistics; m_c = their mean
+// (not re-normalised); Σ_c = unbiased covariance;
+// S = Σ_c + γ1·mean(diag Σ_c)·I + γ2·mean(off-diagonal non-zero entries of Σ_c)·(1 − I);
+// C = D^{-1/2} S D^{-1/2} with D = diag(S) (correlation normalisation);
+// P_c = pinv(C); x̂ = x/‖x‖.
+//
+// variant=pilot (PILOT models/fecam.py, METHODS §2.5): raw rows enter the
+// statistics; M = Σ_c + αI; C = corrcoef of M's rows (Pearson correlation
+// between rows, clipped to [−1, 1]); P_c = pinv(C); m_c = μ_c/‖μ_c‖; x̂ = x/‖x‖.
+//
+// pinv drops eigenvalues below D·2⁻²³·max|λ| (torch's default tolerance for
+// float32, which PILOT uses; PILOT's C has rank D − 1 by construction).
+// No Tukey transform (neither script applies it to ViT features).
+type FeCAM struct {
+	statHead
+	pilot          bool
+	gamma1, gamma2 float64
+	alpha          float64
+	// solved per class: mean m_c [D] and precision P_c [D, D].
+	means   map[int][]float64
+	prec    map[int][]float64
+	solved  bool
+	version uint64
+}
+
+// NewFeCAM returns an empty FeCAM head. Options (defaults): variant=paper
+// (or pilot), gamma1=1 and gamma2=0 (paper shrinkage), alpha=100 (pilot
+// shrinkage).
+func NewFeCAM(options map[string]string) (*FeCAM, error) { return newFeCAM(options) }
+
+func newFeCAM(given map[string]string) (*FeCAM, error) {
+	opts, err := options("fecam", fecamDefaults, given)
+	if err != nil {
+		return nil, err
+	}
+	h := &FeCAM{means: map[int][]float64{}, prec: map[int][]float64{}}
+	switch opts["variant"] {
+	case "paper":
+	case "pilot":
+		h.pilot = true
+	default:
+		return nil, fmt.Errorf("fecam: option variant=%q: want paper or pilot", opts["variant"])
+	}
+	if h.gamma1, err = floatOption("fecam", opts, "gamma1", 0, 1e6); err != nil {
+		return nil, err
+	}
+	if h.gamma2, err = floatOption("fecam", opts, "gamma2", -1e6, 1e6); err != nil {
+		return nil, err
+	}
+	if h.alpha, err = floatOption("fecam", opts, "alpha", 0, 1e12); err != nil {
+		return nil, err
+	}
+	h.statHead = statHead{method: "fecam", params: opts, st: newClassStats(true, false), normalize: !h.pilot}
+	return h, nil
+}
+
+// Learn implements Head; a class seen again adds to its statistics and its
+// covariance is re-solved at the next EndStage.
+func (h *FeCAM) Learn(x []float32, y []int) error { return h.learn(x, y, 1) }
+
+// Unlearn implements Head.
+func (h *FeCAM) Unlearn(x []float32, y []int) error { return h.learn(x, y, -1) }
+
+// RemoveClass implements Head.
+func (h *FeCAM) RemoveClass(label int) error { return h.st.remove(h.method, label) }
+
+// Merge implements Head.
+func (h *FeCAM) Merge(other Head) error { return h.merge(other) }
+
+// State implements Head.
+func (h *FeCAM) State() (map[string]safetensors.Tensor, map[string]string, error) {
+	return h.st.tensors(), copyParams(h.params), nil
+}
+
+// EndStage implements Head: it re-solves the classes whose statistics
+// changed (in parallel). A class with fewer than 2 samples is an error.
+func (h *FeCAM) EndStage() error {
+	var todo []int
+	for l := range h.st.dirty {
+		if _, ok := h.st.cls[l]; ok {
+			todo = append(todo, l)
+		} else {
+			delete(h.means, l)
+			delete(h.prec, l)
+		}
+	}
+	type result struct {
+		l    int
+		m, p []float64
+		err  error
+	}
+	res := make([]result, len(todo))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(todo)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				m, p, err := h.solve(todo[i])
+				res[i] = result{todo[i], m, p, err}
+			}
+		}()
+	}
+	for i := range todo {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, r := range res {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	for _, r := range res {
+		h.means[r.l], h.prec[r.l] = r.m, r.p
+		delete(h.st.dirty, r.l)
+	}
+	clear(h.st.dirty)
+	h.solved = true
+	h.version = h.st.version
+	return nil
+}
+
+func (h *FeCAM) solve(l int) (m, p []float64, err error) {
+	d := h.st.d
+	cov, err := h.st.covariance(h.method, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	m = h.st.mean(l)
+	var corr []float64
+	if h.pilot {
+		for i := 0; i < d; i++ {
+			cov[i*d+i] += h.alpha
+		}
+		corr = rowCorrcoef(cov, d)
+		normalizeRow(m)
+	} else {
+		var diag, off float64
+		var nOff int
+		for i := 0; i < d; i++ {
+			for j := 0; j < d; j++ {
+				if i == j {
+					diag += cov[i*d+j]
+				} else if cov[i*d+j] != 0 {
+					off += cov[i*d+j]
+					nOff++
+				}
+			}
+		}
+		diag /= float64(d)
+		if nOff > 0 {
+			off /= float64(nOff)
+		}
+		for i := 0; i < d; i++ {
+			for j := 0; j < d; j++ {
+				if i == j {
+					cov[i*d+j] += h.gamma1 * diag
+				} else {
+					cov[i*d+j] += h.gamma2 * off
+				}
+			}
+		}
+		sd := make([]float64, d)
+		for i := range sd {
+			if cov[i*d+i] <= 0 {
+				return nil, nil, fmt.Errorf("fecam: class %d: feature %d has zero variance after shrinkage (all samples identical?); raise gamma1", l, i)
+			}
+			sd[i] = math.Sqrt(cov[i*d+i])
+		}
+		corr = cov
+		for i := 0; i < d; i++ {
+			for j := 0; j < d; j++ {
+				corr[i*d+j] /= sd[i] * sd[j]
+			}
+		}
+	}
+	return m, pinvSym(corr, d), nil
+}
+
+// rowCorrcoef returns the Pearson correlation between the rows of the
+// symmetric matrix a [d, d] (torch.corrcoef / numpy.corrcoef), clipped to
+// [−1, 1].
+func rowCorrcoef(a []float64, d int) []float64 {
+	c := make([]float64, d*d)
+	copy(c, a)
+	for i := 0; i < d; i++ {
+		row := c[i*d : (i+1)*d]
+		var s float64
+		for _, v := range row {
+			s += v
+		}
+		s /= float64(d)
+		for j := range row {
+			row[j] -= s
+		}
+	}
+	g := make([]float64, d*d)
+	blas64.Syrk(blas.NoTrans, 1, blas64.General{Rows: d, Cols: d, Stride: d, Data: c}, 0,
+		blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: g})
+	sd := make([]float64, d)
+	for i := range sd {
+		sd[i] = math.Sqrt(g[i*d+i])
+	}
+	for i := 0; i < d; i++ {
+		for j := i; j < d; j++ {
+			v := g[i*d+j] / (sd[i] * sd[j])
+			v = max(-1, min(1, v))
+			g[i*d+j], g[j*d+i] = v, v
+		}
+	}
+	return g
+}
+
+// pinvSym returns the Moore–Penrose pseudo-inverse of the symmetric matrix a
+// [d, d] through its eigen-decomposition, dropping eigenvalues with
+// |λ| ≤ d·2⁻²³·max|λ|.
+func pinvSym(a []float64, d int) []float64 {
+	var eig mat.EigenSym
+	if !eig.Factorize(mat.NewSymDense(d, a), true) {
+		return make([]float64, d*d)
+	}
+	vals := eig.Values(nil)
+	var v mat.Dense
+	eig.VectorsTo(&v)
+	var big float64
+	for _, x := range vals {
+		big = max(big, math.Abs(x))
+	}
+	cut := float64(d) * math.Pow(2, -23) * big
+	// P = V diag(1/λ) Vᵀ over the kept eigenvalues.
+	vs := mat.NewDense(d, d, nil)
+	for j, lam := range vals {
+		if math.Abs(lam) <= cut {
+			continue
+		}
+		for i := 0; i < d; i++ {
+			vs.Set(i, j, v.At(i, j)/lam)
+		}
+	}
+	var p mat.Dense
+	p.Mul(vs, v.T())
+	out := make([]float64, d*d)
+	for i := 0; i < d; i++ {
+		for j := i; j < d; j++ {
+			s := (p.At(i, j) + p.At(j, i)) / 2
+			out[i*d+j], out[j*d+i] = s, s
+		}
+	}
+	return out
+}
+
+// Scores implements Head: −(x̂ − m_c)ᵀ P_c (x̂ − m_c), [n, C]. It needs
+// EndStage after the last change to the statistics.
+func (h *FeCAM) Scores(x []float32) ([]float64, error) {
+	if len(h.st.cls) == 0 {
+		return nil, errEmpty(h.method)
+	}
+	if !h.solved || h.version != h.st.version {
+		return nil, fmt.Errorf("fecam: the statistics changed since the last EndStage: call EndStage before scoring")
+	}
+	d := h.st.d
+	n, err := checkRows(h.method, x, d)
+	if err != nil {
+		return nil, err
+	}
+	ls := h.st.labels()
+	c := len(ls)
+	out := make([]float64, n*c)
+	buf := make([]float64, scoreBlock*d)
+	z := make([]float64, scoreBlock*d)
+	t := make([]float64, scoreBlock*d)
+	for r0 := 0; r0 < n; r0 += scoreBlock {
+		r1 := min(r0+scoreBlock, n)
+		rows := toFloat64(buf, x[r0*d:r1*d], d, true)
+		k := r1 - r0
+		for j, l := range ls {
+			m := h.means[l]
+			for i := 0; i < k; i++ {
+				for q := 0; q < d; q++ {
+					z[i*d+q] = rows[i*d+q] - m[q]
+				}
+			}
+			Z := blas64.General{Rows: k, Cols: d, Stride: d, Data: z[:k*d]}
+			T := blas64.General{Rows: k, Cols: d, Stride: d, Data: t[:k*d]}
+			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, Z, blas64.General{Rows: d, Cols: d, Stride: d, Data: h.prec[l]}, 0, T)
+			for i := 0; i < k; i++ {
+				var s float64
+				for q := 0; q < d; q++ {
+					s += z[i*d+q] * t[i*d+q]
+				}
+				out[(r0+i)*c+j] = -s
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,171 @@
+package heads
+
+import (
+	"fmt"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/cl-dev/cl/internal/safetensors"
+)
+
+func init() {
+	Register(Spec{
+		Name:    "lda",
+		Summary: "Streaming LDA (Hayes & Kanan 2020): class means + shared shrunk covariance, linear scores",
+		Options: map[string]string{"shrinkage": "1e-4"},
+		New:     func(o map[string]string) (Head, error) { return newLDA(o) },
+		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
+			h, err := newLDA(p)
+			if err != nil {
+				return nil, err
+			}
+			if err := h.st.loadTensors(t); err != nil {
+				return nil, err
+			}
+			if len(h.st.cls) > 0 {
+				if err := h.EndStage(); err != nil {
+					return nil, err
+				}
+			}
+			return h, nil
+		},
+	})
+}
+
+// LDA is the streaming linear discriminant analysis head of Hayes & Kanan
+// ("Lifelong Machine Learning with Deep Streaming Linear Discriminant
+// Analysis", CVPR-W 2020). It keeps per-class counts and sums and one sum
+// of outer products Σ x xᵀ over all samples, so the pooled within-class
+// covariance Σ = (Σ x xᵀ − Σ_c n_c μ_c μ_cᵀ) / N is exact at any time. EndStage
+// solves Λ = ((1−ε)Σ + εI)⁻¹ and scores are s_c(x) = w_cᵀx + b_c with
+// w_c = Λμ_c and b_c = −½ μ_cᵀΛμ_c.
+type LDA struct {
+	statHead
+	eps float64
+	// solved state: labels [C], w [C, D], b [C]; version of the statistics
+	// it was solved from.
+	labels  []int
+	w, b    []float64
+	solved  bool
+	version uint64
+}
+
+// NewLDA returns an empty LDA head. Option "shrinkage" is ε ∈ [0, 1]
+// (default 1e-4, as in the paper).
+func NewLDA(options map[string]string) (*LDA, error) { return newLDA(options) }
+
+func newLDA(given map[string]string) (*LDA, error) {
+	opts, err := options("lda", map[string]string{"shrinkage": "1e-4"}, given)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := floatOption("lda", opts, "shrinkage", 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	return &LDA{statHead: statHead{method: "lda", params: opts, st: newClassStats(false, true)}, eps: eps}, nil
+}
+
+// Learn implements Head; a class seen again adds to its sums.
+func (h *LDA) Learn(x []float32, y []int) error { return h.learn(x, y, 1) }
+
+// Unlearn implements Head.
+func (h *LDA) Unlearn(x []float32, y []int) error { return h.learn(x, y, -1) }
+
+// RemoveClass implements Head. It fails with ErrNeedSamples: the class's
+// share of the shared covariance can only be removed by Unlearn with its
+// samples (after which the class, having no samples left, is gone).
+func (h *LDA) RemoveClass(label int) error { return h.st.remove(h.method, label) }
+
+// Merge implements Head.
+func (h *LDA) Merge(other Head) error { return h.merge(other) }
+
+// State implements Head.
+func (h *LDA) State() (map[string]safetensors.Tensor, map[string]string, error) {
+	return h.st.tensors(), copyParams(h.params), nil
+}
+
+// EndStage implements Head: it solves the shared precision and the linear
+// scores for every class. It is an error when the shrunk covariance is not
+// positive definite (ε = 0 with fewer samples than dimensions).
+func (h *LDA) EndStage() error {
+	ls := h.st.labels()
+	if len(ls) == 0 {
+		h.labels, h.w, h.b, h.solved = nil, nil, nil, true
+		h.version = h.st.version
+		return nil
+	}
+	d := h.st.d
+	sigma := h.st.pooledCovariance()
+	for i := range sigma {
+		sigma[i] *= 1 - h.eps
+	}
+	for i := 0; i < d; i++ {
+		sigma[i*d+i] += h.eps
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(mat.NewSymDense(d, sigma)) {
+		return fmt.Errorf("lda: the shrunk covariance is not positive definite; raise the shrinkage option (now %g)", h.eps)
+	}
+	c := len(ls)
+	mu := mat.NewDense(d, c, nil)
+	for j, l := range ls {
+		m := h.st.mean(l)
+		for i := 0; i < d; i++ {
+			mu.Set(i, j, m[i])
+		}
+	}
+	var w mat.Dense // Λ μ, [D, C]
+	if err := chol.SolveTo(&w, mu); err != nil {
+		return fmt.Errorf("lda: solving the discriminant: %v", err)
+	}
+	h.labels = ls
+	h.w = make([]float64, c*d)
+	h.b = make([]float64, c)
+	for j := 0; j < c; j++ {
+		var q float64
+		for i := 0; i < d; i++ {
+			v := w.At(i, j)
+			h.w[j*d+i] = v
+			q += v * mu.At(i, j)
+		}
+		h.b[j] = -q / 2
+	}
+	h.solved = true
+	h.version = h.st.version
+	return nil
+}
+
+// Scores implements Head: s_c(x) = w_cᵀx + b_c, [n, C]. It needs EndStage
+// after the last change to the statistics.
+func (h *LDA) Scores(x []float32) ([]float64, error) {
+	if len(h.st.cls) == 0 {
+		return nil, errEmpty(h.method)
+	}
+	if !h.solved || h.version != h.st.version {
+		return nil, fmt.Errorf("lda: the statistics changed since the last EndStage: call EndStage before scoring")
+	}
+	d := h.st.d
+	n, err := checkRows(h.method, x, d)
+	if err != nil {
+		return nil, err
+	}
+	c := len(h.labels)
+	out := make([]float64, n*c)
+	W := blas64.General{Rows: c, Cols: d, Stride: d, Data: h.w}
+	buf := make([]float64, scoreBlock*d)
+	for r0 := 0; r0 < n; r0 += scoreBlock {
+		r1 := min(r0+scoreBlock, n)
+		rows := toFloat64(buf, x[r0*d:r1*d], d, false)
+		S := blas64.General{Rows: r1 - r0, Cols: c, Stride: c, Data: out[r0*c : r1*c]}
+		blas64.Gemm(blas.NoTrans, blas.Trans, 1, blas64.General{Rows: r1 - r0, Cols: d, Stride: d, Data: rows}, W, 0, S)
+		for i := 0; i < r1-r0; i++ {
+			for j := 0; j < c; j++ {
+				S.Data[i*c+j] += h.b[j]
+			}
+		}
+	}
+	return out, nil
+}

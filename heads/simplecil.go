@@ -1,0 +1,170 @@
+package heads
+
+import (
+	"github.com/cl-dev/cl/internal/safetensors"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+func init() {
+	Register(Spec{
+		Name:    "simplecil",
+		Summary: "SimpleCIL: class-mean prototypes of raw features, cosine similarity (Zhou et al. 2023)",
+		Options: map[string]string{},
+		New:     func(o map[string]string) (Head, error) { return newProtoHead("simplecil", true, o) },
+		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
+			return loadProtoHead("simplecil", true, t, p)
+		},
+	})
+}
+
+// NewSimpleCIL returns an empty SimpleCIL head (METHODS §2.1): prototype
+// p_c = mean of the raw feature rows of class c; score(x, c) =
+// ⟨x/max(‖x‖,1e-12), p_c/max(‖p_c‖,1e-12)⟩ in [−1, 1].
+func NewSimpleCIL() Head {
+	h, _ := newProtoHead("simplecil", true, nil)
+	return h
+}
+
+// protoHead is a class-mean head: SimpleCIL and APER (cosine) or NCM
+// (negative squared Euclidean distance). Prototypes are rebuilt after every
+// change, so Scores never mutates and is safe for concurrent use.
+type protoHead struct {
+	statHead
+	cosine bool
+	// labels are the scored classes; p [C, D] the prototype rows
+	// (unit-norm for cosine); bias [C] (NCM: −‖μ_c‖²).
+	labels []int
+	p      []float64
+	bias   []float64
+}
+
+func newProtoHead(method string, cosine bool, given map[string]string) (*protoHead, error) {
+	opts, err := options(method, map[string]string{}, given)
+	if err != nil {
+		return nil, err
+	}
+	return &protoHead{statHead: statHead{method: method, params: opts, st: newClassStats(false, false)}, cosine: cosine}, nil
+}
+
+func loadProtoHead(method string, cosine bool, t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
+	h, err := newProtoHead(method, cosine, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.st.loadTensors(t); err != nil {
+		return nil, err
+	}
+	h.rebuild()
+	return h, nil
+}
+
+func (h *protoHead) rebuild() {
+	ls := h.st.labels()
+	d := h.st.d
+	h.labels = ls
+	h.p = make([]float64, len(ls)*d)
+	h.bias = make([]float64, len(ls))
+	for i, l := range ls {
+		row := h.p[i*d : (i+1)*d]
+		copy(row, h.st.mean(l))
+		if h.cosine {
+			normalizeRow(row)
+		} else {
+			var ss float64
+			for _, v := range row {
+				ss += v * v
+			}
+			h.bias[i] = -ss
+		}
+	}
+}
+
+// Learn implements Head: a label seen before adds to that class's sums, so
+// its prototype becomes the mean over all of its samples.
+func (h *protoHead) Learn(x []float32, y []int) error {
+	if err := h.learn(x, y, 1); err != nil {
+		return err
+	}
+	h.rebuild()
+	return nil
+}
+
+// EndStage implements Head; prototype heads have nothing to solve.
+func (h *protoHead) EndStage() error { return nil }
+
+// Unlearn implements Head.
+func (h *protoHead) Unlearn(x []float32, y []int) error {
+	if err := h.learn(x, y, -1); err != nil {
+		return err
+	}
+	h.rebuild()
+	return nil
+}
+
+// RemoveClass implements Head.
+func (h *protoHead) RemoveClass(label int) error {
+	if err := h.st.remove(h.method, label); err != nil {
+		return err
+	}
+	h.rebuild()
+	return nil
+}
+
+// Merge implements Head.
+func (h *protoHead) Merge(other Head) error {
+	if err := h.merge(other); err != nil {
+		return err
+	}
+	h.rebuild()
+	return nil
+}
+
+// State implements Head: the class statistics (see classStats.tensors) and
+// the options.
+func (h *protoHead) State() (map[string]safetensors.Tensor, map[string]string, error) {
+	return h.st.tensors(), copyParams(h.params), nil
+}
+
+// scoreBlock is the number of rows converted and multiplied at a time.
+const scoreBlock = 256
+
+// Scores implements Head: cosine similarities (SimpleCIL, APER) or
+// −‖x − μ_c‖² (NCM), [n, C] row-major, computed as one blocked matrix
+// product X·Pᵀ per block of rows.
+func (h *protoHead) Scores(x []float32) ([]float64, error) {
+	if len(h.labels) == 0 {
+		return nil, errEmpty(h.method)
+	}
+	d := h.st.d
+	n, err := checkRows(h.method, x, d)
+	if err != nil {
+		return nil, err
+	}
+	c := len(h.labels)
+	out := make([]float64, n*c)
+	P := blas64.General{Rows: c, Cols: d, Stride: d, Data: h.p}
+	buf := make([]float64, scoreBlock*d)
+	for r0 := 0; r0 < n; r0 += scoreBlock {
+		r1 := min(r0+scoreBlock, n)
+		rows := toFloat64(buf, x[r0*d:r1*d], d, h.cosine)
+		X := blas64.General{Rows: r1 - r0, Cols: d, Stride: d, Data: rows}
+		S := blas64.General{Rows: r1 - r0, Cols: c, Stride: c, Data: out[r0*c : r1*c]}
+		if h.cosine {
+			blas64.Gemm(blas.NoTrans, blas.Trans, 1, X, P, 0, S)
+			continue
+		}
+		blas64.Gemm(blas.NoTrans, blas.Trans, 2, X, P, 0, S)
+		for i := 0; i < r1-r0; i++ {
+			var ss float64
+			for _, v := range rows[i*d : (i+1)*d] {
+				ss += v * v
+			}
+			s := S.Data[i*c : (i+1)*c]
+			for j := range s {
+				s[j] += h.bias[j] - ss
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,584 @@
+package heads
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/cl-dev/cl/internal/safetensors"
+)
+
+// ErrNeedSamples is returned by RemoveClass of heads whose statistics mix
+// classes (LDA's shared scatter): the class's exact contribution can only be
+// removed by Unlearn with its samples.
+var ErrNeedSamples = errors.New("removing this class exactly needs its samples")
+
+// classStat is the sufficient statistics of one class: the number of samples,
+// the float64 sum of their (transformed) feature rows [D] and, when kept, the
+// upper triangle of the sum of outer products Σ x xᵀ [D, D] (row-major; the
+// strict lower triangle is unused and kept at zero).
+type classStat struct {
+	n     int64
+	sum   []float64
+	outer []float64
+}
+
+// classStats is the per-class statistics shared by the prototype heads
+// (SimpleCIL, APER, NCM), FeCAM (per-class outer products) and LDA (one
+// outer-product sum over all samples). Learning adds, Unlearn subtracts,
+// Merge adds two sets, so the result does not depend on order or grouping up
+// to float64 rounding.
+type classStats struct {
+	d        int
+	perClass bool // keep classStat.outer
+	shared   bool // keep scatter
+	cls      map[int]*classStat
+	// scatter is the upper triangle of Σ x xᵀ over all samples [D, D].
+	scatter []float64
+	total   int64
+	// dirty lists classes whose statistics changed since markClean.
+	dirty map[int]bool
+	// version counts mutations.
+	version uint64
+}
+
+func newClassStats(perClass, shared bool) *classStats {
+	return &classStats{perClass: perClass, shared: shared, cls: map[int]*classStat{}, dirty: map[int]bool{}}
+}
+
+// labels lists the classes with at least one sample, ascending.
+func (s *classStats) labels() []int {
+	out := make([]int, 0, len(s.cls))
+	for l := range s.cls {
+		out = append(out, l)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// checkBatch validates features x [n, D] and labels y [n] against the head
+// dimension dim (0: not yet known, inferred from the batch). It returns D.
+func checkBatch(method string, x []float32, y []int, dim int) (int, error) {
+	n := len(y)
+	if n == 0 {
+		if len(x) != 0 {
+			return 0, fmt.Errorf("%s: %d feature values but no labels", method, len(x))
+		}
+		return dim, nil
+	}
+	d := dim
+	if d == 0 {
+		if len(x)%n != 0 || len(x) == 0 {
+			return 0, fmt.Errorf("%s: %d feature values do not split into %d rows", method, len(x), n)
+		}
+		d = len(x) / n
+	}
+	if len(x) != n*d {
+		if len(x)%n == 0 {
+			return 0, fmt.Errorf("%s: features have dimension %d, the head has %d (features of another model?)", method, len(x)/n, d)
+		}
+		return 0, fmt.Errorf("%s: %d feature values for %d labels of dimension %d", method, len(x), n, d)
+	}
+	for i, l := range y {
+		if l < 0 {
+			return 0, fmt.Errorf("%s: row %d has negative label %d", method, i, l)
+		}
+	}
+	if err := checkFinite(method, x, d); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// checkRows validates x [n, dim] for scoring and returns n.
+func checkRows(method string, x []float32, dim int) (int, error) {
+	if dim == 0 {
+		return 0, fmt.Errorf("%s: the head is empty: learn some classes before scoring", method)
+	}
+	if len(x)%dim != 0 {
+		return 0, fmt.Errorf("%s: %d feature values are not rows of the head's dimension %d (features of another model?)", method, len(x), dim)
+	}
+	if err := checkFinite(method, x, dim); err != nil {
+		return 0, err
+	}
+	return len(x) / dim, nil
+}
+
+func checkFinite(method string, x []float32, d int) error {
+	for i, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%s: row %d column %d is %v (features must be finite)", method, i/d, i%d, v)
+		}
+	}
+	return nil
+}
+
+// toFloat64 converts rows x [n, d] to float64, L2-normalising each row
+// (x / max(‖x‖, 1e-12), as torch's F.normalize) when normalize is set.
+func toFloat64(dst []float64, x []float32, d int, normalize bool) []float64 {
+	if cap(dst) < len(x) {
+		dst = make([]float64, len(x))
+	}
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] = float64(v)
+	}
+	if normalize {
+		for r := 0; r < len(x)/d; r++ {
+			normalizeRow(dst[r*d : (r+1)*d])
+		}
+	}
+	return dst
+}
+
+// normalizeRow scales v to unit L2 norm with torch's eps 1e-12.
+func normalizeRow(v []float64) {
+	var ss float64
+	for _, a := range v {
+		ss += a * a
+	}
+	nrm := math.Sqrt(ss)
+	if nrm < 1e-12 {
+		nrm = 1e-12
+	}
+	for i := range v {
+		v[i] /= nrm
+	}
+}
+
+// add adds (sign = +1) or subtracts (sign = −1) rows [n, d] with labels y.
+// Subtraction is checked first: unknown classes or more samples than were
+// learned are an error and nothing changes.
+func (s *classStats) add(method string, rows []float64, y []int, d int, sign float64) error {
+	if len(y) == 0 {
+		return nil
+	}
+	groups := map[int][]int{}
+	for i, l := range y {
+		groups[l] = append(groups[l], i)
+	}
+	if sign < 0 {
+		for l, idx := range groups {
+			c, ok := s.cls[l]
+			if !ok {
+				return fmt.Errorf("%s: cannot unlearn class %d: the head has no such class", method, l)
+			}
+			if int64(len(idx)) > c.n {
+				return fmt.Errorf("%s: cannot unlearn %d samples of class %d: only %d were learned", method, len(idx), l, c.n)
+			}
+		}
+	}
+	s.d = d
+	if s.shared && s.scatter == nil {
+		s.scatter = make([]float64, d*d)
+	}
+	order := make([]int, 0, len(groups))
+	for l := range groups {
+		order = append(order, l)
+	}
+	sort.Ints(order)
+	var buf []float64
+	for _, l := range order {
+		idx := groups[l]
+		c, ok := s.cls[l]
+		if !ok {
+			c = &classStat{sum: make([]float64, d)}
+			if s.perClass {
+				c.outer = make([]float64, d*d)
+			}
+			s.cls[l] = c
+		}
+		buf = buf[:0]
+		for _, i := range idx {
+			row := rows[i*d : (i+1)*d]
+			buf = append(buf, row...)
+			for j, v := range row {
+				c.sum[j] += sign * v
+			}
+		}
+		c.n += int64(sign) * int64(len(idx))
+		s.total += int64(sign) * int64(len(idx))
+		a := blas64.General{Rows: len(idx), Cols: d, Stride: d, Data: buf}
+		if s.perClass {
+			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: c.outer})
+		}
+		if s.shared {
+			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.scatter})
+		}
+		s.dirty[l] = true
+		if c.n == 0 {
+			delete(s.cls, l)
+		}
+	}
+	s.version++
+	return nil
+}
+
+// remove drops every statistic of class l. With a shared scatter the class's
+// share of it cannot be separated, so remove refuses (see ErrNeedSamples).
+func (s *classStats) remove(method string, l int) error {
+	c, ok := s.cls[l]
+	if !ok {
+		return fmt.Errorf("%s: cannot remove class %d: the head has no such class (classes %v)", method, l, s.labels())
+	}
+	if s.shared {
+		return fmt.Errorf("%s: class %d: %w (its samples' outer products are mixed into the shared covariance); call Unlearn with the class's features instead", method, l, ErrNeedSamples)
+	}
+	s.total -= c.n
+	delete(s.cls, l)
+	s.dirty[l] = true
+	s.version++
+	return nil
+}
+
+// merge adds the statistics of o (same layout) to s.
+func (s *classStats) merge(method string, o *classStats) error {
+	if o.d == 0 || len(o.cls) == 0 {
+		return nil
+	}
+	if s.d != 0 && s.d != o.d {
+		return fmt.Errorf("%s: cannot merge heads of dimensions %d and %d", method, s.d, o.d)
+	}
+	if s.perClass != o.perClass || s.shared != o.shared {
+		return fmt.Errorf("%s: cannot merge heads with different statistics", method)
+	}
+	d := o.d
+	s.d = d
+	if s.shared {
+		if s.scatter == nil {
+			s.scatter = make([]float64, d*d)
+		}
+		for i, v := range o.scatter {
+			s.scatter[i] += v
+		}
+	}
+	for l, oc := range o.cls {
+		c, ok := s.cls[l]
+		if !ok {
+			c = &classStat{sum: make([]float64, d)}
+			if s.perClass {
+				c.outer = make([]float64, d*d)
+			}
+			s.cls[l] = c
+		}
+		c.n += oc.n
+		for i, v := range oc.sum {
+			c.sum[i] += v
+		}
+		for i, v := range oc.outer {
+			c.outer[i] += v
+		}
+		s.dirty[l] = true
+	}
+	s.total += o.total
+	s.version++
+	return nil
+}
+
+// mean returns the mean of class l [D].
+func (s *classStats) mean(l int) []float64 {
+	c := s.cls[l]
+	m := make([]float64, s.d)
+	for i, v := range c.sum {
+		m[i] = v / float64(c.n)
+	}
+	return m
+}
+
+// covariance returns the unbiased covariance of class l as a full symmetric
+// row-major [D, D] matrix: (Σ x xᵀ − n μ μᵀ) / (n − 1). It needs n ≥ 2.
+func (s *classStats) covariance(method string, l int) ([]float64, error) {
+	c := s.cls[l]
+	if c.n < 2 {
+		return nil, fmt.Errorf("%s: class %d has %d sample(s); a covariance needs at least 2", method, l, c.n)
+	}
+	d := s.d
+	mu := s.mean(l)
+	out := make([]float64, d*d)
+	n := float64(c.n)
+	for i := 0; i < d; i++ {
+		for j := i; j < d; j++ {
+			v := (c.outer[i*d+j] - n*mu[i]*mu[j]) / (n - 1)
+			out[i*d+j] = v
+			out[j*d+i] = v
+		}
+	}
+	return out, nil
+}
+
+// pooledCovariance returns the within-class covariance pooled over all
+// classes, divided by the total sample count N (full symmetric [D, D]):
+// (Σ_all x xᵀ − Σ_c n_c μ_c μ_cᵀ) / N.
+func (s *classStats) pooledCovariance() []float64 {
+	d := s.d
+	out := make([]float64, d*d)
+	copy(out, s.scatter)
+	for _, l := range s.labels() {
+		c := s.cls[l]
+		// n μ μᵀ = sum sumᵀ / n
+		blas64.Syr(-1/float64(c.n), blas64.Vector{N: d, Inc: 1, Data: c.sum},
+			blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: out})
+	}
+	n := float64(s.total)
+	for i := 0; i < d; i++ {
+		for j := i; j < d; j++ {
+			v := out[i*d+j] / n
+			out[i*d+j] = v
+			out[j*d+i] = v
+		}
+	}
+	return out
+}
+
+// tensors encodes the statistics: "labels" I64 [C], "counts" I64 [C],
+// "sums" F64 [C, D], and when kept "outer" F64 [C, D, D] (upper triangles)
+// and "scatter" F64 [D, D] (upper triangle), "total" I64 [1].
+func (s *classStats) tensors() map[string]safetensors.Tensor {
+	ls := s.labels()
+	c, d := len(ls), s.d
+	labels := make([]int64, c)
+	counts := make([]int64, c)
+	sums := make([]float64, 0, c*d)
+	var outer []float64
+	for i, l := range ls {
+		cs := s.cls[l]
+		labels[i], counts[i] = int64(l), cs.n
+		sums = append(sums, cs.sum...)
+		if s.perClass {
+			outer = append(outer, cs.outer...)
+		}
+	}
+	t := map[string]safetensors.Tensor{
+		"labels": safetensors.FromInt64s([]int64{int64(c)}, labels),
+		"counts": safetensors.FromInt64s([]int64{int64(c)}, counts),
+		"sums":   safetensors.FromFloat64s([]int64{int64(c), int64(d)}, sums),
+		"dim":    safetensors.FromInt64s([]int64{1}, []int64{int64(d)}),
+	}
+	if s.perClass {
+		if outer == nil {
+			outer = []float64{}
+		}
+		t["outer"] = safetensors.FromFloat64s([]int64{int64(c), int64(d), int64(d)}, outer)
+	}
+	if s.shared {
+		sc := s.scatter
+		if sc == nil {
+			sc = make([]float64, d*d)
+		}
+		t["scatter"] = safetensors.FromFloat64s([]int64{int64(d), int64(d)}, sc)
+	}
+	return t
+}
+
+// maxDim bounds the feature dimension a head file may declare.
+const maxDim = 1 << 20
+
+// loadTensors rebuilds statistics from tensors(), validating every shape,
+// count and value; tampered input is an error, never a panic.
+func (s *classStats) loadTensors(t map[string]safetensors.Tensor) error {
+	get := func(name string, dt safetensors.DType, shape ...int64) (safetensors.Tensor, error) {
+		x, ok := t[name]
+		if !ok {
+			return x, fmt.Errorf("missing tensor %q", name)
+		}
+		if x.DType != dt || !slices.Equal(x.Shape, shape) {
+			return x, fmt.Errorf("tensor %q is %s %v, want %s %v", name, x.DType, x.Shape, dt, shape)
+		}
+		return x, nil
+	}
+	dimT, err := get("dim", safetensors.I64, 1)
+	if err != nil {
+		return err
+	}
+	d64 := dimT.Int64s()[0]
+	if d64 < 0 || d64 > maxDim {
+		return fmt.Errorf("invalid dimension %d", d64)
+	}
+	lt, ok := t["labels"]
+	if !ok || lt.DType != safetensors.I64 || len(lt.Shape) != 1 {
+		return fmt.Errorf("missing or malformed tensor \"labels\" (want I64 [C])")
+	}
+	c := lt.Shape[0]
+	if c > 0 && d64 == 0 {
+		return fmt.Errorf("%d classes with dimension 0", c)
+	}
+	if d64 > 0 && c*d64 > 1<<34 {
+		return fmt.Errorf("implausible size: %d classes of dimension %d", c, d64)
+	}
+	countsT, err := get("counts", safetensors.I64, c)
+	if err != nil {
+		return err
+	}
+	sumsT, err := get("sums", safetensors.F64, c, d64)
+	if err != nil {
+		return err
+	}
+	d := int(d64)
+	var outer, scatter []float64
+	if s.perClass {
+		ot, err := get("outer", safetensors.F64, c, d64, d64)
+		if err != nil {
+			return err
+		}
+		outer = ot.Float64s()
+	}
+	if s.shared {
+		st, err := get("scatter", safetensors.F64, d64, d64)
+		if err != nil {
+			return err
+		}
+		scatter = st.Float64s()
+	}
+	labels, counts, sums := lt.Int64s(), countsT.Int64s(), sumsT.Float64s()
+	for _, vs := range [][]float64{sums, outer, scatter} {
+		for i, v := range vs {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("statistic value %d is %v", i, v)
+			}
+		}
+	}
+	s.d = d
+	s.cls = map[int]*classStat{}
+	s.total = 0
+	for i, l := range labels {
+		if l < 0 || l > math.MaxInt32 {
+			return fmt.Errorf("invalid class label %d", l)
+		}
+		if _, dup := s.cls[int(l)]; dup {
+			return fmt.Errorf("class label %d appears twice", l)
+		}
+		if counts[i] <= 0 || counts[i] > 1<<48 {
+			return fmt.Errorf("class %d has invalid sample count %d", l, counts[i])
+		}
+		cs := &classStat{n: counts[i], sum: sums[i*d : (i+1)*d : (i+1)*d]}
+		if s.perClass {
+			cs.outer = outer[i*d*d : (i+1)*d*d : (i+1)*d*d]
+		}
+		s.cls[int(l)] = cs
+		s.dirty[int(l)] = true
+		s.total += counts[i]
+	}
+	if s.shared {
+		s.scatter = scatter
+		if d == 0 {
+			s.scatter = nil
+		}
+	}
+	s.version++
+	return nil
+}
+
+// options merges given options over defaults; unknown keys are an error that
+// lists the known ones.
+func options(method string, defaults, given map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(defaults))
+	for k, v := range defaults {
+		out[k] = v
+	}
+	for k, v := range given {
+		if _, ok := defaults[k]; !ok {
+			known := make([]string, 0, len(defaults))
+			for k := range defaults {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			if len(known) == 0 {
+				return nil, fmt.Errorf("%s: unknown option %q (this method takes no options)", method, k)
+			}
+			return nil, fmt.Errorf("%s: unknown option %q (known: %s)", method, k, strings.Join(known, ", "))
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// floatOption parses a finite float option within [lo, hi].
+func floatOption(method string, opts map[string]string, key string, lo, hi float64) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(opts[key]), 64)
+	if err != nil || math.IsNaN(v) || v < lo || v > hi {
+		return 0, fmt.Errorf("%s: option %s=%q: want a number in [%g, %g]", method, key, opts[key], lo, hi)
+	}
+	return v, nil
+}
+
+func sameParams(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func copyParams(p map[string]string) map[string]string {
+	out := make(map[string]string, len(p))
+	for k, v := range p {
+		out[k] = v
+	}
+	return out
+}
+
+// statHead is the part every statistics head shares: validation, the
+// learn/unlearn/remove/merge plumbing and the canonical options.
+type statHead struct {
+	method string
+	params map[string]string
+	st     *classStats
+	// normalize L2-normalises each row before it enters the statistics.
+	normalize bool
+}
+
+// baser gives Merge access to another head's statistics.
+type baser interface{ base() *statHead }
+
+func (h *statHead) base() *statHead { return h }
+
+// Method implements Head.
+func (h *statHead) Method() string { return h.method }
+
+// Dim implements Head.
+func (h *statHead) Dim() int { return h.st.d }
+
+// Classes implements Head.
+func (h *statHead) Classes() []int { return h.st.labels() }
+
+func (h *statHead) learn(x []float32, y []int, sign float64) error {
+	d, err := checkBatch(h.method, x, y, h.st.d)
+	if err != nil {
+		return err
+	}
+	if len(y) == 0 {
+		return nil
+	}
+	rows := toFloat64(nil, x, d, h.normalize)
+	return h.st.add(h.method, rows, y, d, sign)
+}
+
+func (h *statHead) merge(other Head) error {
+	b, ok := other.(baser)
+	if !ok || other.Method() != h.method {
+		return fmt.Errorf("%s: cannot merge a %s head", h.method, other.Method())
+	}
+	o := b.base()
+	if !sameParams(h.params, o.params) {
+		return fmt.Errorf("%s: cannot merge heads with different options (%v vs %v)", h.method, h.params, o.params)
+	}
+	if o == h {
+		return fmt.Errorf("%s: cannot merge a head with itself", h.method)
+	}
+	return h.st.merge(h.method, o.st)
+}
+
+func errEmpty(method string) error {
+	return fmt.Errorf("%s: the head has no classes: learn some before scoring", method)
+}
