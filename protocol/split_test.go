@@ -10,7 +10,7 @@ func TestIncrements(t *testing.T) {
 		n, init, inc int
 		want         []int
 	}{
-		{100, 0, 5, rep(5, 20)},   // CIFAR B0 Inc5: 20 stages
+		{100, 0, 5, rep(5, 20)},    // CIFAR B0 Inc5: 20 stages
 		{100, 10, 10, rep(10, 10)}, // PILOT simplecil.json
 		{200, 0, 20, rep(20, 10)},
 		{300, 30, 30, rep(30, 10)},
