@@ -1,0 +1,170 @@
+package heads
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cl-dev/cl/extract/features"
+)
+
+func testSet(ids []string, labels []int, classes []string, d int, base float32) *features.Set {
+	s := &features.Set{N: len(ids), D: d, IDs: ids, Labels: labels, Classes: classes,
+		Model: "m.onnx", ModelSHA256: "sha", Preprocess: "{}"}
+	for i := range ids {
+		for j := 0; j < d; j++ {
+			s.X = append(s.X, base+float32(10*i+j))
+		}
+	}
+	return s
+}
+
+func TestConcatByID(t *testing.T) {
+	classes := []string{"cat", "dog"}
+	a := testSet([]string{"x", "y", "z"}, []int{0, 1, 0}, classes, 2, 0)
+	// b lists the same samples in another order, with its classes reversed.
+	b := testSet([]string{"z", "x", "y"}, []int{1, 1, 0}, []string{"dog", "cat"}, 3, 100)
+	c, err := ConcatByID(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.N != 3 || c.D != 5 || strings.Join(c.IDs, ",") != "x,y,z" {
+		t.Fatalf("got N=%d D=%d ids %v", c.N, c.D, c.IDs)
+	}
+	// Row "y" = a row 1 ++ b row 2.
+	want := []float32{10, 11, 120, 121, 122}
+	for i, v := range c.Row(1) {
+		if v != want[i] {
+			t.Fatalf("row y = %v, want %v", c.Row(1), want)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := ConcatByID(a, b)
+	if c.Fingerprint() != c2.Fingerprint() || c.Fingerprint() == a.Fingerprint() {
+		t.Errorf("fingerprint %q", c.Fingerprint())
+	}
+
+	for name, tc := range map[string]struct {
+		b    *features.Set
+		want string
+	}{
+		"missing in second": {testSet([]string{"z", "x"}, []int{1, 1}, []string{"dog", "cat"}, 3, 0), `"y" is in the first`},
+		"extra in second":   {testSet([]string{"z", "x", "y", "w"}, []int{1, 1, 0, 0}, []string{"dog", "cat"}, 3, 0), `"w" is in the second`},
+		"duplicate":         {testSet([]string{"z", "x", "x"}, []int{1, 1, 1}, []string{"dog", "cat"}, 3, 0), `duplicate sample id "x"`},
+		"label differs":     {testSet([]string{"z", "x", "y"}, []int{1, 1, 1}, []string{"dog", "cat"}, 3, 0), `"y" has class "dog"`},
+		"no ids":            {&features.Set{N: 1, D: 1, X: []float32{1}, Labels: []int{0}, Classes: classes}, "sample ids"},
+	} {
+		if _, err := ConcatByID(a, tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to mention %s", name, err, tc.want)
+		}
+	}
+	dupA := testSet([]string{"x", "x"}, []int{0, 0}, classes, 2, 0)
+	if _, err := ConcatByID(dupA, testSet([]string{"x"}, []int{0}, classes, 1, 0)); err == nil || !strings.Contains(err.Error(), `"x"`) {
+		t.Errorf("duplicate in first: %v", err)
+	}
+}
+
+func TestCheckFeatures(t *testing.T) {
+	set := testSet([]string{"a"}, []int{0}, []string{"c"}, 4, 0)
+	info := InfoFrom(set)
+	if err := CheckFeatures(info, set); err != nil {
+		t.Fatal(err)
+	}
+	other := *set
+	other.ModelSHA256 = "other"
+	if err := CheckFeatures(info, &other); err == nil || !strings.Contains(err.Error(), "model") {
+		t.Errorf("other model: %v", err)
+	}
+	other = *set
+	other.Preprocess = `{"resize":224}`
+	if err := CheckFeatures(info, &other); err == nil || !strings.Contains(err.Error(), "preprocess") {
+		t.Errorf("other preprocessing: %v", err)
+	}
+	other = *set
+	other.D = 8
+	if err := CheckFeatures(info, &other); err == nil || !strings.Contains(err.Error(), "dimension 8") {
+		t.Errorf("other dimension: %v", err)
+	}
+}
+
+// headBytes returns a saved head file of each kind, for the fuzzer's corpus
+// and the corruption tests.
+func headBytes(t testing.TB) [][]byte {
+	var out [][]byte
+	dir := t.TempDir()
+	for _, tc := range propertyCases {
+		h := newHead(t, tc.method, tc.opts)
+		fit(t, h, []float32{1, 2, 3, 4, 2, 2, 5, 1, 0, 3, 1, 1}, []int{0, 0, 0, 2, 2, 2}, 2)
+		p := filepath.Join(dir, tc.name)
+		if err := Save(p, h, Info{Classes: []string{"a", "b", "c"}, ModelSHA256: "s", Preprocess: "{}"}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestLoadCorrupt(t *testing.T) {
+	for _, b := range headBytes(t) {
+		if _, _, err := decode(b); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{0, 7, 8, 20, len(b) / 2, len(b) - 1} {
+			if _, _, err := decode(b[:n]); err == nil {
+				t.Errorf("truncated to %d of %d bytes: no error", n, len(b))
+			}
+		}
+		for _, tamper := range []struct{ from, to string }{
+			{`"format":"cl.head/1"`, `"format":"cl.head/9"`},
+			{`"method":"`, `"method":"x`},
+			{`"dim":"2"`, `"dim":"3"`},
+			{`"classes":"[`, `"classes":"[\"z\",`},
+		} {
+			bad := bytes.Replace(b, []byte(tamper.from), []byte(tamper.to), 1)
+			if bytes.Equal(bad, b) {
+				t.Fatalf("tamper %s: not found in the file", tamper.from)
+			}
+			// Keep the header length consistent so the change reaches the loader.
+			if _, _, err := decode(fixHeaderLen(bad, len(tamper.to)-len(tamper.from))); err == nil && tamper.from != `"classes":"[` {
+				t.Errorf("tampered %s → %s: no error", tamper.from, tamper.to)
+			}
+		}
+	}
+	if _, _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// fixHeaderLen adds delta to the safetensors header length.
+func fixHeaderLen(b []byte, delta int) []byte {
+	out := append([]byte(nil), b...)
+	n := int(out[0]) | int(out[1])<<8 | int(out[2])<<16 | int(out[3])<<24
+	n += delta
+	out[0], out[1], out[2], out[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+	return out
+}
+
+func FuzzLoad(f *testing.F) {
+	for _, b := range headBytes(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, _, err := decode(data)
+		if err != nil {
+			return
+		}
+		// Whatever loads must score without panicking.
+		if h.Dim() > 0 && h.Dim() <= 64 && len(h.Classes()) > 0 {
+			h.EndStage()
+			h.Scores(make([]float32, h.Dim()))
+		}
+	})
+}
