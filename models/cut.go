@@ -152,6 +152,14 @@ func (ix *graphIndex) elemType(name string, depth int) int32 {
 		switch {
 		case op == "DequantizeLinear":
 			return int32(onnxpb.TensorProto_FLOAT)
+		case op == "Shape" || op == "Size" || op == "NonZero" || op == "ArgMax" || op == "ArgMin":
+			return int32(onnxpb.TensorProto_INT64)
+		case op == "Constant":
+			for _, a := range n.GetAttribute() {
+				if a.GetName() == "value" && a.GetT() != nil {
+					return a.GetT().GetDataType()
+				}
+			}
 		case op == "Cast":
 			for _, a := range n.GetAttribute() {
 				if a.GetName() == "to" {
@@ -393,7 +401,7 @@ func Cut(m *onnxpb.ModelProto, opts CutOptions) (CutResult, error) {
 	fl.Attribute = []*onnxpb.AttributeProto{{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)}}
 	added = append(added, fl)
 	g.Node = append(g.Node, added...)
-	g.Output = []*onnxpb.ValueInfoProto{featureValueInfo(outName, dims)}
+	g.Output = []*onnxpb.ValueInfoProto{featureValueInfo(outName, dims, batchDim(ix))}
 
 	prune(g)
 	inputs := graphInputs(g)
@@ -415,8 +423,8 @@ func node(op, name string, in []string, out string) *onnxpb.NodeProto {
 
 // featureValueInfo declares float32 [N,D] with N and D taken from the source
 // dims when known (D = product of dims[1:]).
-func featureValueInfo(name string, src []*onnxpb.TensorShapeProto_Dimension) *onnxpb.ValueInfoProto {
-	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}}
+func featureValueInfo(name string, src []*onnxpb.TensorShapeProto_Dimension, batchName string) *onnxpb.ValueInfoProto {
+	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: batchName}}
 	feat := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: name + "_dim"}}
 	if len(src) > 0 {
 		if v, ok := src[0].GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok {
@@ -440,6 +448,19 @@ func featureValueInfo(name string, src []*onnxpb.TensorShapeProto_Dimension) *on
 	return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
 		TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
 			Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{batch, feat}}}}}}
+}
+
+// batchDim is the symbolic name of the image input's batch dim when the
+// graph has one input, else "batch".
+func batchDim(ix *graphIndex) string {
+	if len(ix.inputs) == 1 {
+		for name := range ix.inputs {
+			if d := ix.shape(name); len(d) > 0 && d[0].GetDimParam() != "" {
+				return d[0].GetDimParam()
+			}
+		}
+	}
+	return "batch"
 }
 
 // SetFeatureDim fixes the D of the (single) feature output's declared
