@@ -49,9 +49,10 @@ func init() {
 				}
 				o.Preprocess = &p
 			}
-			if o.ORT, err = backboneOptions(c); err != nil {
+			if err := checkBackboneFlags(c); err != nil {
 				return err
 			}
+			o.ORT = backboneOptions(c)
 			return runModelsCut(c.App.Writer, o)
 		},
 	})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/cl-dev/cl/models"
 )
 
@@ -201,5 +203,28 @@ func TestModelsCutKeepsManifest(t *testing.T) {
 	}
 	if man.Preprocess.Resize != 36 || man.Output != "features" || !strings.HasPrefix(man.Backbone, "tiny ViT") {
 		t.Fatalf("%+v", man)
+	}
+}
+
+// ortFlags check --device and --threads when urfave parses them (commands
+// without SkipFlagParsing), as usage errors.
+func TestORTFlags(t *testing.T) {
+	var got models.Options
+	app := &cli.App{Name: "t", Commands: []*cli.Command{{Name: "x", Flags: ortFlags(),
+		Action: func(c *cli.Context) error { got = backboneOptions(c); return nil }}}}
+	if err := app.Run([]string{"t", "x", "--device", "cuda:2", "--threads", "3", "--ort-lib", "/l.so"}); err != nil {
+		t.Fatal(err)
+	}
+	if got != (models.Options{ORTLib: "/l.so", Device: "cuda:2", Threads: 3}) {
+		t.Fatalf("%+v", got)
+	}
+	if err := app.Run([]string{"t", "x"}); err != nil || got.Device != "cpu" || got.Threads != 0 {
+		t.Fatalf("defaults: %+v %v", got, err)
+	}
+	var ue UsageError
+	for _, args := range [][]string{{"--device", "cuda:x"}, {"--device", "tpu"}, {"--threads", "-2"}} {
+		if err := app.Run(append([]string{"t", "x"}, args...)); !errors.As(err, &ue) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
 	}
 }

@@ -8,25 +8,45 @@ import (
 
 // ortFlags are the ONNX Runtime flags shared by every command that runs a
 // backbone (extract, predict, serve, models cut): append them to a command's
-// Flags and read them back with backboneOptions.
+// Flags and read them back with backboneOptions. A bad --device or --threads
+// is a usage error (exit code 2), raised when the flags are parsed.
 func ortFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default $" + models.ORTLibEnv +
 			", then the location scripts/install-onnxruntime.sh installs to)"},
-		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "where the backbone runs: cpu, cuda or cuda:N"},
-		&cli.IntFlag{Name: "threads", Value: 0, Usage: "ONNX Runtime intra-op threads (0 = all cores)"},
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "where the backbone runs: cpu, cuda or cuda:N",
+			Action: func(_ *cli.Context, s string) error { return checkDevice(s) }},
+		&cli.IntFlag{Name: "threads", Value: 0, Usage: "ONNX Runtime intra-op threads (0 = all cores)",
+			Action: func(_ *cli.Context, n int) error { return checkThreads(n) }},
 	}
 }
 
-// backboneOptions reads the ortFlags of c into models.Options. The device is
-// validated here so that a bad --device is a usage error (exit code 2).
-func backboneOptions(c *cli.Context) (models.Options, error) {
-	opts := models.Options{ORTLib: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
-	if _, err := models.ParseDevice(opts.Device); err != nil {
-		return opts, usageErrorf("--device: %v", err)
+// backboneOptions reads the ortFlags of c into models.Options (for
+// models.Open).
+func backboneOptions(c *cli.Context) models.Options {
+	return models.Options{ORTLib: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
+}
+
+// checkBackboneFlags validates the ortFlags of c; commands declared with
+// SkipFlagParsing (see parseAnywhere) call it, as urfave does not run the
+// flags' checks for them.
+func checkBackboneFlags(c *cli.Context) error {
+	if err := checkDevice(c.String("device")); err != nil {
+		return err
 	}
-	if opts.Threads < 0 {
-		return opts, usageErrorf("--threads %d: must be ≥ 0 (0 = all cores)", opts.Threads)
+	return checkThreads(c.Int("threads"))
+}
+
+func checkDevice(s string) error {
+	if _, err := models.ParseDevice(s); err != nil {
+		return usageErrorf("--device: %v", err)
 	}
-	return opts, nil
+	return nil
+}
+
+func checkThreads(n int) error {
+	if n < 0 {
+		return usageErrorf("--threads %d: must be ≥ 0 (0 = all cores)", n)
+	}
+	return nil
 }
