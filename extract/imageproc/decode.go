@@ -7,13 +7,15 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
-	_ "image/jpeg" // register JPEG
+	_ "image/jpeg" // register JPEG (headers; pixels come from ljpeg)
 	_ "image/png"  // register PNG
 	"io"
 	"os"
 
 	_ "golang.org/x/image/bmp" // register BMP
 	"golang.org/x/image/webp"
+
+	"github.com/cl-dev/cl/extract/imageproc/internal/ljpeg"
 )
 
 // MaxPixels is the largest image (width × height) Decode accepts: 100
@@ -56,6 +58,8 @@ func Decode(data []byte) (image.Image, error) {
 		if err == nil {
 			restoreGIFTransparent(img, data)
 		}
+	case "jpeg":
+		img, err = ljpeg.Decode(bytes.NewReader(data))
 	case "webp":
 		img, err = webp.Decode(bytes.NewReader(data))
 		if err == nil {

@@ -103,6 +103,7 @@ ph = photo(300, 200, 12)
 Image.fromarray(ph).save(os.path.join(IMG, "photo.jpg"), quality=90)
 for sub, name in ((0, "444"), (1, "422"), (2, "420")):
     Image.fromarray(photo(61, 45, 13)).save(os.path.join(IMG, "ycc%s.jpg" % name), quality=90, subsampling=sub)
+Image.fromarray(photo(61, 45, 16)).save(os.path.join(IMG, "progressive.jpg"), quality=85, progressive=True)
 Image.fromarray(photo(61, 45, 14)[..., 2]).save(os.path.join(IMG, "gray.jpg"), quality=90)
 Image.fromarray(photo(56, 40, 15)).save(os.path.join(IMG, "lossless.webp"), lossless=True)
 Image.fromarray(photo(56, 40, 15)).save(os.path.join(IMG, "lossy.webp"), quality=80)
