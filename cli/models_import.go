@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cl-dev/cl/internal/atomicfile"
+	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/vit"
+)
+
+func init() {
+	registerModelsSubcommand(&cli.Command{
+		Name:            "import",
+		Usage:           "build a ViT backbone (.onnx) from timm's model.safetensors or Google's .npz, optionally with prompt/prefix/adapter inputs",
+		SkipFlagParsing: true,
+		Description: "Reads a plain ViT checkpoint (timm VisionTransformer names, or the original JAX .npz), infers width,\n" +
+			"depth, patch, MLP width and image size, and writes an ONNX graph (opset 17) whose output \"features\" is\n" +
+			"the CLS token after the final LayerNorm, with the cl manifest. Variants add graph inputs: prompt (L2P),\n" +
+			"vpt-shallow, vpt-deep, prefix (DualPrompt/CODA), adapter (AdaptFormer), ssf; --bake FILE.safetensors\n" +
+			"fixes them as initializers instead. See docs/VIT.md.\n\n" +
+			"Example: cl models import --weights model.safetensors --out vit-b16-in21k.onnx",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "weights", Usage: "checkpoint: model.safetensors (timm) or .npz (Google JAX)"},
+			&cli.StringFlag{Name: "out", Usage: "the .onnx file to write"},
+			&cli.IntFlag{Name: "heads", Usage: "attention heads (default: width/64 for safetensors, stored in .npz)"},
+			&cli.StringFlag{Name: "variant", Value: "plain", Usage: "plain, prompt, vpt-shallow, vpt-deep, prefix, adapter or ssf"},
+			&cli.IntFlag{Name: "tokens", Usage: "prompt / VPT / prefix length p (default 5)"},
+			&cli.StringFlag{Name: "layers", Usage: "blocks for prefix, vpt-deep, adapter, e.g. 0,1,2,3,4 (default: prefix 0-4, others all)"},
+			&cli.IntFlag{Name: "bottleneck", Usage: "adapter hidden width r (default 64)"},
+			&cli.Float64Flag{Name: "scale", Usage: "adapter output scale s (default 0.1)"},
+			&cli.StringFlag{Name: "bake", Usage: "safetensors file with the variant's parameters, baked in as initializers"},
+			&cli.StringFlag{Name: "quantize", Usage: "int8: dynamic int8 quantization of the blocks' Linear weights"},
+			&cli.StringFlag{Name: "attention", Usage: "onnx (standard ops) or mha (com.microsoft.MultiHeadAttention, default)"},
+			&cli.StringFlag{Name: "backbone", Usage: "a human description stored in the manifest"},
+			&cli.BoolFlag{Name: "no-verify", Usage: "do not load the result in ONNX Runtime before writing it"},
+		}, ortFlags()...),
+		Action: func(c *cli.Context) error {
+			c, help, err := parseAnywhere(c, "weights", "out")
+			if help || err != nil {
+				return err
+			}
+			if c.NArg() != 0 {
+				return usageErrorf("models import takes no arguments (use --weights and --out), got %q", c.Args().Slice())
+			}
+			o := modelsImportOptions{Weights: c.String("weights"), Out: c.String("out"), Heads: c.Int("heads"),
+				Bake: c.String("bake"), Verify: !c.Bool("no-verify")}
+			if o.Heads < 0 {
+				return usageErrorf("--heads %d: must be positive", o.Heads)
+			}
+			v, err := vit.ParseVariant(c.String("variant"))
+			if err != nil {
+				return usageErrorf("--variant: %v", err)
+			}
+			o.Build = vit.Options{Variant: v, Tokens: c.Int("tokens"), Bottleneck: c.Int("bottleneck"),
+				Scale: float32(c.Float64("scale")), Quantize: c.String("quantize"), Attention: c.String("attention"),
+				Description: c.String("backbone")}
+			if s := c.String("layers"); s != "" {
+				if o.Build.Layers, err = parseLayers(s); err != nil {
+					return usageErrorf("--layers: %v", err)
+				}
+			}
+			if err := checkBackboneFlags(c); err != nil {
+				return err
+			}
+			o.ORT = backboneOptions(c)
+			return runModelsImport(c.App.Writer, c.App.ErrWriter, o)
+		},
+	})
+}
+
+// parseLayers parses "0,1,2" or "0-4" (ranges inclusive) into block indices.
+func parseLayers(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a block number (use e.g. 0,1,2 or 0-4)", part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a || b-a > vit.MaxDepth {
+				return nil, fmt.Errorf("%q is not a range like 0-4", part)
+			}
+		}
+		for i := a; i <= b; i++ {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+type modelsImportOptions struct {
+	Weights, Out, Bake string
+	Heads              int
+	Build              vit.Options
+	Verify             bool
+	ORT                models.Options
+}
+
+// runModelsImport reads the checkpoint, builds the graph, checks it in ONNX
+// Runtime when it has the image as its only input (and o.Verify), then writes
+// o.Out atomically: a failure leaves no file. A summary goes to w, notes to stderr.
+func runModelsImport(w, stderr io.Writer, o modelsImportOptions) error {
+	if err := atomicfile.CheckWritable(o.Out); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if o.Bake != "" {
+		f, err := safetensors.ReadFile(o.Bake)
+		if err != nil {
+			return fmt.Errorf("--bake: %w", err)
+		}
+		o.Build.Bake = f
+	}
+	wts, err := vit.Load(o.Weights, o.Heads)
+	if err != nil {
+		return err
+	}
+	for _, n := range wts.Notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	m, err := vit.Build(wts, o.Build)
+	if err != nil {
+		return err
+	}
+	opt, _ := vit.NormalizedOptions(wts.Config, o.Build)
+	specs := vit.ParamSpecs(wts.Config, opt)
+	if o.Bake != "" {
+		specs = nil
+	}
+	if o.Verify && len(specs) == 0 {
+		data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encoding %s: %w", o.Out, err)
+		}
+		b, err := models.OpenData(o.Out, data, o.ORT)
+		if err != nil {
+			return fmt.Errorf("checking the new model in ONNX Runtime (pass --no-verify to skip): %w", err)
+		}
+		s := wts.Image
+		_, err = b.Run(make([]float32, 3*s*s), 1)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("checking the new model in ONNX Runtime (pass --no-verify to skip): %w", err)
+		}
+	}
+	if err := models.WriteModel(o.Out, m); err != nil {
+		return err
+	}
+	c := wts.Config
+	fmt.Fprintf(w, "wrote %s\n", o.Out)
+	fmt.Fprintf(w, "  architecture  width %d, depth %d, heads %d, patch %d, MLP %d, image %d (%d tokens)\n",
+		c.Width, c.Depth, c.Heads, c.Patch, c.MLP, c.Image, c.Tokens())
+	fmt.Fprintf(w, "  variant       %s", opt.Variant)
+	if opt.Bake != nil {
+		fmt.Fprintf(w, " (parameters baked from %s)", o.Bake)
+	}
+	if opt.Quantize != "" {
+		fmt.Fprintf(w, ", %s weights", opt.Quantize)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  input         %s float32 [N,3,%d,%d] in [0,1] (preprocess: %s)\n", vit.InputName, c.Image, c.Image, models.ForImageSize(c.Image).JSON())
+	for _, s := range specs {
+		shape := fmt.Sprint(s.Shape)
+		if s.Batched {
+			shape = "[N " + shape[1:]
+		}
+		fmt.Fprintf(w, "  input         %s float32 %s: %s\n", s.Name, shape, s.Doc)
+	}
+	fmt.Fprintf(w, "  output        %s float32 [N,%d]: CLS token after the final LayerNorm\n", vit.OutputName, c.Width)
+	if opt.Variant == vit.Prompt {
+		fmt.Fprintf(w, "  output        %s float32 [N,%d]: mean of the prompt tokens after the final LayerNorm\n", vit.PromptMeanName, c.Width)
+	}
+	return nil
+}
