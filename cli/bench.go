@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/heads"
+	"github.com/cl-dev/cl/internal/atomicfile"
+	"github.com/cl-dev/cl/protocol"
+)
+
+func init() {
+	register(&cli.Command{
+		Name:      "bench",
+		Usage:     "run the class-incremental protocol (PILOT's B{init} Inc{inc} stages) over one or more heads",
+		ArgsUsage: " ",
+		Description: "Every head learns the classes of each stage in turn and is evaluated on the test rows of all\n" +
+			"classes seen so far; prints Ā (mean of the per-stage accuracy), A_B (last stage) and forgetting.\n" +
+			"The class order is numpy's np.random.seed(seed); np.random.permutation(n), as PILOT. See docs/PROTOCOL.md.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "train", Required: true, Usage: "training features (F.safetensors, or F,G to join two files by sample id)"},
+			&cli.StringFlag{Name: "test", Required: true, Usage: "test features (same model and preprocessing; F or F,G)"},
+			&cli.StringFlag{Name: "method", Usage: "comma-separated heads: " + strings.Join(heads.Methods(), ", ")},
+			&cli.IntFlag{Name: "init", Value: 0, Usage: "classes in the first stage (0 = same as --inc, i.e. \"B0\")"},
+			&cli.IntFlag{Name: "inc", Value: 10, Usage: "classes per later stage"},
+			&cli.Int64Flag{Name: "seed", Value: 1993, Usage: "class-order seed (numpy legacy MT19937)"},
+			&cli.BoolFlag{Name: "no-shuffle", Usage: "keep the feature file's class order (PILOT shuffle: false)"},
+			&cli.StringFlag{Name: "config", Usage: "a LAMDA-PILOT exps/*.json file: init_cls, increment, shuffle, seed, model_name, M"},
+			setFlag("override a protocol key (init, inc, seed, shuffle, joint_lambda, joint_iterations) or a method option, key=value (repeatable)"),
+			&cli.BoolFlag{Name: "joint", Usage: "also fit the joint (non-incremental) logistic-regression upper bound at every stage"},
+			&cli.StringFlag{Name: "out", Usage: "write results.json, curve.csv and accuracy.png into this folder (created if missing)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object instead of a table"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("bench takes no arguments (got %q)", c.Args().First())
+			}
+			opts, err := benchOptionsFrom(c)
+			if err != nil {
+				return err
+			}
+			return runBench(c.Context, opts, c.App.Writer, logger(c))
+		},
+	})
+}
+
+// benchOptions is everything `cl bench` needs.
+type benchOptions struct {
+	Train, Test   string
+	Specs         []heads.Spec
+	MethodOptions []map[string]string
+	Init, Inc     int
+	Seed          uint32
+	Shuffle       bool
+	Joint         bool
+	JointConfig   protocol.JointConfig
+	Out           string
+	JSON          bool
+	IgnoredPILOT  []string
+}
+
+// protocolKeys are the --set keys bench handles itself (PILOT spellings
+// init_cls and increment included).
+var protocolKeys = map[string]bool{
+	"init": true, "inc": true, "seed": true, "shuffle": true, "init_cls": true, "increment": true,
+	"joint_lambda": true, "joint_iterations": true,
+}
+
+func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
+	o := &benchOptions{Train: c.String("train"), Test: c.String("test"), Out: c.String("out"), JSON: c.Bool("json"), Joint: c.Bool("joint")}
+	init, inc, seed, shuffle := c.Int("init"), c.Int("inc"), c.Int64("seed"), !c.Bool("no-shuffle")
+	methods := c.String("method")
+	var soft [][2]string
+	softKeys := map[string]bool{}
+	if path := c.String("config"); path != "" {
+		pc, err := readPilotConfig(path)
+		if err != nil {
+			return nil, UsageError{err}
+		}
+		if pc.Init != nil && !c.IsSet("init") {
+			init = *pc.Init
+		}
+		if pc.Inc != nil && !c.IsSet("inc") {
+			inc = *pc.Inc
+		}
+		if pc.Seed != nil && !c.IsSet("seed") {
+			seed = *pc.Seed
+		}
+		if pc.Shuffle != nil && !c.IsSet("no-shuffle") {
+			shuffle = *pc.Shuffle
+		}
+		if methods == "" {
+			if pc.Method == "" {
+				return nil, usageErrorf("--config %s: model_name %q has no cl head; choose one with --method (%s)", path, pc.ModelName, strings.Join(heads.Methods(), ", "))
+			}
+			methods = pc.Method
+		}
+		soft = pc.Options
+		for _, p := range soft {
+			softKeys[p[0]] = true
+		}
+		o.IgnoredPILOT = pc.Ignored
+	}
+	if methods == "" {
+		return nil, usageErrorf("--method is required (one or more of %s), or a --config whose model_name names one", strings.Join(heads.Methods(), ", "))
+	}
+	specs, err := methodSpecs(methods)
+	if err != nil {
+		return nil, err
+	}
+	o.Specs = specs
+	sets := setPairs(c)
+	for _, p := range sets {
+		k, v := p[0], p[1]
+		bad := func(want string) error { return usageErrorf("--set %s=%s: want %s", k, v, want) }
+		switch k {
+		case "init", "init_cls":
+			if init, err = strconv.Atoi(v); err != nil {
+				return nil, bad("an integer")
+			}
+		case "inc", "increment":
+			if inc, err = strconv.Atoi(v); err != nil {
+				return nil, bad("an integer")
+			}
+		case "seed":
+			if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return nil, bad("an integer")
+			}
+		case "shuffle":
+			if shuffle, err = strconv.ParseBool(v); err != nil {
+				return nil, bad("true or false")
+			}
+		case "joint_lambda":
+			if o.JointConfig.Lambda, err = strconv.ParseFloat(v, 64); err != nil || o.JointConfig.Lambda <= 0 {
+				return nil, bad("a positive number")
+			}
+		case "joint_iterations":
+			if o.JointConfig.Iterations, err = strconv.Atoi(v); err != nil || o.JointConfig.Iterations <= 0 {
+				return nil, bad("a positive integer")
+			}
+		}
+	}
+	// Method options: config values first, --set overrides.
+	per, ignored, err := routeOptions(specs, append(append([][2]string(nil), soft...), sets...), protocolKeys, softKeys)
+	if err != nil {
+		return nil, err
+	}
+	o.MethodOptions = per
+	o.IgnoredPILOT = append(o.IgnoredPILOT, ignored...)
+	if init < 0 || inc <= 0 {
+		return nil, usageErrorf("--init %d / --inc %d: need init ≥ 0 and inc ≥ 1", init, inc)
+	}
+	if seed < 0 || seed > 1<<32-1 {
+		return nil, usageErrorf("--seed %d: numpy seeds are in [0, 2^32−1]", seed)
+	}
+	o.Init, o.Inc, o.Seed, o.Shuffle = init, inc, uint32(seed), shuffle
+	return o, nil
+}
+
+// benchData reads the train and test features and expresses the test labels
+// in the training file's class list.
+func benchData(o *benchOptions) (train, test *features.Set, testLabels []int, err error) {
+	if train, err = readFeatures("train", o.Train); err != nil {
+		return nil, nil, nil, err
+	}
+	if test, err = readFeatures("test", o.Test); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := heads.CheckFeatures(heads.InfoFrom(train), test); err != nil {
+		return nil, nil, nil, fmt.Errorf("--test %s does not match --train %s: %w", o.Test, o.Train, err)
+	}
+	idx := classIndex(train.Classes)
+	testLabels = make([]int, test.N)
+	for i, y := range test.Labels {
+		k, ok := idx[test.Classes[y]]
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("--test %s: row %d has class %q, which the training features %s do not list", o.Test, i, test.Classes[y], o.Train)
+		}
+		testLabels[i] = k
+	}
+	return train, test, testLabels, nil
+}
+
+// runBench runs `cl bench`: the protocol over every selected head, then
+// prints and optionally writes the report.
+func runBench(ctx context.Context, o *benchOptions, stdout io.Writer, log *slog.Logger) error {
+	methods := make([]protocol.Method, len(o.Specs))
+	for i, spec := range o.Specs {
+		opts := o.MethodOptions[i]
+		if _, err := spec.New(opts); err != nil { // bad option values fail before any reading
+			return UsageError{fmt.Errorf("--set: %w", err)}
+		}
+		methods[i] = protocol.Method{Name: spec.Name, New: func() (heads.Head, error) { return spec.New(opts) }}
+	}
+	if len(o.IgnoredPILOT) > 0 {
+		log.Info("PILOT config keys with no effect on frozen-feature heads", "keys", strings.Join(o.IgnoredPILOT, ","))
+	}
+	if o.Out != "" {
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+		if err := atomicfile.CheckWritable(filepath.Join(o.Out, "results.json")); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	train, test, testLabels, err := benchData(o)
+	if err != nil {
+		return err
+	}
+	log.Info("features", "train", o.Train, "train_rows", train.N, "test", o.Test, "test_rows", test.N,
+		"dim", train.D, "classes", len(train.Classes))
+	cfg := protocol.Config{
+		Classes: len(train.Classes), ClassNames: train.Classes,
+		Init: o.Init, Inc: o.Inc, Seed: o.Seed, Shuffle: o.Shuffle, Log: log,
+	}
+	trd := protocol.Data{X: train.X, D: train.D, Labels: train.Labels}
+	ted := protocol.Data{X: test.X, D: test.D, Labels: testLabels}
+	rep, err := protocol.Run(ctx, cfg, trd, ted, methods)
+	if err != nil {
+		return err
+	}
+	if o.Joint {
+		if rep.Joint, err = protocol.RunJoint(ctx, cfg, o.JointConfig, trd, ted); err != nil {
+			return err
+		}
+	}
+	if o.Out != "" {
+		if err := rep.WriteDir(o.Out); err != nil {
+			return err
+		}
+		log.Info("wrote results.json, curve.csv, accuracy.png", "dir", o.Out)
+	}
+	if o.JSON {
+		return rep.WriteJSON(stdout)
+	}
+	return rep.WriteTable(stdout)
+}

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/heads"
+	"github.com/cl-dev/cl/internal/atomicfile"
+)
+
+func init() {
+	register(&cli.Command{
+		Name:      "fit",
+		Usage:     "add the classes of a feature file to a head (creating the head file if needed)",
+		ArgsUsage: " ",
+		Description: "Learns every row of --features into the head in --head and writes it back atomically. Class\n" +
+			"names are matched with the head's list; new names are appended. Two feature files joined by a comma\n" +
+			"are concatenated by sample id (APER: plain PTM features, adapted features).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "method", Usage: "head to create: " + strings.Join(heads.Methods(), ", ") + " (optional when --head exists)"},
+			&cli.StringFlag{Name: "features", Required: true, Usage: "training features F.safetensors (or F,G for APER)"},
+			&cli.StringFlag{Name: "head", Required: true, Usage: "head file to create or extend (H.safetensors)"},
+			setFlag("method option key=value when creating the head (repeatable)"),
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("fit takes no arguments (got %q)", c.Args().First())
+			}
+			o := fitOptions{Method: strings.ToLower(c.String("method")), Features: c.String("features"), Head: c.String("head")}
+			for _, p := range setPairs(c) {
+				if o.Options == nil {
+					o.Options = map[string]string{}
+				}
+				o.Options[p[0]] = p[1]
+			}
+			return runFit(c.Context, o, c.App.Writer, logger(c))
+		},
+	})
+}
+
+// fitOptions is everything `cl fit` needs.
+type fitOptions struct {
+	Method, Features, Head string
+	Options                map[string]string
+}
+
+// mapLabels expresses set's labels in the class list names (index = label),
+// appending the set's class names that names lacks. It returns the mapped
+// labels (one per row) and the extended list.
+func mapLabels(names []string, set *features.Set) ([]int, []string) {
+	names = append([]string(nil), names...)
+	idx := classIndex(names)
+	remap := make([]int, len(set.Classes))
+	for c, name := range set.Classes {
+		k, ok := idx[name]
+		if !ok {
+			k = len(names)
+			names = append(names, name)
+			idx[name] = k
+		}
+		remap[c] = k
+	}
+	y := make([]int, set.N)
+	for i, l := range set.Labels {
+		y[i] = remap[l]
+	}
+	return y, names
+}
+
+func runFit(ctx context.Context, o fitOptions, stdout io.Writer, log *slog.Logger) error {
+	var h heads.Head
+	var info heads.Info
+	_, statErr := os.Stat(o.Head)
+	exists := statErr == nil
+	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
+		return fmt.Errorf("--head: %w", statErr)
+	}
+	if exists {
+		var err error
+		if h, info, err = heads.Load(o.Head); err != nil {
+			return fmt.Errorf("--head: %w", err)
+		}
+		if o.Method != "" && o.Method != h.Method() {
+			return usageErrorf("--method %s: %s is a %s head; fit it with --method %s or choose another --head", o.Method, o.Head, h.Method(), h.Method())
+		}
+		if len(o.Options) > 0 {
+			return usageErrorf("--set: options are fixed when a head is created and %s already exists; write a new --head to change them", o.Head)
+		}
+	} else {
+		if o.Method == "" {
+			return usageErrorf("--method is required to create %s (one of %s)", o.Head, strings.Join(heads.Methods(), ", "))
+		}
+		specs, err := methodSpecs(o.Method)
+		if err != nil {
+			return err
+		}
+		if h, err = specs[0].New(o.Options); err != nil {
+			return UsageError{fmt.Errorf("--set: %w", err)}
+		}
+		if err := atomicfile.CheckWritable(o.Head); err != nil {
+			return fmt.Errorf("--head: %w", err)
+		}
+	}
+	set, err := readFeatures("features", o.Features)
+	if err != nil {
+		return err
+	}
+	if set.N == 0 {
+		return fmt.Errorf("--features %s has no rows", o.Features)
+	}
+	if h.Method() == "aper" && !strings.Contains(o.Features, ",") {
+		log.Warn("aper expects two feature files (plain backbone, adapted backbone) joined by a comma; fitting on one file is SimpleCIL")
+	}
+	if exists {
+		if err := heads.CheckFeatures(info, set); err != nil {
+			return fmt.Errorf("--features %s: %w", o.Features, err)
+		}
+	} else {
+		info = heads.InfoFrom(set)
+		info.Classes = nil
+	}
+	y, names := mapLabels(info.Classes, set)
+	info.Classes = names
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := h.Learn(set.X, y); err != nil {
+		return fmt.Errorf("learning %s: %w", o.Features, err)
+	}
+	if err := h.EndStage(); err != nil {
+		return fmt.Errorf("learning %s: %w", o.Features, err)
+	}
+	if err := heads.Save(o.Head, h, info); err != nil {
+		return err
+	}
+	counts := map[int]int{}
+	for _, l := range y {
+		counts[l]++
+	}
+	learned := make([]string, 0, len(counts))
+	for l := range counts {
+		learned = append(learned, names[l])
+	}
+	sort.Strings(learned)
+	verb := "created"
+	if exists {
+		verb = "updated"
+	}
+	fmt.Fprintf(stdout, "%s %s (%s): learned %d rows of %d classes; the head now scores %d classes\n",
+		verb, o.Head, h.Method(), set.N, len(counts), len(h.Classes()))
+	log.Info("fit", "classes", strings.Join(learned, ","))
+	return nil
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cl-dev/cl/heads"
+	"github.com/cl-dev/cl/internal/atomicfile"
+)
+
+// listValue collects a repeatable string flag without splitting on commas.
+type listValue struct{ items []string }
+
+func (l *listValue) Set(v string) error { l.items = append(l.items, v); return nil }
+func (l *listValue) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.items, " ")
+}
+
+func init() {
+	register(&cli.Command{
+		Name:      "forget",
+		Usage:     "remove whole classes, or the exact contribution of given samples, from a head",
+		ArgsUsage: " ",
+		Description: "--class removes every statistic of a class (repeatable); --features removes exactly the rows of\n" +
+			"a feature file that were learned before (unlearning). The head is written back atomically, or to --out.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "head", Required: true, Usage: "head file (H.safetensors)"},
+			&cli.GenericFlag{Name: "class", Value: &listValue{}, Usage: "class name to remove (repeatable)"},
+			&cli.StringFlag{Name: "features", Usage: "feature file whose rows to unlearn (F or F,G for APER)"},
+			&cli.StringFlag{Name: "out", Usage: "write the result here instead of replacing --head"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("forget takes no arguments (got %q)", c.Args().First())
+			}
+			classes := c.Generic("class").(*listValue).items
+			feats := c.String("features")
+			if (len(classes) > 0) == (feats != "") {
+				return usageErrorf("give either --class NAME (repeatable) or --features F, not both or neither")
+			}
+			out := c.String("out")
+			if out == "" {
+				out = c.String("head")
+			}
+			return runForget(c.String("head"), classes, feats, out, c.App.Writer, logger(c))
+		},
+	})
+}
+
+func runForget(headPath string, classes []string, featPath, out string, stdout io.Writer, log *slog.Logger) error {
+	h, info, err := heads.Load(headPath)
+	if err != nil {
+		return fmt.Errorf("--head: %w", err)
+	}
+	if err := atomicfile.CheckWritable(out); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	idx := classIndex(info.Classes)
+	scored := map[int]bool{}
+	for _, l := range h.Classes() {
+		scored[l] = true
+	}
+	var what string
+	if len(classes) > 0 {
+		for _, name := range classes {
+			l, ok := idx[name]
+			if !ok || !scored[l] {
+				var have []string
+				for _, k := range h.Classes() {
+					have = append(have, info.Classes[k])
+				}
+				return fmt.Errorf("--class %q: %s has no such class (it has: %s)", name, headPath, strings.Join(have, ", "))
+			}
+			if err := h.RemoveClass(l); err != nil {
+				return fmt.Errorf("removing class %q: %w", name, err)
+			}
+			delete(scored, l)
+		}
+		what = fmt.Sprintf("removed %d classes (%s)", len(classes), strings.Join(classes, ", "))
+	} else {
+		set, err := readFeatures("features", featPath)
+		if err != nil {
+			return err
+		}
+		if err := heads.CheckFeatures(info, set); err != nil {
+			return fmt.Errorf("--features %s: %w", featPath, err)
+		}
+		y := make([]int, set.N)
+		for i, l := range set.Labels {
+			k, ok := idx[set.Classes[l]]
+			if !ok {
+				return fmt.Errorf("--features %s: row %d has class %q, which %s never learned", featPath, i, set.Classes[l], headPath)
+			}
+			y[i] = k
+		}
+		if err := h.Unlearn(set.X, y); err != nil {
+			return fmt.Errorf("unlearning %s: %w", featPath, err)
+		}
+		what = fmt.Sprintf("unlearned %d rows of %s", set.N, featPath)
+	}
+	if len(h.Classes()) > 0 {
+		if err := h.EndStage(); err != nil {
+			return fmt.Errorf("updating the head after forgetting: %w", err)
+		}
+	}
+	if err := heads.Save(out, h, info); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s from %s; wrote %s (%d classes left)\n", what, headPath, out, len(h.Classes()))
+	return nil
+}
