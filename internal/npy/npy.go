@@ -79,7 +79,7 @@ func ReadUint8(path string) ([]uint8, []int, error) {
 }
 
 // DecodeFloat32 reads a '<f4' array from r; size is the total byte length of
-// the stream (−1 if unknown; then the data length is trusted up to 1<<34 bytes).
+// the stream, checked against the header before allocating (−1 if unknown).
 func DecodeFloat32(r io.Reader, size int64) ([]float32, []int, error) {
 	h, hl, err := ReadHeader(r)
 	if err != nil {
@@ -92,9 +92,9 @@ func DecodeFloat32(r io.Reader, size int64) ([]float32, []int, error) {
 	if err := checkSize(size, hl, int64(n)*4); err != nil {
 		return nil, nil, err
 	}
-	buf := make([]byte, 4*n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, nil, fmt.Errorf("npy data: %w", err)
+	buf, err := readData(r, size, 4*n)
+	if err != nil {
+		return nil, nil, err
 	}
 	out := make([]float32, n)
 	for i := range out {
@@ -116,11 +116,31 @@ func DecodeUint8(r io.Reader, size int64) ([]uint8, []int, error) {
 	if err := checkSize(size, hl, int64(n)); err != nil {
 		return nil, nil, err
 	}
-	out := make([]uint8, n)
-	if _, err := io.ReadFull(r, out); err != nil {
-		return nil, nil, fmt.Errorf("npy data: %w", err)
+	out, err := readData(r, size, n)
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, h.Shape, nil
+}
+
+// readData reads n bytes. With the stream size unknown it grows the buffer
+// as data arrives, so a lying header cannot make it allocate up front.
+func readData(r io.Reader, size int64, n int) ([]byte, error) {
+	if size >= 0 {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("npy data: %w", err)
+		}
+		return buf, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, fmt.Errorf("npy data: %w", err)
+	}
+	if len(buf) != n {
+		return nil, fmt.Errorf("npy data: %d bytes, the shape needs %d", len(buf), n)
+	}
+	return buf, nil
 }
 
 func checkSize(size, headerLen, dataLen int64) error {
