@@ -20,27 +20,31 @@ import (
 
 func init() {
 	register(&cli.Command{
-		Name:      "bench",
-		Usage:     "run the class-incremental protocol (PILOT's B{init} Inc{inc} stages) over one or more heads",
-		ArgsUsage: " ",
+		Name:         "bench",
+		OnUsageError: onUsageError,
+		Usage:        "run the class-incremental protocol (PILOT's B{init} Inc{inc} stages) over one or more heads",
+		ArgsUsage:    " ",
 		Description: "Every head learns the classes of each stage in turn and is evaluated on the test rows of all\n" +
 			"classes seen so far; prints Ā (mean of the per-stage accuracy), A_B (last stage) and forgetting.\n" +
 			"The class order is numpy's np.random.seed(seed); np.random.permutation(n), as PILOT. See docs/PROTOCOL.md.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "train", Required: true, Usage: "training features (F.safetensors, or F,G to join two files by sample id)"},
-			&cli.StringFlag{Name: "test", Required: true, Usage: "test features (same model and preprocessing; F or F,G)"},
+			&cli.StringFlag{Name: "train", Usage: "training features (F.safetensors, or F,G to join two files by sample id)"},
+			&cli.StringFlag{Name: "test", Usage: "test features (same model and preprocessing; F or F,G)"},
 			&cli.StringFlag{Name: "method", Usage: "comma-separated heads: " + strings.Join(heads.Methods(), ", ")},
 			&cli.IntFlag{Name: "init", Value: 0, Usage: "classes in the first stage (0 = same as --inc, i.e. \"B0\")"},
 			&cli.IntFlag{Name: "inc", Value: 10, Usage: "classes per later stage"},
 			&cli.Int64Flag{Name: "seed", Value: 1993, Usage: "class-order seed (numpy legacy MT19937)"},
 			&cli.BoolFlag{Name: "no-shuffle", Usage: "keep the feature file's class order (PILOT shuffle: false)"},
 			&cli.StringFlag{Name: "config", Usage: "a LAMDA-PILOT exps/*.json file: init_cls, increment, shuffle, seed, model_name, M"},
-			setFlag("override a protocol key (init, inc, seed, shuffle, joint_lambda, joint_iterations) or a method option, key=value (repeatable)"),
+			setFlag("override a protocol key (init, inc, seed, shuffle, joint_lambda, joint_iterations) or a method option (key=value, or method.key=value for one method; repeatable)"),
 			&cli.BoolFlag{Name: "joint", Usage: "also fit the joint (non-incremental) logistic-regression upper bound at every stage"},
 			&cli.StringFlag{Name: "out", Usage: "write results.json, curve.csv and accuracy.png into this folder (created if missing)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object instead of a table"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := requireFlags(c, "train", "test"); err != nil {
+				return err
+			}
 			if c.Args().Present() {
 				return usageErrorf("bench takes no arguments (got %q)", c.Args().First())
 			}

@@ -18,17 +18,21 @@ import (
 
 func init() {
 	register(&cli.Command{
-		Name:      "eval",
-		Usage:     "evaluate a head on labelled features: top-1 and top-5 accuracy overall and per class",
-		ArgsUsage: " ",
+		Name:         "eval",
+		OnUsageError: onUsageError,
+		Usage:        "evaluate a head on labelled features: top-1 and top-5 accuracy overall and per class",
+		ArgsUsage:    " ",
 		Description: "Rows whose class the head has not learned are left out of the accuracies and counted as\n" +
 			"\"unknown\" (a class-incremental head cannot predict a class it never saw).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Required: true, Usage: "head file (H.safetensors)"},
-			&cli.StringFlag{Name: "features", Required: true, Usage: "test features T.safetensors (or T,U for APER)"},
+			&cli.StringFlag{Name: "head", Usage: "head file (H.safetensors)"},
+			&cli.StringFlag{Name: "features", Usage: "test features T.safetensors (or T,U for APER)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := requireFlags(c, "head", "features"); err != nil {
+				return err
+			}
 			if c.Args().Present() {
 				return usageErrorf("eval takes no arguments (got %q)", c.Args().First())
 			}

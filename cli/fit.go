@@ -20,19 +20,23 @@ import (
 
 func init() {
 	register(&cli.Command{
-		Name:      "fit",
-		Usage:     "add the classes of a feature file to a head (creating the head file if needed)",
-		ArgsUsage: " ",
+		Name:         "fit",
+		OnUsageError: onUsageError,
+		Usage:        "add the classes of a feature file to a head (creating the head file if needed)",
+		ArgsUsage:    " ",
 		Description: "Learns every row of --features into the head in --head and writes it back atomically. Class\n" +
 			"names are matched with the head's list; new names are appended. Two feature files joined by a comma\n" +
 			"are concatenated by sample id (APER: plain PTM features, adapted features).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "method", Usage: "head to create: " + strings.Join(heads.Methods(), ", ") + " (optional when --head exists)"},
-			&cli.StringFlag{Name: "features", Required: true, Usage: "training features F.safetensors (or F,G for APER)"},
-			&cli.StringFlag{Name: "head", Required: true, Usage: "head file to create or extend (H.safetensors)"},
+			&cli.StringFlag{Name: "features", Usage: "training features F.safetensors (or F,G for APER)"},
+			&cli.StringFlag{Name: "head", Usage: "head file to create or extend (H.safetensors)"},
 			setFlag("method option key=value when creating the head (repeatable)"),
 		},
 		Action: func(c *cli.Context) error {
+			if err := requireFlags(c, "features", "head"); err != nil {
+				return err
+			}
 			if c.Args().Present() {
 				return usageErrorf("fit takes no arguments (got %q)", c.Args().First())
 			}

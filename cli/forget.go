@@ -25,18 +25,22 @@ func (l *listValue) String() string {
 
 func init() {
 	register(&cli.Command{
-		Name:      "forget",
-		Usage:     "remove whole classes, or the exact contribution of given samples, from a head",
-		ArgsUsage: " ",
+		Name:         "forget",
+		OnUsageError: onUsageError,
+		Usage:        "remove whole classes, or the exact contribution of given samples, from a head",
+		ArgsUsage:    " ",
 		Description: "--class removes every statistic of a class (repeatable); --features removes exactly the rows of\n" +
 			"a feature file that were learned before (unlearning). The head is written back atomically, or to --out.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Required: true, Usage: "head file (H.safetensors)"},
-			&cli.GenericFlag{Name: "class", Value: &listValue{}, Usage: "class name to remove (repeatable)"},
+			&cli.StringFlag{Name: "head", Usage: "head file (H.safetensors)"},
+			&freshGeneric{cli.GenericFlag{Name: "class", Usage: "class name to remove (repeatable)"}, func() cli.Generic { return &listValue{} }},
 			&cli.StringFlag{Name: "features", Usage: "feature file whose rows to unlearn (F or F,G for APER)"},
 			&cli.StringFlag{Name: "out", Usage: "write the result here instead of replacing --head"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := requireFlags(c, "head"); err != nil {
+				return err
+			}
 			if c.Args().Present() {
 				return usageErrorf("forget takes no arguments (got %q)", c.Args().First())
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -40,9 +41,24 @@ func (s *setValue) String() string {
 	return strings.Join(parts, " ")
 }
 
+// freshGeneric is a GenericFlag whose value starts empty at every parse:
+// command definitions are package-level and the app may run more than once
+// in a process (tests), so a shared accumulating value would leak between
+// runs.
+type freshGeneric struct {
+	cli.GenericFlag
+	fresh func() cli.Generic
+}
+
+// Apply installs a new empty value, then registers the flag.
+func (f *freshGeneric) Apply(set *flag.FlagSet) error {
+	f.Value = f.fresh()
+	return f.GenericFlag.Apply(set)
+}
+
 // setFlag is the shared `--set key=value` flag (repeatable).
 func setFlag(usage string) cli.Flag {
-	return &cli.GenericFlag{Name: "set", Value: &setValue{}, Usage: usage}
+	return &freshGeneric{cli.GenericFlag{Name: "set", Usage: usage}, func() cli.Generic { return &setValue{} }}
 }
 
 // setPairs returns the --set pairs of c in command-line order.
@@ -82,7 +98,7 @@ func methodSpecs(list string) ([]heads.Spec, error) {
 // routeOptions gives each method the option keys it knows. extra are keys
 // the command itself handles (protocol keys); a key that neither a method
 // nor the command knows is a usage error listing every known key.
-// Keys from soft sources (PILOT config files) that nobody knows are returned
+// A key "method.key" goes to that method only. Keys from soft sources (PILOT config files) that nobody knows are returned
 // in ignored instead of failing.
 func routeOptions(specs []heads.Spec, pairs [][2]string, extra map[string]bool, soft map[string]bool) (perMethod []map[string]string, ignored []string, err error) {
 	perMethod = make([]map[string]string, len(specs))
@@ -91,6 +107,24 @@ func routeOptions(specs []heads.Spec, pairs [][2]string, extra map[string]bool, 
 	}
 	for _, p := range pairs {
 		k, v := p[0], p[1]
+		// "method.key" sets key for that method only (e.g. ranpac.seed,
+		// which the protocol's seed would otherwise shadow).
+		if m, mk, ok := strings.Cut(k, "."); ok {
+			found := false
+			for i, s := range specs {
+				if s.Name == strings.ToLower(m) {
+					if _, ok := s.Options[mk]; !ok {
+						return nil, nil, usageErrorf("--set %s: %s has no option %q; known keys: %s", k, s.Name, mk, knownKeys(specs, extra))
+					}
+					perMethod[i][mk] = v
+					found = true
+				}
+			}
+			if !found {
+				return nil, nil, usageErrorf("--set %s: method %q is not selected (selected: %s)", k, m, specNames(specs))
+			}
+			continue
+		}
 		if extra[k] {
 			continue
 		}
@@ -111,6 +145,14 @@ func routeOptions(specs []heads.Spec, pairs [][2]string, extra map[string]bool, 
 		return nil, nil, usageErrorf("--set %s: no selected method knows this key; known keys: %s", k, knownKeys(specs, extra))
 	}
 	return perMethod, ignored, nil
+}
+
+func specNames(specs []heads.Spec) string {
+	var n []string
+	for _, s := range specs {
+		n = append(n, s.Name)
+	}
+	return strings.Join(n, ", ")
 }
 
 func knownKeys(specs []heads.Spec, extra map[string]bool) string {
@@ -284,4 +326,18 @@ func classIndex(names []string) map[string]int {
 		}
 	}
 	return m
+}
+
+// onUsageError makes a command's flag-parsing errors usage errors (exit 2).
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error { return UsageError{err} }
+
+// requireFlags returns a usage error naming the first missing flag (urfave's
+// own Required check does not produce exit code 2).
+func requireFlags(c *cli.Context, names ...string) error {
+	for _, n := range names {
+		if !c.IsSet(n) || c.String(n) == "" {
+			return usageErrorf("flag --%s is required (see cl %s --help)", n, c.Command.Name)
+		}
+	}
+	return nil
 }

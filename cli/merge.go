@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,19 +14,42 @@ import (
 
 func init() {
 	register(&cli.Command{
-		Name:      "merge",
-		Usage:     "merge two heads of the same method fitted on the same backbone (adds their statistics)",
-		ArgsUsage: "A.safetensors B.safetensors",
+		Name:         "merge",
+		OnUsageError: onUsageError,
+		Usage:        "merge two heads of the same method fitted on the same backbone (adds their statistics)",
+		ArgsUsage:    "A.safetensors B.safetensors",
 		Description: "The result equals one head fitted on both heads' samples. A class present in both heads gets\n" +
 			"the samples of both. Class labels must agree: a class B numbers differently from A is an error.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Required: true, Usage: "merged head file to write (may be A or B)"},
+			&cli.StringFlag{Name: "out", Usage: "merged head file to write (may be A or B)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 2 {
-				return usageErrorf("merge needs two head files, got %d arguments (cl merge A B --out C)", c.NArg())
+			// Flags stop at the first argument in urfave/cli, so accept
+			// "cl merge A B --out C" by reading a trailing --out here.
+			out := c.String("out")
+			var args []string
+			rest := c.Args().Slice()
+			for i := 0; i < len(rest); i++ {
+				switch a := rest[i]; {
+				case a == "--out" || a == "-out":
+					if i+1 >= len(rest) {
+						return usageErrorf("--out needs a file name")
+					}
+					out = rest[i+1]
+					i++
+				case strings.HasPrefix(a, "--out="):
+					out = strings.TrimPrefix(a, "--out=")
+				default:
+					args = append(args, a)
+				}
 			}
-			return runMerge(c.Args().Get(0), c.Args().Get(1), c.String("out"), c.App.Writer, logger(c))
+			if out == "" {
+				return usageErrorf("flag --out is required (cl merge A B --out C)")
+			}
+			if len(args) != 2 {
+				return usageErrorf("merge needs two head files, got %d arguments (cl merge A B --out C)", len(args))
+			}
+			return runMerge(args[0], args[1], out, c.App.Writer, logger(c))
 		},
 	})
 }
