@@ -11,6 +11,7 @@ import (
 	_ "image/png"  // register PNG
 	"io"
 	"os"
+	"strings"
 
 	_ "golang.org/x/image/bmp" // register BMP
 	"golang.org/x/image/webp"
@@ -96,13 +97,23 @@ func describe(err error, format string, data []byte) error {
 	case errors.Is(err, image.ErrFormat):
 		n := min(len(data), 8)
 		return fmt.Errorf("unknown image format (first bytes % x); cl reads %s", data[:n], Formats)
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return fmt.Errorf("%s image is truncated (%d bytes): %w", format, len(data), err)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || looksTruncated(err.Error()):
+		return fmt.Errorf("%s image is truncated (%d bytes; was the file cut short?): %w", format, len(data), err)
 	}
 	if format == "" {
 		return fmt.Errorf("corrupt image: %w", err)
 	}
 	return fmt.Errorf("corrupt %s image: %w", format, err)
+}
+
+// looksTruncated recognises the decoders' messages for data that ends early.
+func looksTruncated(msg string) bool {
+	for _, s := range []string{"short Huffman data", "not enough pixel data", "unexpected EOF", "missing SOS marker"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // restoreGIFTransparent gives the transparent palette entry back the colour

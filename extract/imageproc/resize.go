@@ -277,18 +277,23 @@ func horizontal(dst, src *RGB, row0, rows int, c *coeffs, x0, cw int) {
 func vertical(dst, src *RGB, srcOff, colOff int, c *coeffs, y0, ch int) {
 	const half = 1 << (precisionBits - 1)
 	rowLen := dst.W * 3
+	acc := make([]int32, rowLen)
 	for yy := 0; yy < ch; yy++ {
 		o := yy + y0
 		first, n := int(c.first[o])-srcOff, int(c.n[o])
 		k := c.k[o*c.ksize : o*c.ksize+n]
-		out := dst.Pix[yy*rowLen : (yy+1)*rowLen]
-		for x := 0; x < rowLen; x++ {
-			s := int32(half)
-			idx := (first*src.W+colOff)*3 + x
-			for _, kv := range k {
-				s += int32(src.Pix[idx]) * kv
-				idx += src.W * 3
+		for x := range acc {
+			acc[x] = half
+		}
+		for i, kv := range k {
+			s := ((first+i)*src.W + colOff) * 3
+			in := src.Pix[s : s+rowLen]
+			for x, v := range in {
+				acc[x] += int32(v) * kv
 			}
+		}
+		out := dst.Pix[yy*rowLen : (yy+1)*rowLen]
+		for x, s := range acc {
 			out[x] = clip8(s)
 		}
 	}

@@ -20,13 +20,6 @@ func init() {
 	}
 }
 
-func yccPixel(o []uint8, y, cb, cr uint8) {
-	yy := int32(y)
-	o[0] = clamp32(yy + crR[cr])
-	o[1] = clamp32(yy + (cbG[cb]+crG[cr])>>16)
-	o[2] = clamp32(yy + cbB[cb])
-}
-
 func clamp32(v int32) uint8 {
 	if v < 0 {
 		return 0
@@ -67,10 +60,15 @@ func ycbcrToRGB(out []uint8, m *image.YCbCr) {
 	chh = (h + vs - 1) / vs
 	fancyH := hs == 2 && cw > 2
 	fancyV := vs == 2 && hs <= 2 && (hs == 1 || cw > 2)
-	// Planes as dense [chh][cw] views (the image origin is assumed at the
-	// chroma sample grid, as decoded JPEGs are).
-	cbAt := func(x, y int) uint8 { return m.Cb[m.COffset(b.Min.X+x*hs, b.Min.Y+y*vs)] }
-	crAt := func(x, y int) uint8 { return m.Cr[m.COffset(b.Min.X+x*hs, b.Min.Y+y*vs)] }
+	// Chroma row cy as a slice of cw samples (sample x at index x).
+	cbRowAt := func(cy int) []uint8 {
+		o := m.COffset(b.Min.X, b.Min.Y+cy*vs)
+		return m.Cb[o : o+cw]
+	}
+	crRowAt := func(cy int) []uint8 {
+		o := m.COffset(b.Min.X, b.Min.Y+cy*vs)
+		return m.Cr[o : o+cw]
+	}
 	// Per output row: vertically interpolated chroma rows, as 3·near + far
 	// sums (fancyV) or plain samples.
 	cbRow := make([]int32, cw)
@@ -86,20 +84,18 @@ func ycbcrToRGB(out []uint8, m *image.YCbCr) {
 			if y%2 == 1 {
 				far = cy + 1
 			}
-			if far < 0 {
-				far = 0
-			}
-			if far >= chh {
-				far = chh - 1
-			}
+			far = max(0, min(far, chh-1))
+			nb, nr := cbRowAt(cy), crRowAt(cy)
+			fb, fr := cbRowAt(far), crRowAt(far)
 			for x := 0; x < cw; x++ {
-				cbRow[x] = 3*int32(cbAt(x, cy)) + int32(cbAt(x, far))
-				crRow[x] = 3*int32(crAt(x, cy)) + int32(crAt(x, far))
+				cbRow[x] = 3*int32(nb[x]) + int32(fb[x])
+				crRow[x] = 3*int32(nr[x]) + int32(fr[x])
 			}
 		} else {
+			nb, nr := cbRowAt(cy), crRowAt(cy)
 			for x := 0; x < cw; x++ {
-				cbRow[x] = int32(cbAt(x, cy))
-				crRow[x] = int32(crAt(x, cy))
+				cbRow[x] = int32(nb[x])
+				crRow[x] = int32(nr[x])
 			}
 		}
 		switch {
@@ -124,10 +120,16 @@ func ycbcrToRGB(out []uint8, m *image.YCbCr) {
 				crUp[x] = uint8(crRow[x/hs])
 			}
 		}
-		yRow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):]
+		yo := m.YOffset(b.Min.X, b.Min.Y+y)
+		yRow := m.Y[yo : yo+w]
 		o := out[y*w*3 : (y+1)*w*3]
-		for x := 0; x < w; x++ {
-			yccPixel(o[3*x:3*x+3], yRow[x], cbUp[x], crUp[x])
+		cbU, crU := cbUp[:w], crUp[:w]
+		for x, yv := range yRow {
+			yy, cb, cr := int32(yv), cbU[x], crU[x]
+			p := o[3*x : 3*x+3 : 3*x+3]
+			p[0] = clamp32(yy + crR[cr])
+			p[1] = clamp32(yy + (cbG[cb]+crG[cr])>>16)
+			p[2] = clamp32(yy + cbB[cb])
 		}
 	}
 }
