@@ -1,0 +1,394 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cl-dev/cl/extract/data"
+	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/extract/imageproc"
+	"github.com/cl-dev/cl/internal/atomicfile"
+	"github.com/cl-dev/cl/models"
+)
+
+// Backbone is what the pipeline needs of a model; *models.Backbone is one.
+type Backbone interface {
+	// Manifest gives the preprocessing (its Crop is the input side S).
+	Manifest() models.Manifest
+	// Dim is the feature width D.
+	Dim() int
+	// SHA256 is the model file's hash (hex), Path its file name.
+	SHA256() string
+	Path() string
+	// Run maps x = float32 [n,3,S,S] to features float32 [n,D].
+	Run(x []float32, n int) ([]float32, error)
+}
+
+// Options tune Extract. The zero value is usable.
+type Options struct {
+	// Batch is the number of images per backbone call; 0 = 32.
+	Batch int
+	// Workers is the number of decode/preprocess goroutines; 0 = NumCPU.
+	Workers int
+	// Limit keeps the first Limit samples in source order; 0 = all.
+	Limit int
+	// Strict makes any unreadable image an error (nothing is written);
+	// otherwise such images are skipped with a warning.
+	Strict bool
+	// Progress receives a progress bar ("\r" lines); nil = none. Pass
+	// os.Stderr only when it is a terminal.
+	Progress io.Writer
+	// Log receives a warning per skipped image; nil = slog.Default().
+	Log *slog.Logger
+}
+
+// Skipped is an image that could not be read, decoded or preprocessed.
+type Skipped struct {
+	// Index is the sample's position in the source, ID its identifier and
+	// File its path when the source has files.
+	Index int
+	ID    string
+	File  string
+	Err   error
+}
+
+func (s Skipped) String() string {
+	if s.File != "" {
+		return fmt.Sprintf("%s: %v", s.File, s.Err)
+	}
+	return fmt.Sprintf("%s: %v", s.ID, s.Err)
+}
+
+// Result summarises an extraction.
+type Result struct {
+	// Rows is the number of feature rows written, D their width.
+	Rows, D int
+	// Total is the number of samples attempted (after Limit).
+	Total int
+	// Skipped lists the images left out, in source order.
+	Skipped []Skipped
+	// Elapsed is the wall time of the whole run.
+	Elapsed time.Duration
+}
+
+// ImagesPerSecond is Total / Elapsed.
+func (r *Result) ImagesPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Total) / r.Elapsed.Seconds()
+}
+
+// ErrNoImages is returned when not one image of the source could be read.
+var ErrNoImages = errors.New("no image could be read")
+
+// Extract computes the features of every sample of src (the first
+// opts.Limit) with bb and writes them, in source order, to the feature file
+// out (extract/features format) with the metadata DESIGN §3 lists: model
+// base name and sha256, preprocessing JSON, src.Spec(), and each row's id.
+//
+// The file appears atomically at the end; on error or cancellation of ctx
+// nothing is left under out or beside it. Unreadable images are skipped and
+// listed in the Result (with opts.Strict the first one is an error).
+func Extract(ctx context.Context, src data.Source, bb Backbone, out string, opts Options) (*Result, error) {
+	start := time.Now()
+	src = data.Limit(src, opts.Limit)
+	pp, err := imageproc.NewPreprocessor(bb.Manifest().Preprocess)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", bb.Path(), err)
+	}
+	n := src.Len()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = src.ID(i)
+	}
+	if err := atomicfile.CheckWritable(out); err != nil {
+		return nil, err
+	}
+	w, err := features.Create(out, features.Header{
+		D: bb.Dim(), Classes: src.Classes(),
+		Model: filepath.Base(bb.Path()), ModelSHA256: bb.SHA256(),
+		Preprocess: pp.Preprocess().JSON(), Source: src.Spec(),
+	}, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+	res, err := run(ctx, src, bb, pp, opts, func(i int, row []float32) error {
+		return w.Append(row, src.Label(i), ids[i])
+	})
+	if res != nil {
+		res.Elapsed = time.Since(start)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := w.Commit(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// job is one image to prepare: sample index and the buffer to fill.
+type job struct {
+	i   int
+	buf []float32
+}
+
+// result is a prepared image (err == nil) or the reason it was skipped.
+type result struct {
+	i   int
+	buf []float32
+	err error
+}
+
+// batch is a packed input [n,3,S,S] and the sample index of each row.
+type batch struct {
+	x   []float32
+	idx []int
+}
+
+// run is the pipeline; emit receives each feature row in source order (the
+// row is only valid during the call). It returns when all rows are emitted,
+// on the first error, or when ctx is done.
+func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Preprocessor, opts Options, emit func(i int, row []float32) error) (*Result, error) {
+	batchSize, workers := opts.Batch, opts.Workers
+	if batchSize <= 0 {
+		batchSize = 32
+	}
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	n, d, per := src.Len(), bb.Dim(), pp.Len()
+	res := &Result{Total: n, D: d}
+	if n == 0 {
+		return res, fmt.Errorf("%s: the data set is empty", src.Spec())
+	}
+	if s := bb.Manifest().Preprocess.Crop; per != 3*s*s {
+		return res, fmt.Errorf("%s: preprocessing gives %d values per image, the model takes 3×%d×%d", bb.Path(), per, s, s)
+	}
+
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	goFn := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+
+	// Image buffers: taken by the feeder in index order, so the lowest
+	// index not yet batched always holds one and the pipeline cannot stall.
+	nbuf := 2*workers + 4
+	free := make(chan []float32, nbuf)
+	for range nbuf {
+		free <- make([]float32, per)
+	}
+	jobs := make(chan job, workers)
+	results := make(chan result, nbuf)
+	batchFree := make(chan batch, 2)
+	for range 2 {
+		batchFree <- batch{x: make([]float32, batchSize*per), idx: make([]int, 0, batchSize)}
+	}
+	full := make(chan batch, 1)
+	bar := newProgress(opts.Progress, n, 250*time.Millisecond)
+	defer bar.finish()
+
+	goFn(func() error { // feeder
+		defer close(jobs)
+		for i := 0; i < n; i++ {
+			var buf []float32
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return nil
+			}
+			select {
+			case jobs <- job{i, buf}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+
+	var wwg sync.WaitGroup
+	for range workers {
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			var gray imageproc.RGB
+			for j := range jobs {
+				err := prepare(src, pp, j.i, j.buf, &gray)
+				select {
+				case results <- result{j.i, j.buf, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wwg.Wait(); close(results) }()
+
+	var skipped []Skipped
+	goFn(func() error { // ordered batcher
+		defer close(full)
+		pending := map[int]result{}
+		next := 0
+		b := batch{}
+		flush := func() bool {
+			if len(b.idx) == 0 {
+				return true
+			}
+			select {
+			case full <- b:
+				b = batch{}
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for r := range results {
+			pending[r.i] = r
+			for {
+				r, ok := pending[next]
+				if !ok {
+					break
+				}
+				delete(pending, next)
+				next++
+				if r.err != nil {
+					s := Skipped{Index: r.i, ID: src.ID(r.i), Err: r.err}
+					if f, ok := src.(interface{ Path(int) string }); ok {
+						s.File = f.Path(r.i)
+					}
+					free <- r.buf
+					if opts.Strict {
+						return fmt.Errorf("%s (--strict: stopping, nothing written)", s)
+					}
+					log.Warn("skipping image", "id", s.ID, "error", r.err.Error())
+					skipped = append(skipped, s)
+					bar.add(1)
+					continue
+				}
+				if b.x == nil {
+					select {
+					case b = <-batchFree:
+						b.idx = b.idx[:0]
+					case <-ctx.Done():
+						return nil
+					}
+				}
+				copy(b.x[len(b.idx)*per:], r.buf)
+				b.idx = append(b.idx, r.i)
+				free <- r.buf
+				if len(b.idx) == batchSize && !flush() {
+					return nil
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			flush()
+		}
+		return nil
+	})
+
+	rows := 0
+	goFn(func() error { // inference and output, in order
+		for b := range full {
+			if ctx.Err() != nil {
+				return nil
+			}
+			k := len(b.idx)
+			y, err := bb.Run(b.x[:k*per], k)
+			if err != nil {
+				return fmt.Errorf("running the model on %s … %s: %w", src.ID(b.idx[0]), src.ID(b.idx[k-1]), err)
+			}
+			if len(y) != k*d {
+				return fmt.Errorf("%s returned %d values for %d images of dimension %d", bb.Path(), len(y), k, d)
+			}
+			for r, i := range b.idx {
+				if err := emit(i, y[r*d:(r+1)*d]); err != nil {
+					return err
+				}
+			}
+			rows += k
+			bar.add(k)
+			batchFree <- b
+		}
+		return nil
+	})
+
+	wg.Wait()
+	wwg.Wait()
+	res.Rows, res.Skipped = rows, skipped
+	if ctx.Err() != nil {
+		if parent.Err() != nil {
+			return res, fmt.Errorf("extraction stopped after %d of %d images: %w", rows+len(skipped), n, context.Cause(parent))
+		}
+		return res, context.Cause(ctx)
+	}
+	if rows == 0 {
+		return res, fmt.Errorf("%s: %w (%d skipped; first: %s)", src.Spec(), ErrNoImages, len(skipped), skipped[0])
+	}
+	return res, nil
+}
+
+// prepare loads, decodes and preprocesses sample i into buf. gray is the
+// worker's scratch image for grey raw samples. A panic in a decoder is
+// turned into an error: a bad file must not bring the run down.
+func prepare(src data.Source, pp *imageproc.Preprocessor, i int, buf []float32, gray *imageproc.RGB) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder failed: %v", p)
+		}
+	}()
+	s, err := src.Load(i)
+	if err != nil {
+		return err
+	}
+	switch {
+	case s.Raw != nil:
+		r := s.Raw
+		if r.W <= 0 || r.H <= 0 || len(r.Pix) != r.W*r.H*r.C {
+			return fmt.Errorf("invalid %dx%dx%d raw image with %d bytes", r.W, r.H, r.C, len(r.Pix))
+		}
+		switch r.C {
+		case 3:
+			return pp.ApplyRGB(&imageproc.RGB{W: r.W, H: r.H, Pix: r.Pix}, buf)
+		case 1: // Pillow's convert("RGB") of mode L: R = G = B = L
+			gray.W, gray.H = r.W, r.H
+			if cap(gray.Pix) < 3*len(r.Pix) {
+				gray.Pix = make([]uint8, 3*len(r.Pix))
+			}
+			gray.Pix = gray.Pix[:3*len(r.Pix)]
+			for j, v := range r.Pix {
+				gray.Pix[3*j], gray.Pix[3*j+1], gray.Pix[3*j+2] = v, v, v
+			}
+			return pp.ApplyRGB(gray, buf)
+		}
+		return fmt.Errorf("raw image with %d channels (want 1 or 3)", r.C)
+	default:
+		img, err := imageproc.Decode(s.Encoded)
+		if err != nil {
+			return err
+		}
+		return pp.Apply(img, buf)
+	}
+}
