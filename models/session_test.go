@@ -341,3 +341,36 @@ func BenchmarkBackboneRun(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkViTB16 runs a ViT-B/16 made by scripts/make-vit-b16.py; set
+// CL_VIT_B16=/path/to/vit-b16.onnx (it is never committed).
+func BenchmarkViTB16(b *testing.B) {
+	path := os.Getenv("CL_VIT_B16")
+	if path == "" {
+		b.Skip("set CL_VIT_B16 to a model made by scripts/make-vit-b16.py")
+	}
+	needORT(b)
+	bb, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bb.Close()
+	if bb.Dim() != 768 || bb.InputSize() != 224 {
+		b.Fatalf("dim %d size %d", bb.Dim(), bb.InputSize())
+	}
+	for _, n := range []int{1, 8} {
+		b.Run("batch="+strconv.Itoa(n), func(b *testing.B) {
+			x := make([]float32, n*3*224*224)
+			for i := range x {
+				x[i] = float32(i%251) / 251
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := bb.Run(x, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}
