@@ -1,0 +1,515 @@
+package heads
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cl-dev/cl/internal/npy"
+)
+
+const ranpacGoldenDir = "testdata/ranpac"
+
+type ranpacMeta struct {
+	C, D, M int
+	Seed    uint64
+	Stages  [][]int
+	YTrain  []int `json:"y_train"`
+	YTest   []int `json:"y_test"`
+}
+
+type ranpacStage struct {
+	Lambda     float64
+	Losses     []float64
+	Classes    []int
+	Cosine     []float64
+	Linear     []float64
+	PredCosine []int `json:"pred_cosine"`
+	PredLinear []int `json:"pred_linear"`
+}
+
+func readRanPACMeta(t *testing.T) ranpacMeta {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ranpacGoldenDir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ranpacMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// stageRows returns the training rows of the classes of one stage, in file
+// order.
+func stageRows(x []float32, y []int, d int, classes []int) ([]float32, []int) {
+	return subsetRows(x, y, d, func(i int) bool { return slices.Contains(classes, y[i]) })
+}
+
+func subsetRows(x []float32, y []int, d int, keep func(i int) bool) ([]float32, []int) {
+	var xs []float32
+	var ys []int
+	for i := range y {
+		if keep(i) {
+			xs = append(xs, x[i*d:(i+1)*d]...)
+			ys = append(ys, y[i])
+		}
+	}
+	return xs, ys
+}
+
+// TestRanPACWriteGoldenInputs writes what make_goldens.py needs from Go: the
+// projection W.npy and the split orders perms.json. It runs only when
+// RANPAC_GOLDEN_DIR is set (make_goldens.py sets it).
+func TestRanPACWriteGoldenInputs(t *testing.T) {
+	dir := os.Getenv("RANPAC_GOLDEN_DIR")
+	if dir == "" {
+		t.Skip("RANPAC_GOLDEN_DIR not set; run heads/testdata/ranpac/make_goldens.py to regenerate the goldens")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ranpacMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.WriteFloat32(filepath.Join(dir, "W.npy"), RanPACProjection(m.Seed, m.D, m.M), []int{m.D, m.M}); err != nil {
+		t.Fatal(err)
+	}
+	var perms [][]int
+	for s, cls := range m.Stages {
+		n := 0
+		for _, l := range m.YTrain {
+			if slices.Contains(cls, l) {
+				n++
+			}
+		}
+		perms = append(perms, RanPACSplitOrder(m.Seed, s, n, true))
+	}
+	pj, _ := json.Marshal(perms)
+	if err := os.WriteFile(filepath.Join(dir, "perms.json"), pj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRanPACGoldens replays the numpy reference (PILOT's procedure with the
+// same projection and split): identical λ per stage and identical
+// predictions, scores within 1e-8, for M = 2000 and M = 0, cosine and
+// linear scoring, fast and slow λ search.
+func TestRanPACGoldens(t *testing.T) {
+	m := readRanPACMeta(t)
+	xtr, shape, err := npy.ReadFloat32(filepath.Join(ranpacGoldenDir, "x_train.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shape[1] != m.D {
+		t.Fatalf("x_train shape %v", shape)
+	}
+	xte, _, err := npy.ReadFloat32(filepath.Join(ranpacGoldenDir, "x_test.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _, err := npy.ReadFloat32(filepath.Join(ranpacGoldenDir, "W.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w, RanPACProjection(m.Seed, m.D, m.M)) {
+		t.Fatal("RanPACProjection no longer reproduces W.npy: the random generator changed; regenerate the goldens and note that old head files will be refused")
+	}
+	b, err := os.ReadFile(filepath.Join(ranpacGoldenDir, "goldens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gold map[string][]ranpacStage
+	if err := json.Unmarshal(b, &gold); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		gold   string
+		opts   map[string]string
+		linear bool
+	}{
+		{"projected", map[string]string{"M": "2000"}, false},
+		{"projected", map[string]string{"M": "2000", "scoring": "linear"}, true},
+		{"raw", map[string]string{"M": "0"}, false},
+		{"raw", map[string]string{"M": "0", "scoring": "linear", "search": "solve"}, true},
+	} {
+		name := tc.gold + "/" + tc.opts["scoring"] + "/" + tc.opts["search"]
+		t.Run(name, func(t *testing.T) {
+			h, err := NewRanPAC(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s, cls := range m.Stages {
+				xs, ys := stageRows(xtr, m.YTrain, m.D, cls)
+				if err := h.Learn(xs, ys); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.EndStage(); err != nil {
+					t.Fatal(err)
+				}
+				g := gold[tc.gold][s]
+				if h.Lambda() != g.Lambda {
+					t.Fatalf("stage %d: λ = %g, numpy chose %g (losses %v vs %v)", s, h.Lambda(), g.Lambda, h.Losses(), g.Losses)
+				}
+				// Our MSE divides by the seen classes, PILOT's by all C.
+				// Near the optimum the systems are well conditioned and the
+				// losses agree closely; at tiny λ both are rounding noise.
+				scale := float64(len(h.Classes())) / float64(m.C)
+				for i, l := range h.Losses() {
+					if RidgeGrid[i] >= g.Lambda/100 && !(math.Abs(l*scale-g.Losses[i]) <= 1e-7*g.Losses[i]) {
+						t.Errorf("stage %d: loss[%d] = %.12g, numpy %.12g", s, i, l*scale, g.Losses[i])
+					}
+				}
+				if !slices.Equal(h.Classes(), g.Classes) {
+					t.Fatalf("classes %v, want %v", h.Classes(), g.Classes)
+				}
+				sc, err := h.Scores(xte)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, wantPred := g.Cosine, g.PredCosine
+				if tc.linear {
+					want, wantPred = g.Linear, g.PredLinear
+				}
+				assertRanPACClose(t, "scores", sc, want, 1e-8)
+				c := len(g.Classes)
+				for i := range wantPred {
+					if p := argmaxRow(sc[i*c : (i+1)*c]); p != wantPred[i] {
+						t.Fatalf("stage %d: test row %d predicted column %d, numpy %d", s, i, p, wantPred[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+func argmaxRow(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func assertRanPACClose(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if d := math.Abs(got[i]-want[i]) / (1 + math.Abs(want[i])); !(d <= tol) {
+			t.Fatalf("%s: value %d = %.17g, want %.17g (relative difference %.3g > %.3g)", what, i, got[i], want[i], d, tol)
+		}
+	}
+}
+
+// ranpacData draws a small synthetic problem: c classes, d dims, per samples
+// each, in shuffled order.
+func ranpacData(seed uint64, c, d, per int) ([]float32, []int) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	means := make([]float64, c*d)
+	for i := range means {
+		means[i] = rng.NormFloat64()
+	}
+	var x []float32
+	var y []int
+	for _, i := range rng.Perm(c * per) {
+		l := i % c
+		for j := 0; j < d; j++ {
+			x = append(x, float32(means[l*d+j]+1.5*rng.NormFloat64()))
+		}
+		y = append(y, l)
+	}
+	return x, y
+}
+
+func newRanPACT(t *testing.T, opts map[string]string) *RanPAC {
+	t.Helper()
+	h, err := NewRanPAC(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestRanPACSearchPaths checks that the fast λ search (dual and primal
+// tridiagonal forms) and PILOT's 17 LU solves agree on λ and the losses.
+func TestRanPACSearchPaths(t *testing.T) {
+	const d = 16
+	x, y := ranpacData(3, 6, d, 30)                 // 180 rows: 144 fit
+	for _, m := range []string{"0", "100", "400"} { // primal, primal, dual
+		fast := newRanPACT(t, map[string]string{"M": m})
+		slow := newRanPACT(t, map[string]string{"M": m, "search": "solve"})
+		for _, h := range []*RanPAC{fast, slow} {
+			if err := h.Learn(x, y); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.EndStage(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fast.Lambda() != slow.Lambda() {
+			t.Fatalf("M=%s: fast λ %g, slow λ %g\nfast %v\nslow %v", m, fast.Lambda(), slow.Lambda(), fast.Losses(), slow.Losses())
+		}
+		fl, sl := fast.Losses(), slow.Losses()
+		best := argminFirst(sl)
+		for i := range sl {
+			// Around the optimum both are well conditioned and must agree
+			// closely; at tiny λ both are dominated by rounding.
+			if RidgeGrid[i] >= RidgeGrid[best]/100 && math.Abs(fl[i]-sl[i]) > 1e-6*sl[i] {
+				t.Errorf("M=%s λ=%g: fast loss %.12g, slow %.12g", m, RidgeGrid[i], fl[i], sl[i])
+			}
+		}
+	}
+}
+
+// TestRanPACIncremental checks the exactness properties: order and batch
+// independence, Merge, Unlearn, RemoveClass (class_gram) and Save/Load.
+func TestRanPACIncremental(t *testing.T) {
+	const d = 12
+	x, y := ranpacData(5, 5, d, 20)
+	test, _ := ranpacData(6, 5, d, 4)
+	opts := map[string]string{"M": "64", "lambda": "0.1", "class_gram": "true"}
+	fit := func(parts ...[2]int) *RanPAC {
+		h := newRanPACT(t, opts)
+		for _, p := range parts {
+			if err := h.Learn(x[p[0]*d:p[1]*d], y[p[0]:p[1]]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.EndStage(); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	scores := func(h *RanPAC) []float64 {
+		s, err := h.Scores(test)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	n := len(y)
+	whole := scores(fit([2]int{0, n}))
+	assertRanPACClose(t, "batched", scores(fit([2]int{0, 37}, [2]int{37, n})), whole, 1e-9)
+
+	a, b := fit([2]int{0, 40}), fit([2]int{40, n})
+	if err := a.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	assertRanPACClose(t, "merged", scores(a), whole, 1e-9)
+
+	// Unlearn rows 60..n of the whole fit = fit of 0..60.
+	u := fit([2]int{0, n})
+	if err := u.Unlearn(x[60*d:], y[60:]); err != nil {
+		t.Fatal(err)
+	}
+	assertRanPACClose(t, "unlearned", scores(u), scores(fit([2]int{0, 60})), 1e-8)
+	many := make([]float32, 0, 100*d)
+	for range 100 {
+		many = append(many, x[:d]...)
+	}
+	if err := u.Unlearn(many, slices.Repeat([]int{y[0]}, 100)); err == nil || !strings.Contains(err.Error(), "cannot remove 100") {
+		t.Fatalf("unlearning more samples than a class has: %v", err)
+	}
+
+	// RemoveClass 2 = never having learned class 2.
+	r := fit([2]int{0, n})
+	if err := r.RemoveClass(2); err != nil {
+		t.Fatal(err)
+	}
+	xk, yk := subsetRows(x, y, d, func(i int) bool { return y[i] != 2 })
+	ref := newRanPACT(t, opts)
+	if err := ref.Learn(xk, yk); err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.EndStage(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Classes(), []int{0, 1, 3, 4}) {
+		t.Fatalf("classes after RemoveClass: %v", r.Classes())
+	}
+	assertRanPACClose(t, "removed class", scores(r), scores(ref), 1e-8)
+
+	// Without class_gram RemoveClass is a clear error.
+	plain := newRanPACT(t, map[string]string{"M": "64", "lambda": "0.1"})
+	if err := plain.Learn(x, y); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.RemoveClass(1); err == nil || !strings.Contains(err.Error(), "class_gram=true") {
+		t.Fatalf("RemoveClass without class_gram: %v", err)
+	}
+
+	// Save/Load through the head file, mid-stage buffer included, then keep
+	// learning: the same as never saving.
+	for _, auto := range []bool{false, true} {
+		o := map[string]string{"M": "64", "class_gram": "true"}
+		if !auto {
+			o["lambda"] = "0.1"
+		}
+		h1 := newRanPACT(t, o)
+		h2 := newRanPACT(t, o)
+		for _, h := range []*RanPAC{h1, h2} {
+			if err := h.Learn(x[:50*d], y[:50]); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.EndStage(); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Learn(x[50*d:80*d], y[50:80]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path := filepath.Join(t.TempDir(), "h.safetensors")
+		names := []string{"a", "b", "c", "d", "e"}
+		if err := Save(path, h1, Info{Classes: names}); err != nil {
+			t.Fatal(err)
+		}
+		loaded, _, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []Head{loaded, h2} {
+			if err := h.Learn(x[80*d:], y[80:]); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.EndStage(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ls, err := loaded.Scores(test)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loaded.(*RanPAC).Lambda() != h2.Lambda() {
+			t.Fatalf("λ after load %g, without %g", loaded.(*RanPAC).Lambda(), h2.Lambda())
+		}
+		assertRanPACClose(t, "after save/load", ls, scores(h2), 0)
+	}
+}
+
+// TestRanPACScoring checks both scoring rules against a direct computation.
+func TestRanPACScoring(t *testing.T) {
+	const d = 8
+	x, y := ranpacData(9, 3, d, 10)
+	for _, scoring := range []string{"cosine", "linear"} {
+		h := newRanPACT(t, map[string]string{"M": "20", "lambda": "1", "scoring": scoring, "seed": "42"})
+		if err := h.Learn(x, y); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.EndStage(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := h.Scores(x[:d])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := RanPACProjection(42, d, 20)
+		hx := make([]float64, 20)
+		var hn float64
+		for j := range hx {
+			for k := 0; k < d; k++ {
+				hx[j] += float64(x[k]) * float64(w[k*20+j])
+			}
+			hx[j] = max(hx[j], 0)
+			hn += hx[j] * hx[j]
+		}
+		for c := 0; c < 3; c++ {
+			var dot, wn float64
+			for j := range hx {
+				dot += hx[j] * h.wo[j*3+c]
+				wn += h.wo[j*3+c] * h.wo[j*3+c]
+			}
+			if scoring == "cosine" {
+				dot /= math.Sqrt(hn) * math.Sqrt(wn)
+			}
+			if math.Abs(dot-got[c]) > 1e-9*(1+math.Abs(dot)) {
+				t.Fatalf("%s: class %d score %g, want %g", scoring, c, got[c], dot)
+			}
+		}
+	}
+}
+
+// TestRanPACBadInput checks the clear errors.
+func TestRanPACBadInput(t *testing.T) {
+	if _, err := NewRanPAC(map[string]string{"m": "5"}); err == nil || !strings.Contains(err.Error(), "class_gram, lambda, scoring, search, seed, split") {
+		t.Fatalf("unknown option: %v", err)
+	}
+	for k, v := range map[string]string{"M": "-1", "lambda": "0", "scoring": "dot", "split": "x", "search": "eig", "seed": "-3", "class_gram": "yes"} {
+		if _, err := NewRanPAC(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("option %s=%s: %v", k, v, err)
+		}
+	}
+	h := newRanPACT(t, map[string]string{"M": "16"})
+	if err := h.EndStage(); err == nil || !strings.Contains(err.Error(), "no samples") {
+		t.Fatalf("empty stage: %v", err)
+	}
+	x, y := ranpacData(1, 2, 4, 5)
+	if _, err := h.Scores(x); err == nil || !strings.Contains(err.Error(), "EndStage") {
+		t.Fatalf("Scores before EndStage: %v", err)
+	}
+	bad := slices.Clone(x)
+	bad[3*4+2] = float32(math.NaN())
+	if err := h.Learn(bad, y); err == nil || !strings.Contains(err.Error(), "row 3") {
+		t.Fatalf("NaN row: %v", err)
+	}
+	bad[3*4+2] = float32(math.Inf(1))
+	if err := h.Learn(bad, y); err == nil || !strings.Contains(err.Error(), "row 3") {
+		t.Fatalf("Inf row: %v", err)
+	}
+	if h.Dim() != 0 {
+		t.Fatal("a rejected batch must not fix the dimension")
+	}
+	if err := h.Learn(x, y); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Learn(x[:9], y[:3]); err == nil || !strings.Contains(err.Error(), "dimension") {
+		t.Fatalf("dimension mismatch: %v", err)
+	}
+	if err := h.Learn(x[:8], []int{0, -1}); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Fatalf("negative label: %v", err)
+	}
+	if err := h.EndStage(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Scores(x[:6]); err == nil {
+		t.Fatal("Scores with a partial row must fail")
+	}
+	if err := h.Unlearn(x[:4], []int{7}); err == nil {
+		t.Fatal("unlearning an unknown class must fail")
+	}
+	other := newRanPACT(t, map[string]string{"M": "17"})
+	if err := h.Merge(other); err == nil || !strings.Contains(err.Error(), "M") {
+		t.Fatalf("merge with another M: %v", err)
+	}
+
+	// A head file whose projection hash does not match is refused.
+	ts, params, err := h.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	params["projection_fnv64"] = "0"
+	if _, err := loadRanPAC(ts, params); err == nil || !strings.Contains(err.Error(), "projection") {
+		t.Fatalf("tampered projection hash: %v", err)
+	}
+	params, _ = maps2(h)
+	params["dim"] = "99999999"
+	if _, err := loadRanPAC(ts, params); err == nil {
+		t.Fatal("implausible dim must fail")
+	}
+}
+
+func maps2(h *RanPAC) (map[string]string, error) {
+	_, p, err := h.State()
+	return p, err
+}
