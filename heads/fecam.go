@@ -178,12 +178,13 @@ func (h *FeCAM) solve(l int) (m, p []float64, err error) {
 		return nil, nil, err
 	}
 	m = h.st.mean(l)
-	var corr []float64
+	var corr, null []float64
 	if h.pilot {
 		for i := 0; i < d; i++ {
 			cov[i*d+i] += h.alpha
 		}
 		corr = rowCorrcoef(cov, d)
+		null = pilotNull(cov, d)
 		normalizeRow(m)
 	} else {
 		var diag, off float64
@@ -225,7 +226,7 @@ func (h *FeCAM) solve(l int) (m, p []float64, err error) {
 			}
 		}
 	}
-	return m, pinvSym(corr, d), nil
+	return m, pinvSym(corr, d, null), nil
 }
 
 // rowCorrcoef returns the Pearson correlation between the rows of the
@@ -263,11 +264,81 @@ func rowCorrcoef(a []float64, d int) []float64 {
 }
 
 // pinvSym returns the Moore–Penrose pseudo-inverse of the symmetric matrix a
-// [d, d] through its eigen-decomposition, dropping eigenvalues with
-// |λ| ≤ d·2⁻²³·max|λ|.
-func pinvSym(a []float64, d int) []float64 {
+// [d, d], dropping eigenvalues with |λ| ≤ d·2⁻²³·max|λ|. When known, null is
+// a unit vector with a·null ≈ 0 (the pilot correlation's null direction).
+//
+// Fast paths give the same matrix as the eigen-decomposition, up to
+// rounding: the eigenvalues alone (no vectors) tell which are dropped; with
+// none dropped and a positive definite, pinv = a⁻¹ (Cholesky); with exactly
+// the known null direction dropped, pinv = (a + u uᵀ)⁻¹ − u uᵀ.
+func pinvSym(a []float64, d int, null []float64) []float64 {
+	var vals mat.EigenSym
+	if !vals.Factorize(mat.NewSymDense(d, append([]float64(nil), a...)), false) {
+		return pinvEigen(a, d)
+	}
+	lams := vals.Values(nil)
+	var big float64
+	for _, x := range lams {
+		big = max(big, math.Abs(x))
+	}
+	cut := float64(d) * math.Pow(2, -23) * big
+	dropped, negative := 0, false
+	for _, x := range lams {
+		if math.Abs(x) <= cut {
+			dropped++
+		} else if x < 0 {
+			negative = true
+		}
+	}
+	if negative || dropped > 1 || (dropped == 1 && null == nil) {
+		return pinvEigen(a, d)
+	}
+	b := append([]float64(nil), a...)
+	if dropped == 1 {
+		// a must annihilate null for the rank-one correction to be exact.
+		var res float64
+		for i := 0; i < d; i++ {
+			var s float64
+			for j := 0; j < d; j++ {
+				s += a[i*d+j] * null[j]
+			}
+			res = max(res, math.Abs(s))
+		}
+		if res > cut {
+			return pinvEigen(a, d)
+		}
+		for i := 0; i < d; i++ {
+			for j := 0; j < d; j++ {
+				b[i*d+j] += null[i] * null[j]
+			}
+		}
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(mat.NewSymDense(d, b)) {
+		return pinvEigen(a, d)
+	}
+	var inv mat.SymDense
+	if err := chol.InverseTo(&inv); err != nil {
+		return pinvEigen(a, d)
+	}
+	out := make([]float64, d*d)
+	for i := 0; i < d; i++ {
+		for j := i; j < d; j++ {
+			v := inv.At(i, j)
+			if dropped == 1 {
+				v -= null[i] * null[j]
+			}
+			out[i*d+j], out[j*d+i] = v, v
+		}
+	}
+	return out
+}
+
+// pinvEigen is pinvSym by the full eigen-decomposition P = V diag(1/λ) Vᵀ
+// over the kept eigenvalues.
+func pinvEigen(a []float64, d int) []float64 {
 	var eig mat.EigenSym
-	if !eig.Factorize(mat.NewSymDense(d, a), true) {
+	if !eig.Factorize(mat.NewSymDense(d, append([]float64(nil), a...)), true) {
 		return make([]float64, d*d)
 	}
 	vals := eig.Values(nil)
@@ -278,7 +349,6 @@ func pinvSym(a []float64, d int) []float64 {
 		big = max(big, math.Abs(x))
 	}
 	cut := float64(d) * math.Pow(2, -23) * big
-	// P = V diag(1/λ) Vᵀ over the kept eigenvalues.
 	vs := mat.NewDense(d, d, nil)
 	for j, lam := range vals {
 		if math.Abs(lam) <= cut {
@@ -298,6 +368,40 @@ func pinvSym(a []float64, d int) []float64 {
 		}
 	}
 	return out
+}
+
+// pilotNull returns the unit null vector of rowCorrcoef(m): the centred rows
+// of m are m·J (J = I − 11ᵀ/d), whose Gram matrix m J m annihilates m⁻¹1;
+// the correlation rescales it by the rows' norms, so the null vector is
+// diag(‖row_i(mJ)‖)·m⁻¹1. It returns nil when m is singular.
+func pilotNull(m []float64, d int) []float64 {
+	var chol mat.Cholesky
+	if !chol.Factorize(mat.NewSymDense(d, append([]float64(nil), m...))) {
+		return nil
+	}
+	ones := make([]float64, d)
+	for i := range ones {
+		ones[i] = 1
+	}
+	var v mat.VecDense
+	if err := chol.SolveVecTo(&v, mat.NewVecDense(d, ones)); err != nil {
+		return nil
+	}
+	u := make([]float64, d)
+	for i := 0; i < d; i++ {
+		row := m[i*d : (i+1)*d]
+		var mean, ss float64
+		for _, x := range row {
+			mean += x
+		}
+		mean /= float64(d)
+		for _, x := range row {
+			ss += (x - mean) * (x - mean)
+		}
+		u[i] = math.Sqrt(ss) * v.AtVec(i)
+	}
+	normalizeRow(u)
+	return u
 }
 
 // Scores implements Head: −(x̂ − m_c)ᵀ P_c (x̂ − m_c), [n, C]. It needs

@@ -349,3 +349,44 @@ func TestFeCAMNeedsTwoSamples(t *testing.T) {
 		t.Errorf("EndStage with one sample of class 1: %v", err)
 	}
 }
+
+// TestPinvFastPaths checks that pinvSym's Cholesky paths equal the
+// eigen-decomposition pseudo-inverse on the goldens' FeCAM matrices.
+func TestPinvFastPaths(t *testing.T) {
+	g := loadGolden(t)
+	for _, variant := range []string{"paper", "pilot"} {
+		h, _ := NewFeCAM(map[string]string{"variant": variant})
+		if err := h.Learn(g.xtr, g.ytr); err != nil {
+			t.Fatal(err)
+		}
+		d := g.d
+		cov, err := h.st.covariance("fecam", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var corr, null []float64
+		if variant == "pilot" {
+			for i := 0; i < d; i++ {
+				cov[i*d+i] += 100
+			}
+			corr, null = rowCorrcoef(cov, d), pilotNull(cov, d)
+			// null is the null direction of corr.
+			for i := 0; i < d; i++ {
+				var s float64
+				for j := 0; j < d; j++ {
+					s += corr[i*d+j] * null[j]
+				}
+				if math.Abs(s) > 1e-10 {
+					t.Fatalf("pilot: (C·u)[%d] = %g", i, s)
+				}
+			}
+		} else {
+			corr = cov
+			for i := 0; i < d; i++ {
+				corr[i*d+i] += 0.5
+			}
+		}
+		fast, slow := pinvSym(corr, d, null), pinvEigen(corr, d)
+		assertClose(t, variant, fast, slow, 1e-9)
+	}
+}

@@ -153,40 +153,36 @@ func normalizeRow(v []float64) {
 	}
 }
 
-// add adds (sign = +1) or subtracts (sign = −1) rows [n, d] with labels y.
-// Subtraction is checked first: unknown classes or more samples than were
-// learned are an error and nothing changes.
-func (s *classStats) add(method string, rows []float64, y []int, d int, sign float64) error {
-	if len(y) == 0 {
-		return nil
+// checkRemovable reports whether the samples of labels y can be subtracted:
+// every class known, no more samples than were learned.
+func (s *classStats) checkRemovable(method string, y []int) error {
+	need := map[int]int64{}
+	for _, l := range y {
+		need[l]++
 	}
-	groups := map[int][]int{}
-	for i, l := range y {
-		groups[l] = append(groups[l], i)
-	}
-	if sign < 0 {
-		for l, idx := range groups {
-			c, ok := s.cls[l]
-			if !ok {
-				return fmt.Errorf("%s: cannot unlearn class %d: the head has no such class", method, l)
-			}
-			if int64(len(idx)) > c.n {
-				return fmt.Errorf("%s: cannot unlearn %d samples of class %d: only %d were learned", method, len(idx), l, c.n)
-			}
+	for l, k := range need {
+		c, ok := s.cls[l]
+		if !ok {
+			return fmt.Errorf("%s: cannot unlearn class %d: the head has no such class", method, l)
 		}
+		if k > c.n {
+			return fmt.Errorf("%s: cannot unlearn %d samples of class %d: only %d were learned", method, k, l, c.n)
+		}
+	}
+	return nil
+}
+
+// add adds (sign = +1) or subtracts (sign = −1) rows [n, d] with labels y.
+// Subtraction must have been checked with checkRemovable.
+func (s *classStats) add(rows []float64, y []int, d int, sign float64) {
+	if len(y) == 0 {
+		return
 	}
 	s.d = d
 	if s.shared && s.scatter == nil {
 		s.scatter = make([]float64, d*d)
 	}
-	order := make([]int, 0, len(groups))
-	for l := range groups {
-		order = append(order, l)
-	}
-	sort.Ints(order)
-	var buf []float64
-	for _, l := range order {
-		idx := groups[l]
+	for i, l := range y {
 		c, ok := s.cls[l]
 		if !ok {
 			c = &classStat{sum: make([]float64, d)}
@@ -195,30 +191,39 @@ func (s *classStats) add(method string, rows []float64, y []int, d int, sign flo
 			}
 			s.cls[l] = c
 		}
-		buf = buf[:0]
-		for _, i := range idx {
-			row := rows[i*d : (i+1)*d]
-			buf = append(buf, row...)
-			for j, v := range row {
-				c.sum[j] += sign * v
-			}
+		sum := c.sum[:d]
+		for j, v := range rows[i*d : (i+1)*d] {
+			sum[j] += sign * v
 		}
-		c.n += int64(sign) * int64(len(idx))
-		s.total += int64(sign) * int64(len(idx))
-		a := blas64.General{Rows: len(idx), Cols: d, Stride: d, Data: buf}
-		if s.perClass {
-			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: c.outer})
-		}
-		if s.shared {
-			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.scatter})
-		}
+		c.n += int64(sign)
+		s.total += int64(sign)
 		s.dirty[l] = true
-		if c.n == 0 {
+	}
+	if s.shared {
+		a := blas64.General{Rows: len(y), Cols: d, Stride: d, Data: rows}
+		blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.scatter})
+	}
+	if s.perClass {
+		groups := map[int][]int{}
+		for i, l := range y {
+			groups[l] = append(groups[l], i)
+		}
+		var buf []float64
+		for l, idx := range groups {
+			buf = buf[:0]
+			for _, i := range idx {
+				buf = append(buf, rows[i*d:(i+1)*d]...)
+			}
+			a := blas64.General{Rows: len(idx), Cols: d, Stride: d, Data: buf}
+			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.cls[l].outer})
+		}
+	}
+	for l := range s.dirty {
+		if c, ok := s.cls[l]; ok && c.n == 0 {
 			delete(s.cls, l)
 		}
 	}
 	s.version++
-	return nil
 }
 
 // remove drops every statistic of class l. With a shared scatter the class's
@@ -560,8 +565,19 @@ func (h *statHead) learn(x []float32, y []int, sign float64) error {
 	if len(y) == 0 {
 		return nil
 	}
-	rows := toFloat64(nil, x, d, h.normalize)
-	return h.st.add(h.method, rows, y, d, sign)
+	if sign < 0 {
+		if err := h.st.checkRemovable(h.method, y); err != nil {
+			return err
+		}
+	}
+	// Convert in chunks so a large batch never needs a float64 copy.
+	const chunk = 1024
+	buf := make([]float64, min(len(y), chunk)*d)
+	for i := 0; i < len(y); i += chunk {
+		j := min(i+chunk, len(y))
+		h.st.add(toFloat64(buf, x[i*d:j*d], d, h.normalize), y[i:j], d, sign)
+	}
+	return nil
 }
 
 func (h *statHead) merge(other Head) error {
