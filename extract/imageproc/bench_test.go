@@ -103,3 +103,15 @@ func BenchmarkApplyCIFAR(b *testing.B) {
 	}
 	perSecond(b)
 }
+
+// BenchmarkStdlibJPEG500 is the reference for BenchmarkDecodeJPEG500: Go's
+// image/jpeg decode alone (Go's IDCT, no RGB conversion).
+func BenchmarkStdlibJPEG500(b *testing.B) {
+	data := typicalJPEG(b)
+	for b.Loop() {
+		if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perSecond(b)
+}
