@@ -231,3 +231,25 @@ func TestBenchConfig(t *testing.T) {
 		t.Errorf("ranpac.json with overrides: init %d inc %d seed %d %+v", rep.Init, rep.Inc, rep.Seed, rep.Methods[0].Metrics)
 	}
 }
+
+// FuzzReadPilotConfig: any file content gives a config or an error, never a
+// panic.
+func FuzzReadPilotConfig(f *testing.F) {
+	for _, p := range []string{"../protocol/testdata/simplecil.json", "../protocol/testdata/ranpac.json"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"seed": [], "init_cls": 1e30, "M": -1, "use_RP": "no"}`))
+	f.Add([]byte(`[1,2]`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		readPilotConfig(path)
+	})
+}
