@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
@@ -102,7 +103,15 @@ func (r *Report) Plot() (*plot.Plot, error) {
 	p.Title.Text = fmt.Sprintf("Class-incremental accuracy, %s", r.Split())
 	p.X.Label.Text = "classes seen"
 	p.Y.Label.Text = "top-1 accuracy (%)"
-	p.Y.Min, p.Y.Max = 0, 100
+	// Zoom the y axis to the curves (in steps of 10 %) so that differences
+	// between methods stay visible.
+	lo := 100.0
+	for _, row := range r.rows() {
+		for _, v := range row.metrics.Curve {
+			lo = math.Min(lo, v)
+		}
+	}
+	p.Y.Min, p.Y.Max = math.Max(0, math.Floor(lo/10)*10-10), 100
 	p.Legend.Top = false
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
