@@ -1,0 +1,16 @@
+#!/bin/sh
+# RanPAC stage speed, Go (gonum, pure-Go BLAS) vs numpy + OpenBLAS doing
+# PILOT's procedure, side by side on the same inputs (same W, same split).
+# Usage: scripts/bench-ranpac.sh [M [N [ROUNDS]]]   (defaults 2000 5000 1)
+# Prints one JSON line per round with both times, the ratio, both λ and the
+# fraction of identical predictions. Run from the repository root.
+set -eu
+M=${1:-2000}; N=${2:-5000}; ROUNDS=${3:-1}
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+i=0
+while [ "$i" -lt "$ROUNDS" ]; do
+	RANPAC_BENCH_M=$M RANPAC_BENCH_N=$N RANPAC_BENCH_DIR=$dir \
+		go test ./heads -run '^$' -bench '^BenchmarkRanPACStage$' -benchtime 1x -benchmem -count 1 | grep -E '^Benchmark' >&2
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_ranpac.py "$dir"
+	i=$((i + 1))
+done
