@@ -38,6 +38,13 @@ func ParseIDX(b []byte) (*IDXArray, error) {
 // raw file), or -1 (a gzip stream): the header is then checked against it
 // before any large allocation.
 func ReadIDX(r io.Reader, size int64) (*IDXArray, error) {
+	return readIDX(r, size, 0)
+}
+
+// readIDX is ReadIDX; when size < 0, up to prealloc bytes are allocated at
+// once (the data grows as read beyond that), so a trustworthy bound avoids
+// the copies of a growing buffer.
+func readIDX(r io.Reader, size, prealloc int64) (*IDXArray, error) {
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
 		return nil, fmt.Errorf("not an IDX file: too short for the 4-byte magic number")
@@ -71,23 +78,30 @@ func ReadIDX(r io.Reader, size int64) (*IDXArray, error) {
 		return nil, fmt.Errorf("IDX header says %v = %d bytes of data, but the file has %d (truncated or wrong file?)", a.Dims, count, size-head)
 	}
 	var err error
-	a.Data, err = io.ReadAll(io.LimitReader(r, count+1))
+	if size >= 0 || count <= prealloc {
+		a.Data = make([]byte, count)
+		var n int
+		n, err = io.ReadFull(r, a.Data)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			a.Data, err = a.Data[:n], nil
+		}
+	} else {
+		a.Data, err = io.ReadAll(io.LimitReader(r, count))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading IDX data: %w", err)
 	}
 	if int64(len(a.Data)) != count {
-		if int64(len(a.Data)) > count {
-			return nil, fmt.Errorf("IDX header says %v = %d bytes of data, but there are more (wrong file?)", a.Dims, count)
-		}
 		return nil, fmt.Errorf("IDX header says %v = %d bytes of data, but there are only %d (truncated?)", a.Dims, count, len(a.Data))
 	}
 	// Drain to EOF so that a gzip stream verifies its checksum.
 	var one [1]byte
-	if n, err := r.Read(one[:]); n != 0 || (err != nil && err != io.EOF) {
-		if err != nil {
-			return nil, fmt.Errorf("reading IDX data: %w", err)
-		}
-		return nil, fmt.Errorf("IDX file has data after the %d bytes its header announces", count)
+	n, err := io.ReadFull(r, one[:])
+	if n != 0 {
+		return nil, fmt.Errorf("IDX header says %v = %d bytes of data, but there are more (wrong file?)", a.Dims, count)
+	}
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("reading IDX data: %w", err)
 	}
 	return a, nil
 }
@@ -112,7 +126,9 @@ func ReadIDXFile(path string) (*IDXArray, error) {
 			return nil, fmt.Errorf("%s: corrupt gzip stream: %w", path, err)
 		}
 		zr.Multistream(false)
-		a, err = ReadIDX(zr, -1)
+		// Deflate expands at most 1032:1, so the header's count is trusted
+		// for a single allocation when the file could hold it.
+		a, err = readIDX(zr, -1, 1032*st.Size())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
