@@ -37,7 +37,7 @@ func init() {
 			&cli.Float64Flag{Name: "scale", Usage: "adapter output scale s (default 0.1)"},
 			&cli.StringFlag{Name: "bake", Usage: "safetensors file with the variant's parameters, baked in as initializers"},
 			&cli.StringFlag{Name: "quantize", Usage: "int8: dynamic int8 quantization of the blocks' Linear weights"},
-			&cli.StringFlag{Name: "attention", Usage: "onnx (standard ops) or mha (com.microsoft.MultiHeadAttention, default)"},
+			&cli.StringFlag{Name: "attention", Usage: "onnx (standard ops, default) or mha (com.microsoft.MultiHeadAttention, ONNX Runtime only)"},
 			&cli.StringFlag{Name: "backbone", Usage: "a human description stored in the manifest"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "do not load the result in ONNX Runtime before writing it"},
 		}, ortFlags()...),

@@ -7,6 +7,11 @@ outputs of the plain model and of every graph variant with non-zero parameters.
 Run from the repository root:  /usr/bin/python3 models/vit/testdata/make_reference.py
 Needs torch 1.13 and numpy (Debian python3-torch, python3-numpy). Deterministic.
 
+With --vitb DIR it instead writes a ViT-B/16 (224, width 768, depth 12, heads 12, MLP 3072) with random
+weights for the parity and speed checks of docs/VIT.md (~1 GB, never committed): DIR/vitb.safetensors,
+DIR/vitb_torch.onnx (torch.onnx.export, opset 17, dynamic batch) and DIR/vitb_golden.safetensors
+("input" [4,3,224,224], "features" [4,768]).
+
 Writes into models/vit/testdata/:
   vit.safetensors   timm key names (patch_embed.proj.weight, blocks.{i}.attn.qkv.weight, ...,
                     plus head.weight/head.bias, which the importer ignores), F32
@@ -38,6 +43,7 @@ import json
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -45,6 +51,8 @@ import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMG, PATCH, WIDTH, DEPTH, HEADS, MLP = 32, 8, 48, 3, 3, 128
+if len(sys.argv) == 3 and sys.argv[1] == "--vitb":
+    IMG, PATCH, WIDTH, DEPTH, HEADS, MLP = 224, 16, 768, 12, 12, 3072
 N = 2
 P_TOKENS = 3
 PREFIX_LAYERS = [0, 2]
@@ -300,5 +308,33 @@ def main():
                                              "scale": SCALE})})
 
 
+class Plain(nn.Module):
+    def __init__(self, vit):
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, x):
+        return self.vit(x)["features"]
+
+
+def main_vitb(out):
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(16)
+    model = ViT().eval()
+    init_weights(model, g)
+    sd = model.state_dict()
+    write_safetensors(os.path.join(out, "vitb.safetensors"), {k: v.numpy() for k, v in sd.items()})
+    x = torch.rand((4, 3, IMG, IMG), generator=g)
+    with torch.no_grad():
+        feats = model(x)["features"].numpy()
+    write_safetensors(os.path.join(out, "vitb_golden.safetensors"), {"input": x.numpy(), "features": feats})
+    torch.onnx.export(Plain(model), x[:1], os.path.join(out, "vitb_torch.onnx"), opset_version=17,
+                      input_names=["input"], output_names=["features"],
+                      dynamic_axes={"input": {0: "batch"}, "features": {0: "batch"}}, do_constant_folding=True)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--vitb":
+        main_vitb(sys.argv[2])
+    else:
+        main()
