@@ -13,7 +13,6 @@ import (
 
 	"github.com/cl-dev/cl/extract"
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/models"
 )
 
@@ -92,7 +91,7 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 		return err
 	}
 	defer src.Close()
-	if err := atomicfile.CheckWritable(o.Out); err != nil {
+	if err := extract.CheckOut(o.Out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	bb, err := models.Open(o.Model, o.ORT)

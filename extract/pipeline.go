@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -109,7 +110,7 @@ func Extract(ctx context.Context, src data.Source, bb Backbone, out string, opts
 	for i := range ids {
 		ids[i] = src.ID(i)
 	}
-	if err := atomicfile.CheckWritable(out); err != nil {
+	if err := checkOut(out); err != nil {
 		return nil, err
 	}
 	w, err := features.Create(out, features.Header{
@@ -135,6 +136,18 @@ func Extract(ctx context.Context, src data.Source, bb Backbone, out string, opts
 	}
 	return res, nil
 }
+
+// checkOut fails when out cannot be written (missing or read-only folder,
+// or out is a folder), before any work is done.
+func checkOut(out string) error {
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("cannot write %s: it is a folder (give a file name such as %s)", out, filepath.Join(out, "features.safetensors"))
+	}
+	return atomicfile.CheckWritable(out)
+}
+
+// CheckOut reports, before a long run, whether Extract could write out.
+func CheckOut(out string) error { return checkOut(out) }
 
 // job is one image to prepare: sample index and the buffer to fill.
 type job struct {

@@ -292,6 +292,11 @@ func TestExtractUnwritable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot write") || src.loads.Load() != 0 {
 		t.Fatalf("unwritable: %v (%d loads)", err, src.loads.Load())
 	}
+	dir := t.TempDir()
+	_, err = Extract(context.Background(), src, &meanBackbone{s: 6}, dir, Options{Log: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "it is a folder") || src.loads.Load() != 0 {
+		t.Fatalf("folder as output: %v", err)
+	}
 }
 
 func TestProgressLine(t *testing.T) {
