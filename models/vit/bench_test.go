@@ -93,7 +93,7 @@ func TestViTB16(t *testing.T) {
 		name string
 		o    Options
 	}{{"go onnx-attention", Options{Attention: AttentionONNX}}, {"go mha", Options{Attention: AttentionMHA}},
-		{"go mha int8", Options{Attention: AttentionMHA, Quantize: "int8"}}} {
+		{"go int8", Options{Attention: AttentionONNX, Quantize: "int8"}}} {
 		start := time.Now()
 		m, err := Build(w, c.o)
 		if err != nil {
@@ -127,11 +127,16 @@ func TestViTB16(t *testing.T) {
 				t.Errorf("int8 cosine %.4f < 0.95", minCos)
 			}
 		}
-		cands = append(cands, cand{c.name, s})
+		if c.o.Attention == AttentionMHA && os.Getenv("CL_VIT_B16_MHA") == "" {
+			s.s.Destroy() // timed only when asked: keeps the run short
+			s.s = nil
+		} else {
+			cands = append(cands, cand{c.name, s})
+		}
 		runtime.GC()
 	}
 	per := len(in.Float32s()) / int(in.Shape[0])
-	for _, c := range []struct{ n, reps int }{{1, 7}, {32, 2}} {
+	for _, c := range []struct{ n, reps int }{{1, 21}, {32, 3}} {
 		x := make([]float32, c.n*per)
 		for i := 0; i < c.n; i++ {
 			copy(x[i*per:], in.Float32s()[(i%int(in.Shape[0]))*per:])
@@ -150,11 +155,13 @@ func TestViTB16(t *testing.T) {
 				times[i] = append(times[i], time.Since(start))
 			}
 		}
-		base := median(times[0])
+		// On a shared machine the minimum is the least disturbed run.
+		base, baseMed := minimum(times[0]), median(times[0])
 		for i, cd := range cands {
-			m := median(times[i])
-			t.Logf("batch %2d  %-18s median %8.1f ms  %6.1f img/s  speed vs torch export ×%.2f", c.n, cd.name,
-				float64(m)/1e6, float64(c.n)/m.Seconds(), float64(base)/float64(m))
+			m, md := minimum(times[i]), median(times[i])
+			t.Logf("batch %2d  %-18s min %8.1f ms (median %8.1f)  %6.2f img/s  speed vs torch export ×%.2f (medians ×%.2f)",
+				c.n, cd.name, float64(m)/1e6, float64(md)/1e6, float64(c.n)/m.Seconds(), float64(base)/float64(m),
+				float64(baseMed)/float64(md))
 		}
 	}
 }
@@ -166,6 +173,16 @@ func maxAbs(v []float32) float64 {
 			m = a
 		} else if -a > m {
 			m = -a
+		}
+	}
+	return m
+}
+
+func minimum(d []time.Duration) time.Duration {
+	m := d[0]
+	for _, x := range d {
+		if x < m {
+			m = x
 		}
 	}
 	return m

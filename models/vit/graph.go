@@ -383,30 +383,33 @@ func (b *builder) block(i int, x string) string {
 			pv = b.op("Gather", []attr{attrInt("axis", 1)}, pl, b.idx(1))
 		}
 	}
-	qkvs := b.opN("Split", "", []attr{attrInt("axis", -1)}, 3, qkv, b.i64(int64(W), int64(W), int64(W)))
-	q, k, v := qkvs[0], qkvs[1], qkvs[2]
 	var o string
+	scale := float32(1 / math.Sqrt(float64(hd)))
 	if b.opt.Attention == AttentionMHA {
+		qkvs := b.opN("Split", "", []attr{attrInt("axis", -1)}, 3, qkv, b.i64(int64(W), int64(W), int64(W)))
+		q, k, v := qkvs[0], qkvs[1], qkvs[2]
 		if pk != "" {
 			k = b.op("Concat", []attr{attrInt("axis", 1)}, pk, k)
 			v = b.op("Concat", []attr{attrInt("axis", 1)}, pv, v)
 		}
 		o = b.opN("MultiHeadAttention", "com.microsoft", []attr{attrInt("num_heads", int64(H)),
-			attrFloat("scale", float32(1/math.Sqrt(float64(hd))))}, 1, q, k, v)[0]
+			attrFloat("scale", scale)}, 1, q, k, v)[0]
 	} else {
-		heads := b.i64(0, 0, int64(H), int64(hd))
-		split := func(t string, perm ...int64) string {
-			return b.op("Transpose", []attr{attrInts("perm", perm...)}, b.op("Reshape", nil, t, heads))
-		}
-		q = split(q, 0, 2, 1, 3) // [N,H,T,hd]
-		k = split(k, 0, 2, 3, 1) // [N,H,hd,T]
-		v = split(v, 0, 2, 1, 3) // [N,H,T,hd]
+		// timm's own pattern: one Reshape+Transpose of qkv to [3,N,H,T,hd],
+		// then (q·kᵀ)·scale with kᵀ a last-two-axes Transpose, which ONNX
+		// Runtime folds (with the scale) into one FusedMatMul.
+		t := b.op("Transpose", []attr{attrInts("perm", 2, 0, 3, 1, 4)},
+			b.op("Reshape", nil, qkv, b.i64(0, 0, 3, int64(H), int64(hd))))
+		q, k, v := b.gather(t, 0), b.gather(t, 1), b.gather(t, 2) // [N,H,T,hd]
 		if pk != "" {
-			k = b.op("Concat", []attr{attrInt("axis", 3)}, split(pk, 0, 2, 3, 1), k)
-			v = b.op("Concat", []attr{attrInt("axis", 2)}, split(pv, 0, 2, 1, 3), v)
+			heads := func(x string) string {
+				return b.op("Transpose", []attr{attrInts("perm", 0, 2, 1, 3)}, b.op("Reshape", nil, x, b.i64(0, 0, int64(H), int64(hd))))
+			}
+			k = b.op("Concat", []attr{attrInt("axis", 2)}, heads(pk), k)
+			v = b.op("Concat", []attr{attrInt("axis", 2)}, heads(pv), v)
 		}
-		s := b.op("Mul", nil, b.op("MatMul", nil, q, k), b.scalar(float32(1/math.Sqrt(float64(hd)))))
-		a := b.op("Softmax", []attr{attrInt("axis", -1)}, s)
+		kt := b.op("Transpose", []attr{attrInts("perm", 0, 1, 3, 2)}, k)
+		a := b.op("Softmax", []attr{attrInt("axis", -1)}, b.op("Mul", nil, b.op("MatMul", nil, q, kt), b.scalar(scale)))
 		o = b.op("MatMul", nil, a, v)
 		o = b.op("Reshape", nil, b.op("Transpose", []attr{attrInts("perm", 0, 2, 1, 3)}, o), b.i64(0, 0, int64(W)))
 	}

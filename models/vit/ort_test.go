@@ -77,8 +77,13 @@ func newSession(t testing.TB, m *onnxpb.ModelProto, threads int) *session {
 	if err != nil {
 		t.Fatalf("ONNX Runtime rejects the graph: %v", err)
 	}
-	t.Cleanup(func() { s.Destroy() })
-	return &session{s: s, inputs: ins, outputs: outs}
+	ss := &session{s: s, inputs: ins, outputs: outs}
+	t.Cleanup(func() {
+		if ss.s != nil {
+			ss.s.Destroy()
+		}
+	})
+	return ss
 }
 
 // run feeds the inputs (by name, all required) and returns every output.

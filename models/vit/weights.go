@@ -238,6 +238,12 @@ func fromTimm(s *tensorSet, heads int) (*Weights, error) {
 	if f1, ok := s.peek("blocks.0.mlp.fc1.weight"); ok && len(f1) == 2 {
 		c.MLP = f1[0]
 	}
+	if c.Depth == 0 {
+		return nil, fmt.Errorf("%s: no transformer blocks (blocks.0.attn.qkv.weight is missing): not a timm ViT checkpoint", s.file)
+	}
+	if c.MLP == 0 {
+		return nil, fmt.Errorf("%s: blocks.0.mlp.fc1.weight is missing or not [M,W]", s.file)
+	}
 	c.Heads = heads
 	if c.Heads == 0 && c.Width%64 == 0 {
 		c.Heads = c.Width / 64
@@ -305,6 +311,12 @@ func fromJAX(s *tensorSet, heads int) (*Weights, error) {
 	c.Depth = countBlocks(s, func(i int) string { return blk(i) + "LayerNorm_0/scale" })
 	if d0, ok := s.peek(blk(0) + "MlpBlock_3/Dense_0/kernel"); ok && len(d0) == 2 {
 		c.MLP = d0[1]
+	}
+	if c.Depth == 0 {
+		return nil, fmt.Errorf("%s: no transformer blocks (Transformer/encoderblock_0/LayerNorm_0/scale is missing): not a ViT checkpoint", s.file)
+	}
+	if c.MLP == 0 {
+		return nil, fmt.Errorf("%s: Transformer/encoderblock_0/MlpBlock_3/Dense_0/kernel is missing or not [W,M]", s.file)
 	}
 	c.Heads = heads
 	if q, ok := s.peek(blk(0) + "MultiHeadDotProductAttention_1/query/kernel"); ok && len(q) == 3 {
