@@ -60,6 +60,7 @@ type Skipped struct {
 	Err   error
 }
 
+// String is "FILE: reason" (or "ID: reason" for array sources).
 func (s Skipped) String() string {
 	if s.File != "" {
 		return fmt.Sprintf("%s: %v", s.File, s.Err)
@@ -179,6 +180,7 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
+	batchSize = min(batchSize, max(src.Len(), 1))
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()
