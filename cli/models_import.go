@@ -169,10 +169,14 @@ func runModelsImport(w, stderr io.Writer, o modelsImportOptions) error {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  input         %s float32 [N,3,%d,%d] in [0,1] (preprocess: %s)\n", vit.InputName, c.Image, c.Image, models.ForImageSize(c.Image).JSON())
 	for _, s := range specs {
-		shape := fmt.Sprint(s.Shape)
+		dims := make([]string, 0, len(s.Shape)+1)
 		if s.Batched {
-			shape = "[N " + shape[1:]
+			dims = append(dims, "N")
 		}
+		for _, d := range s.Shape {
+			dims = append(dims, strconv.Itoa(d))
+		}
+		shape := "[" + strings.Join(dims, ",") + "]"
 		fmt.Fprintf(w, "  input         %s float32 %s: %s\n", s.Name, shape, s.Doc)
 	}
 	fmt.Fprintf(w, "  output        %s float32 [N,%d]: CLS token after the final LayerNorm\n", vit.OutputName, c.Width)

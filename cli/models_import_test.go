@@ -51,7 +51,7 @@ func TestModelsImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout, "prefix float32 [N 2 2 4 48]") {
+	if !strings.Contains(stdout, "prefix float32 [N,2,2,4,48]") {
 		t.Errorf("summary:\n%s", stdout)
 	}
 	m, err := models.ReadModel(vout)

@@ -168,14 +168,18 @@ func readNPYEntry(zf *zip.File, archiveSize int64) (array, error) {
 		count *= int64(d)
 	}
 	nbytes := count * int64(hdr.size)
-	// A deflated entry expands at most ~1032×; refuse shapes no archive of
-	// this size could hold before allocating.
-	if nbytes > int64(zf.UncompressedSize64) || nbytes > 1100*archiveSize+1<<20 {
+	// Deflate expands at most ~1032×: refuse shapes the entry cannot hold,
+	// and let the buffer grow with the bytes actually read.
+	maxBytes := int64(zf.CompressedSize64)
+	if zf.Method != zip.Store {
+		maxBytes = 1032*maxBytes + 1024
+	}
+	if nbytes > int64(zf.UncompressedSize64) || nbytes > maxBytes || nbytes > 1032*archiveSize {
 		return array{}, fmt.Errorf("shape %s needs %d bytes but the entry holds %d (truncated or corrupt)", shapeString(hdr.shape), nbytes, zf.UncompressedSize64)
 	}
-	raw := make([]byte, nbytes)
-	if _, err := io.ReadFull(br, raw); err != nil {
-		return array{}, fmt.Errorf("reading %d data bytes for shape %s: %v (truncated or corrupt)", nbytes, shapeString(hdr.shape), err)
+	raw, err := io.ReadAll(io.LimitReader(br, nbytes))
+	if err != nil || int64(len(raw)) != nbytes {
+		return array{}, fmt.Errorf("reading %d data bytes for shape %s: got %d, %v (truncated or corrupt)", nbytes, shapeString(hdr.shape), len(raw), err)
 	}
 	// Reading to the end lets archive/zip verify the entry's CRC-32.
 	if extra, err := io.Copy(io.Discard, br); err != nil {
