@@ -18,7 +18,7 @@ func tinyNPZ(t testing.TB) []byte {
 	arrays := map[string][]int{
 		"embedding/kernel": {P, P, 3, W}, "embedding/bias": {W}, "cls": {1, 1, W},
 		"Transformer/posembed_input/pos_embedding": {1, T, W},
-		"Transformer/encoder_norm/scale": {W}, "Transformer/encoder_norm/bias": {W},
+		"Transformer/encoder_norm/scale":           {W}, "Transformer/encoder_norm/bias": {W},
 	}
 	b := "Transformer/encoderblock_0/"
 	for _, n := range []string{"LayerNorm_0", "LayerNorm_2"} {
