@@ -322,6 +322,26 @@ func TestQuantizeInt8(t *testing.T) {
 	}
 }
 
+// TestQuantizeInt8Variant: quantization composes with a variant's inputs.
+func TestQuantizeInt8Variant(t *testing.T) {
+	g, rc := loadGolden(t)
+	w, err := Load(stPath, rc.Heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := variantOptions(Prefix, rc)
+	o.Quantize = "int8"
+	m, err := Build(w, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newSession(t, m, 1).run(t, tensorFeed(InputName, g.Tensors["input"]), tensorFeed("prefix", g.Tensors["prefix.prefix"]))[OutputName]
+	want := g.Tensors["prefix.features"].Float32s()
+	if c := cosine(out, want); c < 0.99 {
+		t.Errorf("prefix int8: cosine vs torch fp32 %.4f < 0.99", c)
+	}
+}
+
 func TestQuantizeColumns(t *testing.T) {
 	w := []float32{1, -2, 0.5, 0, 0, 0} // [out=2, in=3]
 	q, s := quantizeColumns(w, 2, 3)
