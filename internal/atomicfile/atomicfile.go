@@ -47,6 +47,17 @@ func (f *File) Commit() error {
 		return fmt.Errorf("atomicfile: %s already committed or aborted", f.path)
 	}
 	f.done = true
+	// CreateTemp makes the file 0600; published files get the usual 0644
+	// (less the umask), or keep the mode of the file they replace.
+	mode := os.FileMode(0o644) &^ processUmask
+	if st, err := os.Stat(f.path); err == nil && st.Mode().IsRegular() {
+		mode = st.Mode().Perm()
+	}
+	if err := f.File.Chmod(mode); err != nil {
+		f.File.Close()
+		os.Remove(f.File.Name())
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
 	if err := f.File.Sync(); err != nil {
 		f.File.Close()
 		os.Remove(f.File.Name())
@@ -89,3 +100,7 @@ func WriteFile(path string, write func(w io.Writer) error) error {
 	}
 	return f.Commit()
 }
+
+// processUmask is read once at start-up: reading it means setting it, which
+// must not race with other goroutines creating files.
+var processUmask = umask()
