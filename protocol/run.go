@@ -80,8 +80,8 @@ type Report struct {
 	Joint *JointResult `json:"joint,omitempty"`
 }
 
-// Prepare checks the data and computes the split: the class order, the
-// stages, and per stage the training rows (remapped labels) and test rows.
+// prepared is the checked data and its split: the class order, the stages,
+// and per stage the training rows (remapped labels) and test rows.
 type prepared struct {
 	split      *Split
 	trainRows  [][]int // per stage, row indices into train
@@ -136,9 +136,9 @@ func prepare(cfg Config, train, test Data) (*prepared, error) {
 		}
 		return rows, lab, perClass
 	}
-	var trainCount, testCount []int
+	var trainCount []int
 	p.trainRows, p.trainLabel, trainCount = group(train)
-	p.testRows, p.testLabel, testCount = group(test)
+	p.testRows, p.testLabel, _ = group(test)
 	for k, c := range order {
 		if trainCount[c] == 0 {
 			return nil, fmt.Errorf("protocol: class %s has no training rows, so stage %d cannot learn it (drop the class or supply its features)", cfg.className(c), split.Stage(k)+1)
@@ -157,7 +157,6 @@ func prepare(cfg Config, train, test Data) (*prepared, error) {
 			return nil, fmt.Errorf("protocol: stage %d has no test rows (classes %s); its accuracy is undefined", t+1, names)
 		}
 	}
-	_ = testCount
 	return p, nil
 }
 
