@@ -50,6 +50,8 @@ type LDA struct {
 	w, b    []float64
 	solved  bool
 	version uint64
+	// fast caches the packed float32 weights for TopK (predict.go).
+	fast fastCache
 }
 
 // NewLDA returns an empty LDA head. Option "shrinkage" is ε ∈ [0, 1]

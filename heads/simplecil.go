@@ -37,6 +37,8 @@ type protoHead struct {
 	labels []int
 	p      []float64
 	bias   []float64
+	// fast caches the packed float32 prototypes for TopK (predict.go).
+	fast fastCache
 }
 
 func newProtoHead(method string, cosine bool, given map[string]string) (*protoHead, error) {
