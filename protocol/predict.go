@@ -37,11 +37,24 @@ func Predict(ctx context.Context, h heads.Head, x []float32, d, k, batch int) ([
 	n := len(x) / d
 	out := make([]int, n*k)
 	idx := make([]int, c)
+	ranker, fast := h.(heads.Ranker)
 	for lo := 0; lo < n; lo += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
 		hi := min(lo+batch, n)
+		if fast {
+			// Same ranking as Scores + sort below, computed faster
+			// (float32 shortlist, exact float64 re-score).
+			dst := out[lo*k : hi*k]
+			if err := ranker.TopK(x[lo*d:hi*d], k, dst); err != nil {
+				return nil, 0, fmt.Errorf("%s scores: %w", h.Method(), err)
+			}
+			for i, j := range dst {
+				dst[i] = classes[j]
+			}
+			continue
+		}
 		s, err := h.Scores(x[lo*d : hi*d])
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s scores: %w", h.Method(), err)
