@@ -120,10 +120,10 @@ func (h *LDA) TopK(x []float32, k int, dst []int) error {
 
 func (f *fastScorer) topK(method string, x []float32, k int, dst []int) error {
 	d, c := f.d, f.c
-	n, err := checkRows(method, x, d)
-	if err != nil {
-		return err
+	if d == 0 || len(x)%d != 0 {
+		return fmt.Errorf("%s: %d feature values are not rows of the head's dimension %d (features of another model?)", method, len(x), d)
 	}
+	n := len(x) / d
 	if k < 1 || k > c {
 		return fmt.Errorf("%s: top-%d of %d classes: k must be in [1, %d]", method, k, c, c)
 	}
@@ -154,18 +154,13 @@ func (f *fastScorer) topK(method string, x []float32, k int, dst []int) error {
 			kernel.Dot(approx, x[r0*d:r1*d], r1-r0, f.packed)
 		}
 		for i := r0; i < r1; i++ {
-			xr := x[i*d : (i+1)*d]
-			var nrm2 float64
-			for _, v := range xr {
-				nrm2 += float64(v) * float64(v)
+			ss, err := prepRow(method, row, x, i, d, f.cosine)
+			if err != nil {
+				return err
 			}
-			nrm := math.Sqrt(nrm2)
-			toFloat64(row, xr, d, f.cosine)
-			var ss float64
-			if f.subSS {
-				for _, v := range row {
-					ss += v * v
-				}
+			nrm := math.Sqrt(ss)
+			if !f.subSS {
+				ss = 0 // only NCM's scores subtract ‖x‖²
 			}
 			cand = cand[:0]
 			if f.full || !(nrm >= 1e-15 && nrm <= 1e15) {
@@ -221,6 +216,39 @@ func (f *fastScorer) topK(method string, x []float32, k int, dst []int) error {
 		}
 	}
 	return nil
+}
+
+// prepRow converts row i of x [n, d] to float64 into row, L2-normalised when
+// normalize is set, with exactly the operations of toFloat64 (the same sum
+// of squares, the same sqrt, clamp and divisions), and returns the sum of
+// squares of the unnormalised row, which is NCM's ‖x‖² as Scores sums it. A
+// non-finite value makes that sum non-finite, so rows are checked in the same
+// pass and only a bad row is searched for the error's column.
+func prepRow(method string, row []float64, x []float32, i, d int, normalize bool) (float64, error) {
+	xr := x[i*d : (i+1)*d]
+	row = row[:d]
+	var ss float64
+	for l, v := range xr {
+		a := float64(v)
+		row[l] = a
+		ss += a * a
+	}
+	if !(ss <= math.MaxFloat64) {
+		// Rows before i were finite: this names row i and its column.
+		if err := checkFinite(method, x[:(i+1)*d], d); err != nil {
+			return 0, err
+		}
+	}
+	if normalize {
+		nrm := math.Sqrt(ss)
+		if nrm < 1e-12 {
+			nrm = 1e-12
+		}
+		for l := range row {
+			row[l] /= nrm
+		}
+	}
+	return ss, nil
 }
 
 // rescore returns the score of class j for one row (float64, normalised for

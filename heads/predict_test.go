@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -160,12 +161,13 @@ func TestRescoreBitwise(t *testing.T) {
 				if (mb+63)/64*((c+63)/64) >= 4 {
 					kb = 64
 				}
-				row := toFloat64(nil, x[i*g.d:(i+1)*g.d], g.d, f.cosine)
-				var ss float64
-				if f.subSS {
-					for _, v := range row {
-						ss += v * v
-					}
+				row := make([]float64, g.d)
+				ss, err := prepRow(m, row, x, i, g.d, f.cosine)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !f.subSS {
+					ss = 0
 				}
 				for j := 0; j < c; j++ {
 					if got := f.rescore(row, j, kb, ss); math.Float64bits(got) != math.Float64bits(s[i*c+j]) {
@@ -193,9 +195,10 @@ func TestTopKErrors(t *testing.T) {
 		t.Error("wrong dst length accepted")
 	}
 	bad := slices.Clone(g.xte[:g.d])
-	bad[3] = float32(math.NaN())
-	if err := h.TopK(bad, 1, make([]int, 1)); err == nil {
-		t.Error("NaN accepted")
+	bad = append(bad, bad...)
+	bad[g.d+3] = float32(math.NaN())
+	if err := h.TopK(bad, 1, make([]int, 2)); err == nil || !strings.Contains(err.Error(), "row 1 column 3") {
+		t.Errorf("NaN in row 1 column 3: %v", err)
 	}
 	if err := NewSimpleCIL().(Ranker).TopK(g.xte[:g.d], 1, make([]int, 1)); err == nil {
 		t.Error("empty head accepted")

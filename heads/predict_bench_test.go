@@ -1,0 +1,70 @@
+package heads
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkPredict compares, side by side, the two ways to get each row's
+// best class for 100 classes: Scores (float64 gonum Dgemm) + arg-max, as
+// protocol.Predict did before, and TopK (float32 kernel shortlist + exact
+// float64 re-score). Features are class centres plus noise (signal-to-noise
+// like real embeddings: most rows are nearest to their own class). Run with
+// GOMAXPROCS=1 for per-core rates; GFLOP/s counts 2·C·D per row.
+func BenchmarkPredict(b *testing.B) {
+	const c = 100
+	for _, d := range []int{768, 1280} {
+		r := rand.New(rand.NewPCG(uint64(d), 3))
+		centre := make([]float32, c*d)
+		for i := range centre {
+			centre[i] = float32(r.NormFloat64())
+		}
+		sample := func(n int) ([]float32, []int) {
+			x := make([]float32, n*d)
+			y := make([]int, n)
+			for i := range y {
+				y[i] = r.IntN(c)
+				for l := 0; l < d; l++ {
+					x[i*d+l] = centre[y[i]*d+l] + float32(2*r.NormFloat64())
+				}
+			}
+			return x, y
+		}
+		xtr, ytr := sample(20 * c)
+		xte, _ := sample(1024)
+		for _, m := range []string{"simplecil", "ncm"} {
+			h := newHead(b, m, nil)
+			if err := h.Learn(xtr, ytr); err != nil {
+				b.Fatal(err)
+			}
+			for _, n := range []int{1, 1024} {
+				x := xte[:n*d]
+				top := make([]int, n)
+				report := func(b *testing.B) {
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(float64(n)*float64(b.N)/sec, "samples/s")
+					b.ReportMetric(2*float64(c*d)*float64(n)*float64(b.N)/sec/1e9, "GFLOP/s")
+				}
+				b.Run(fmt.Sprintf("%s/D=%d/n=%d/scores-dgemm", m, d, n), func(b *testing.B) {
+					for b.Loop() {
+						s, err := h.Scores(x)
+						if err != nil {
+							b.Fatal(err)
+						}
+						argmax(s, c)
+					}
+					report(b)
+				})
+				b.Run(fmt.Sprintf("%s/D=%d/n=%d/topk", m, d, n), func(b *testing.B) {
+					for b.Loop() {
+						if err := h.(Ranker).TopK(x, 1, top); err != nil {
+							b.Fatal(err)
+						}
+					}
+					report(b)
+				})
+			}
+		}
+	}
+}
