@@ -73,8 +73,8 @@ func fitHead(t *testing.T, m string, x []float32, y []int) Head {
 
 var rankerMethods = []string{"simplecil", "aper", "ncm", "lda"}
 
-// TestTopKGolden: on the golden data TopK agrees with Scores' ranking, and its
-// top-1 with the numpy golden predictions.
+// TestTopKGolden: on the golden data TopK agrees with Scores' ranking (whose
+// arg-max the golden tests compare with numpy's predictions).
 func TestTopKGolden(t *testing.T) {
 	g := loadGolden(t)
 	for _, m := range rankerMethods {
