@@ -41,6 +41,10 @@ func TestTopKRealFeatures(t *testing.T) {
 		case *LDA:
 			f = hh.fast.p.Load()
 		}
+		if f == nil || f.full {
+			t.Logf("%s: no float32 path for these features (norms out of range)", m)
+			continue
+		}
 		s := scoresOf(t, h, te.X)
 		c, d, n := f.c, f.d, te.N
 		approx := make([]float32, n*f.packed.Stride())
