@@ -38,8 +38,16 @@ func (r *Report) rows() []reportRow {
 	return out
 }
 
-// Split names the split as the survey does: "B0 Inc5", "B10 Inc10".
-func (r *Report) Split() string { return fmt.Sprintf("B%d Inc%d", r.Init, r.Inc) }
+// Split names the split as the survey does: "B0 Inc5" when every stage has
+// the same number of classes (init 0, or init = inc as PILOT's init_cls =
+// increment configs), "B50 Inc10" for a larger first stage.
+func (r *Report) Split() string {
+	base := r.Init
+	if base == r.Inc {
+		base = 0
+	}
+	return fmt.Sprintf("B%d Inc%d", base, r.Inc)
+}
 
 // WriteTable prints the survey-style table: method, Ā, A_B, forgetting (all
 // %, two decimals), stages and seconds.

@@ -48,6 +48,6 @@ echo "NOT the ViT-B/16-IN21K of the papers (see README: 'Running the real ViT-B/
 echo "Data: Fashion-MNIST, $train_n train / $test_n test images, 10 classes; protocol B0 Inc2, seed 1993."
 echo
 bin/cl bench --train "$dir/train.safetensors" --test "$dir/test.safetensors" \
-  --method simplecil,ncm,lda,fecam,ranpac --set M=2000 --init 2 --inc 2 --seed 1993 --out "$dir/bench"
+  --method simplecil,ncm,lda,fecam,ranpac --set M=2000 --init 0 --inc 2 --seed 1993 --out "$dir/bench"
 echo
 echo "Plot and tables: $dir/bench/"
