@@ -16,7 +16,7 @@ import (
 
 const (
 	tinyViTPath   = "../testdata/tinyvit/tinyvit.onnx"
-	mobileNetPath = "../../shared/data/mobilenetv2-12-int8.onnx"
+	mobileNetPath = "../testdata/mobilenetv2/mobilenetv2-12-int8.onnx" // shipped; same bytes as ../shared/data
 )
 
 // runCL runs the cl app with args and returns stdout and the error.
@@ -40,10 +40,7 @@ func needORTLib(t *testing.T) {
 func needMobileNetV2(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat(mobileNetPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but ../shared/data is missing: %v", err)
-		}
-		t.Skipf("../shared/data/mobilenetv2-12-int8.onnx not found (a fresh clone has no ../shared): %v", err)
+		t.Fatalf("the shipped MobileNetV2 is missing (it is part of the repository): %v", err)
 	}
 	return mobileNetPath
 }

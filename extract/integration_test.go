@@ -43,12 +43,13 @@ func need(t testing.TB, path, what string) {
 	}
 }
 
-// mobileNetFeatures cuts ../shared/data's MobileNetV2 at its 1280-d pooled
+// mobileNetFeatures cuts the shipped MobileNetV2 (testdata/mobilenetv2, the
+// same bytes as ../shared/data's) at its 1280-d pooled
 // feature and opens it.
 func mobileNetFeatures(t testing.TB, threads int) *models.Backbone {
 	t.Helper()
-	src := filepath.Join(moduleRoot(t), "..", "shared", "data", "mobilenetv2-12-int8.onnx")
-	need(t, src, "../shared/data/mobilenetv2-12-int8.onnx (a fresh clone has no ../shared)")
+	src := filepath.Join(moduleRoot(t), "testdata", "mobilenetv2", "mobilenetv2-12-int8.onnx")
+	need(t, src, "testdata/mobilenetv2/mobilenetv2-12-int8.onnx")
 	m, err := models.ReadModel(src)
 	if err != nil {
 		t.Fatal(err)

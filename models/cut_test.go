@@ -15,17 +15,15 @@ import (
 	"github.com/cl-dev/cl/models/onnxpb"
 )
 
-const mobileNet = "../../shared/data/mobilenetv2-12-int8.onnx"
+// mobileNet is the real MobileNetV2 the project ships (identical to
+// ../shared/data/mobilenetv2-12-int8.onnx, same sha256).
+const mobileNet = "../testdata/mobilenetv2/mobilenetv2-12-int8.onnx"
 
-// needMobileNet returns the path of the shared MobileNetV2 model, skipping
-// (or failing under CI=true) when ../shared/data is absent.
+// needMobileNet returns the path of the shipped MobileNetV2 model.
 func needMobileNet(t testing.TB) string {
 	t.Helper()
 	if _, err := os.Stat(mobileNet); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but the shared model is missing: %v", err)
-		}
-		t.Skipf("../shared/data/mobilenetv2-12-int8.onnx not found (a fresh clone has no ../shared): %v", err)
+		t.Fatalf("the shipped model is missing (it is part of the repository): %v", err)
 	}
 	return mobileNet
 }
