@@ -349,9 +349,36 @@ func (b *Backbone) Run(x []float32, n int) ([]float32, error) {
 		return nil, fmt.Errorf("run: input has %d values, want %d×3×%d×%d = %d", len(x), n, b.size, b.size, want)
 	}
 	if b.fixedN > 0 && n != b.fixedN {
-		return nil, fmt.Errorf("run: %s has a fixed batch size of %d; got %d images", b.path, b.fixedN, n)
+		return b.runFixed(x, n)
 	}
 	return b.run(x, n, false)
+}
+
+// runFixed runs a model whose batch dimension is fixed at b.fixedN on any n:
+// whole chunks of fixedN images, the last one zero-padded (its padding rows
+// are dropped from the output).
+func (b *Backbone) runFixed(x []float32, n int) ([]float32, error) {
+	per := 3 * b.size * b.size
+	out := make([]float32, 0, n*b.dim)
+	var pad []float32
+	for start := 0; start < n; start += b.fixedN {
+		k := min(b.fixedN, n-start)
+		chunk := x[start*per : (start+k)*per]
+		if k < b.fixedN {
+			if pad == nil {
+				pad = make([]float32, b.fixedN*per)
+			}
+			copy(pad, chunk)
+			clear(pad[k*per:])
+			chunk = pad
+		}
+		y, err := b.run(chunk, b.fixedN, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, y[:k*b.dim]...)
+	}
+	return out, nil
 }
 
 func (b *Backbone) run(x []float32, n int, probe bool) ([]float32, error) {

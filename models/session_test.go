@@ -288,11 +288,19 @@ func TestOpenFixedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := b.Run(make([]float32, 48), 1); err == nil || !strings.Contains(err.Error(), "fixed batch size of 2") {
-		t.Fatalf("fixed batch: %v", err)
-	}
-	if _, err := b.Run(make([]float32, 96), 2); err != nil {
-		t.Fatal(err)
+	// Any number of images runs: whole chunks of 2, the last one padded.
+	for _, n := range []int{1, 2, 3, 5} {
+		x := make([]float32, n*48)
+		for i := range x {
+			x[i] = float32(i)
+		}
+		y, err := b.Run(x, n)
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if len(y) != len(x) || maxAbsDiff(x, y) != 0 {
+			t.Fatalf("n=%d: flatten of a fixed-batch model changed values or length (%d vs %d)", n, len(y), len(x))
+		}
 	}
 }
 
