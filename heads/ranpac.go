@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -410,6 +411,10 @@ func (h *RanPAC) EndStage() error {
 		losses := h.selectLosses()
 		h.losses = losses
 		h.lambda = RidgeGrid[argminFirst(losses)]
+		// The search's scratch (K and K_vf, ≈ n² floats) is garbage now:
+		// collect it before solve allocates its copy of G, so that the peak
+		// stays ≈ 2 copies of G.
+		runtime.GC()
 	}
 	if err := h.solve(); err != nil {
 		return err
@@ -440,12 +445,9 @@ func (h *RanPAC) selectLosses() []float64 {
 		}
 	}
 	c := len(cols)
-	hAll := h.project(xs, n)
-	p := hAll.Cols
+	p := h.Width()
 	nf := int(float64(n) * 0.8)
 	nv := n - nf
-	hf := blas64.General{Rows: nf, Cols: p, Stride: p, Data: hAll.Data[:nf*p]}
-	hv := blas64.General{Rows: nv, Cols: p, Stride: p, Data: hAll.Data[nf*p:]}
 	yf := blas64.General{Rows: nf, Cols: c, Stride: c, Data: make([]float64, nf*c)}
 	yv := blas64.General{Rows: nv, Cols: c, Stride: c, Data: make([]float64, nv*c)}
 	for i, l := range ys {
@@ -456,6 +458,18 @@ func (h *RanPAC) selectLosses() []float64 {
 		}
 	}
 	var sums []float64
+	if h.search != "solve" && nf < p {
+		// Dual form: W_λ = H_fitᵀ (K + λI)⁻¹ Y_fit with K = H_fit H_fitᵀ, so
+		// the validation predictions are K_vf (K + λI)⁻¹ Y_fit. K and K_vf
+		// are summed over column blocks of the projection, so the stage's
+		// n × M matrix H never exists (400 MB at n = 5000, M = 10⁴).
+		k, kvf := h.stageKernels(xs, n, nf)
+		sums = gridLosses(k, nf, yf, kvf, yv, RidgeGrid)
+		return h.meanLosses(sums, nv)
+	}
+	hAll := h.project(xs, n)
+	hf := blas64.General{Rows: nf, Cols: p, Stride: p, Data: hAll.Data[:nf*p]}
+	hv := blas64.General{Rows: nv, Cols: p, Stride: p, Data: hAll.Data[nf*p:]}
 	switch {
 	case h.search == "solve":
 		a := make([]float64, p*p)
@@ -463,14 +477,6 @@ func (h *RanPAC) selectLosses() []float64 {
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
 		sums = solveLosses(a, p, b, hv, yv, RidgeGrid)
-	case nf < p:
-		// Dual form: W_λ = H_fitᵀ (K + λI)⁻¹ Y_fit with K = H_fit H_fitᵀ, so
-		// the validation predictions are K_vf (K + λI)⁻¹ Y_fit.
-		k := make([]float64, nf*nf)
-		syrkUpper(false, 1, hf, k, nf)
-		kvf := blas64.General{Rows: nv, Cols: nf, Stride: nf, Data: make([]float64, nv*nf)}
-		blas64.Gemm(blas.NoTrans, blas.Trans, 1, hv, hf, 0, kvf)
-		sums = gridLosses(k, nf, yf, kvf, yv, RidgeGrid)
 	default:
 		a := make([]float64, p*p)
 		syrkUpper(true, 1, hf, a, p)
@@ -478,11 +484,60 @@ func (h *RanPAC) selectLosses() []float64 {
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
 		sums = gridLosses(a, p, b, hv, yv, RidgeGrid)
 	}
+	return h.meanLosses(sums, nv)
+}
+
+// meanLosses turns sums of squared errors over nv validation rows into
+// PILOT's MSE (mean over rows and over every class column).
+func (h *RanPAC) meanLosses(sums []float64, nv int) []float64 {
 	denom := float64(nv * len(h.counts))
 	for i := range sums {
 		sums[i] /= denom
 	}
 	return sums
+}
+
+// kernelBlock is the number of projection columns stageKernels handles at
+// once (n × kernelBlock float64 of scratch).
+const kernelBlock = 1024
+
+// stageKernels returns K = H_fit H_fitᵀ (upper triangle of nf×nf) and
+// K_vf = H_val H_fitᵀ (nv×nf) for the n rows xs [n, D] (the first nf are the
+// fit rows), summing over column blocks of the projection, with
+// H = ReLU(xs·W) (or xs itself when M = 0).
+func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.General) {
+	d, nv := h.d, n-nf
+	x64 := make([]float64, len(xs))
+	for i, v := range xs {
+		x64[i] = float64(v)
+	}
+	xm := blas64.General{Rows: n, Cols: d, Stride: d, Data: x64}
+	k := make([]float64, nf*nf)
+	kvf := blas64.General{Rows: nv, Cols: nf, Stride: nf, Data: make([]float64, nv*nf)}
+	add := func(hb blas64.General) {
+		hf := blas64.General{Rows: nf, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[:nf*hb.Stride]}
+		hv := blas64.General{Rows: nv, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[nf*hb.Stride:]}
+		syrkUpper(false, 1, hf, k, nf)
+		blas64.Gemm(blas.NoTrans, blas.Trans, 1, hv, hf, 1, kvf)
+	}
+	if h.m == 0 {
+		add(xm)
+		return k, kvf
+	}
+	scratch := make([]float64, n*min(kernelBlock, h.m))
+	for m0 := 0; m0 < h.m; m0 += kernelBlock {
+		bw := min(kernelBlock, h.m-m0)
+		hb := blas64.General{Rows: n, Cols: bw, Stride: bw, Data: scratch[:n*bw]}
+		w := blas64.General{Rows: d, Cols: bw, Stride: h.m, Data: h.proj[m0:]}
+		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, xm, w, 0, hb)
+		for i, v := range hb.Data {
+			if v < 0 {
+				hb.Data[i] = 0
+			}
+		}
+		add(hb)
+	}
+	return k, kvf
 }
 
 // solve computes W_o for the current statistics and λ.
