@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/cl-dev/cl/heads/internal/kernel"
@@ -82,7 +81,7 @@ func newFastScorer(w []float64, c, d int, alpha float64, bias []float64, cosine,
 	for _, b := range bias {
 		f.maxBias = max(f.maxBias, math.Abs(b))
 	}
-	_, isGonum := blas64.Implementation().(gonum.Implementation)
+	isGonum := gonumGemm() // gonum's Dgemm (heads registers fastBLAS, which keeps it)
 	f.full = !isGonum || !(f.maxNorm <= 1e15)
 	if !f.full {
 		f.packed = kernel.Pack(w32, c, d)

@@ -1,0 +1,282 @@
+package heads
+
+import (
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// fastBLAS is gonum's pure-Go BLAS with three level-3 routines replaced by
+// parallel versions: Dsyrk and Dsyr2k are blocked onto gonum's parallel Dgemm
+// (gonum's own are serial and about half Dgemm's rate), and Dtrsm splits the
+// right-hand sides over goroutines (bit-for-bit the serial result: every
+// column of B, or row for Side = Right, is computed by the same serial code).
+// Every other routine, Dgemm included, is gonum's, so results that depend only
+// on them are unchanged.
+//
+// gonum's LAPACK (lapack/gonum: Dpotrf, Dsytrd, …) takes its BLAS from
+// blas64.Implementation() and cannot be handed one, so the heads package
+// registers fastBLAS with blas64.Use in init (see useFastBLAS) unless another
+// implementation (e.g. OpenBLAS through the `openblas` build tag) was
+// registered first.
+type fastBLAS struct {
+	gonum.Implementation
+}
+
+// syrkNB is the block size (rows of C) of fastBLAS's Dsyrk and Dsyr2k, and
+// syrkMinWork the n·n·k below which they call gonum's serial version.
+var (
+	syrkNB      = 256
+	syrkMinWork = 64 * 64 * 64
+)
+
+// trsmMinWork is the m·m·n (or n·n·m) below which Dtrsm runs serially.
+var trsmMinWork = 64 * 64 * 64
+
+func init() { useFastBLAS() }
+
+// useFastBLAS registers fastBLAS as the blas64 implementation when the
+// current one is gonum's default (so an explicitly registered BLAS, e.g.
+// OpenBLAS, is kept).
+func useFastBLAS() {
+	if _, ok := blas64.Implementation().(gonum.Implementation); ok {
+		blas64.Use(fastBLAS{})
+	}
+}
+
+// gonumGemm reports whether the registered BLAS computes Dgemm with gonum's
+// native code (gonum.Implementation itself or fastBLAS, which keeps it), so
+// that results bit-for-bit equal to gonum's Dgemm can be relied on.
+func gonumGemm() bool {
+	switch blas64.Implementation().(type) {
+	case gonum.Implementation, fastBLAS:
+		return true
+	}
+	return false
+}
+
+var scratchPool = sync.Pool{New: func() any { s := make([]float64, 0); return &s }}
+
+func getScratch(n int) *[]float64 {
+	p := scratchPool.Get().(*[]float64)
+	if cap(*p) < n {
+		*p = make([]float64, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+// Dsyrk performs C = alpha·A·Aᵀ + beta·C (tA = NoTrans, A n×k) or
+// C = alpha·Aᵀ·A + beta·C (A k×n) on the uplo triangle of the n×n C only; the
+// other triangle is not read or written. Semantics are those of
+// gonum.Implementation.Dsyrk (beta = 0 ignores C's old values).
+func (f fastBLAS) Dsyrk(ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
+	f.syrk(syrkNB, ul, tA, n, k, alpha, a, lda, beta, c, ldc)
+}
+
+func (f fastBLAS) syrk(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
+	if n*n*k < syrkMinWork || alpha == 0 || k == 0 || n <= 1 || !validUT(ul, tA) {
+		// Small problems, quick returns and argument errors (panics) are gonum's.
+		if beta == 0 && validUT(ul, tA) && n > 0 {
+			f.Implementation.Dsyrk(ul, tA, n, 0, alpha, a, lda, 1, c, ldc) // checks c's size
+			zeroTri(ul, n, c, ldc)
+		}
+		f.Implementation.Dsyrk(ul, tA, n, k, alpha, a, lda, beta, c, ldc)
+		return
+	}
+	// Let gonum check the arguments' sizes: a zero-work call with the same shapes.
+	f.Implementation.Dsyrk(ul, tA, n, 0, alpha, a, lda, 1, c, ldc)
+	trans := tA != blas.NoTrans
+	sp := getScratch(min(nb, n) * min(nb, n))
+	defer scratchPool.Put(sp)
+	s := *sp
+	var t []float64 // trans: Aᵀ's block row I, m×k
+	if trans {
+		tp := getScratch(min(nb, n) * k)
+		defer scratchPool.Put(tp)
+		t = *tp
+	}
+	// gemm: C[i0:i0+m, j0:j0+w] = alpha·A_I·A_Jᵀ + beta·C over rows I and columns J.
+	gemm := func(i0, m, j0, w int, beta float64, cc []float64, ldcc int) {
+		if trans {
+			// (Aᵀ)_I·A_J from the transposed panel: gonum's NoTrans×NoTrans
+			// Dgemm runs about 1.5 × faster than its Trans×NoTrans.
+			f.Dgemm(blas.NoTrans, blas.NoTrans, m, w, k, alpha, t, k, a[j0:], lda, beta, cc, ldcc)
+		} else {
+			f.Dgemm(blas.NoTrans, blas.Trans, m, w, k, alpha, a[i0*lda:], lda, a[j0*lda:], lda, beta, cc, ldcc)
+		}
+	}
+	for i0 := 0; i0 < n; i0 += nb {
+		m := min(nb, n-i0)
+		if trans {
+			transposePanel(a, lda, k, i0, m, t)
+		}
+		if ul == blas.Upper && i0+m < n {
+			gemm(i0, m, i0+m, n-i0-m, beta, c[i0*ldc+i0+m:], ldc)
+		}
+		if ul == blas.Lower && i0 > 0 {
+			gemm(i0, m, 0, i0, beta, c[i0*ldc:], ldc)
+		}
+		gemm(i0, m, i0, m, 0, s, m)
+		mergeTri(ul, m, beta, s, m, false, c[i0*ldc+i0:], ldc)
+	}
+}
+
+// Dsyr2k performs C = alpha·A·Bᵀ + alpha·B·Aᵀ + beta·C (tA = NoTrans, A and B
+// n×k) or C = alpha·Aᵀ·B + alpha·Bᵀ·A + beta·C (A and B k×n) on the uplo
+// triangle of the n×n C only. Semantics are those of
+// gonum.Implementation.Dsyr2k.
+func (f fastBLAS) Dsyr2k(ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	f.syr2k(syrkNB, ul, tA, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func (f fastBLAS) syr2k(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	if n*n*k < syrkMinWork || alpha == 0 || k == 0 || n <= 1 || !validUT(ul, tA) {
+		if beta == 0 && validUT(ul, tA) && n > 0 {
+			f.Implementation.Dsyr2k(ul, tA, n, 0, alpha, a, lda, b, ldb, 1, c, ldc)
+			zeroTri(ul, n, c, ldc)
+		}
+		f.Implementation.Dsyr2k(ul, tA, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	f.Implementation.Dsyr2k(ul, tA, n, 0, alpha, a, lda, b, ldb, 1, c, ldc)
+	trans := tA != blas.NoTrans
+	sp := getScratch(min(nb, n) * min(nb, n))
+	defer scratchPool.Put(sp)
+	s := *sp
+	var ta, tb []float64 // trans: Aᵀ's and Bᵀ's block rows I, m×k each
+	if trans {
+		tp := getScratch(2 * min(nb, n) * k)
+		defer scratchPool.Put(tp)
+		ta, tb = (*tp)[:min(nb, n)*k], (*tp)[min(nb, n)*k:]
+	}
+	// gemm: C_IJ = alpha·X_I·Y_Jᵀ + beta·C_IJ; xt is Xᵀ's block row I when trans.
+	gemm := func(x []float64, ldx int, xt []float64, y []float64, ldy int, i0, m, j0, w int, beta float64, cc []float64, ldcc int) {
+		if trans {
+			f.Dgemm(blas.NoTrans, blas.NoTrans, m, w, k, alpha, xt, k, y[j0:], ldy, beta, cc, ldcc)
+		} else {
+			f.Dgemm(blas.NoTrans, blas.Trans, m, w, k, alpha, x[i0*ldx:], ldx, y[j0*ldy:], ldy, beta, cc, ldcc)
+		}
+	}
+	for i0 := 0; i0 < n; i0 += nb {
+		m := min(nb, n-i0)
+		if trans {
+			transposePanel(a, lda, k, i0, m, ta)
+			transposePanel(b, ldb, k, i0, m, tb)
+		}
+		j0, w := i0+m, n-i0-m // Upper: columns right of the diagonal block.
+		if ul == blas.Lower {
+			j0, w = 0, i0
+		}
+		if w > 0 {
+			cc := c[i0*ldc+j0:]
+			gemm(a, lda, ta, b, ldb, i0, m, j0, w, beta, cc, ldc)
+			gemm(b, ldb, tb, a, lda, i0, m, j0, w, 1, cc, ldc)
+		}
+		// Diagonal block: S = alpha·A_I·B_Iᵀ, C_II = beta·C_II + S + Sᵀ.
+		gemm(a, lda, ta, b, ldb, i0, m, i0, m, 0, s, m)
+		mergeTri(ul, m, beta, s, m, true, c[i0*ldc+i0:], ldc)
+	}
+}
+
+// transposePanel writes columns i0…i0+m−1 of the k-row matrix a (stride lda)
+// transposed into t, m×k row-major.
+func transposePanel(a []float64, lda, k, i0, m int, t []float64) {
+	for l := 0; l < k; l++ {
+		row := a[l*lda+i0 : l*lda+i0+m]
+		for i, v := range row {
+			t[i*k+l] = v
+		}
+	}
+}
+
+// validUT reports whether ul and tA are valid Dsyrk/Dsyr2k flags.
+func validUT(ul blas.Uplo, tA blas.Transpose) bool {
+	return (ul == blas.Upper || ul == blas.Lower) && (tA == blas.NoTrans || tA == blas.Trans || tA == blas.ConjTrans)
+}
+
+// zeroTri zeroes the ul triangle of the n×n c. gonum's Dsyrk (Lower, Trans)
+// multiplies C by beta = 0, which keeps NaN and Inf; the reference BLAS
+// ignores C when beta = 0, and so does fastBLAS.
+func zeroTri(ul blas.Uplo, n int, c []float64, ldc int) {
+	for i := 0; i < n; i++ {
+		if ul == blas.Upper {
+			clear(c[i*ldc+i : i*ldc+n])
+		} else {
+			clear(c[i*ldc : i*ldc+i+1])
+		}
+	}
+}
+
+// mergeTri sets the ul triangle (diagonal included) of the m×m block c to
+// beta·c + s (plus sᵀ when addT); beta = 0 ignores c's old values. The other
+// triangle of c is not touched.
+func mergeTri(ul blas.Uplo, m int, beta float64, s []float64, lds int, addT bool, c []float64, ldc int) {
+	for i := 0; i < m; i++ {
+		j0, j1 := i, m
+		if ul == blas.Lower {
+			j0, j1 = 0, i+1
+		}
+		ci := c[i*ldc : i*ldc+m]
+		si := s[i*lds : i*lds+m]
+		for j := j0; j < j1; j++ {
+			v := si[j]
+			if addT {
+				v += s[j*lds+i]
+			}
+			switch beta {
+			case 0:
+				ci[j] = v
+			case 1:
+				ci[j] += v
+			default:
+				ci[j] = beta*ci[j] + v
+			}
+		}
+	}
+}
+
+// Dtrsm solves op(A)·X = alpha·B (Side = Left) or X·op(A) = alpha·B
+// (Side = Right) for X, overwriting the m×n B, as gonum.Implementation.Dtrsm
+// does; large problems run gonum's code on column blocks (Left) or row blocks
+// (Right) of B in parallel, which gives bit-for-bit the serial result.
+func (f fastBLAS) Dtrsm(s blas.Side, ul blas.Uplo, tA blas.Transpose, d blas.Diag, m, n int, alpha float64, a []float64, lda int, b []float64, ldb int) {
+	workers := runtime.GOMAXPROCS(0)
+	tri, rhs := m, n
+	if s == blas.Right {
+		tri, rhs = n, m
+	}
+	if workers < 2 || tri*tri*rhs < trsmMinWork || rhs < 2*workers || tri == 0 ||
+		(s != blas.Left && s != blas.Right) {
+		f.Implementation.Dtrsm(s, ul, tA, d, m, n, alpha, a, lda, b, ldb)
+		return
+	}
+	// Let gonum check the arguments: the same call on no right-hand sides.
+	if s == blas.Left {
+		f.Implementation.Dtrsm(s, ul, tA, d, m, 0, alpha, a, lda, b, ldb)
+	} else {
+		f.Implementation.Dtrsm(s, ul, tA, d, 0, n, alpha, a, lda, b, ldb)
+	}
+	if len(b) < ldb*(m-1)+n {
+		f.Implementation.Dtrsm(s, ul, tA, d, m, n, alpha, a, lda, b, ldb) // panics with gonum's message
+		return
+	}
+	chunk := (rhs + workers - 1) / workers
+	var wg sync.WaitGroup
+	for r0 := 0; r0 < rhs; r0 += chunk {
+		r1 := min(r0+chunk, rhs)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s == blas.Left {
+				f.Implementation.Dtrsm(s, ul, tA, d, m, r1-r0, alpha, a, lda, b[r0:], ldb)
+			} else {
+				f.Implementation.Dtrsm(s, ul, tA, d, r1-r0, n, alpha, a, lda, b[r0*ldb:], ldb)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,312 @@
+package heads
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
+	lapackgonum "gonum.org/v1/gonum/lapack/gonum"
+	"gonum.org/v1/gonum/lapack/lapack64"
+)
+
+func randSlice(r *rand.Rand, n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = r.Float64()*2 - 1
+	}
+	return s
+}
+
+// checkTri compares got with want on the ul triangle (relative tolerance) and
+// requires the other triangle and the padding beyond n columns to be
+// bit-for-bit the original orig.
+func checkTri(t *testing.T, name string, ul blas.Uplo, n, ldc int, got, want, orig []float64, scale float64) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		for j := 0; j < ldc; j++ {
+			idx := i*ldc + j
+			in := j < n && ((ul == blas.Upper && j >= i) || (ul == blas.Lower && j <= i))
+			if !in {
+				if math.Float64bits(got[idx]) != math.Float64bits(orig[idx]) {
+					t.Fatalf("%s: C[%d,%d] outside the triangle changed: %v -> %v", name, i, j, orig[idx], got[idx])
+				}
+				continue
+			}
+			if d := math.Abs(got[idx] - want[idx]); d > 1e-12*scale || math.IsNaN(got[idx]) != math.IsNaN(want[idx]) {
+				t.Fatalf("%s: C[%d,%d] = %v, gonum %v", name, i, j, got[idx], want[idx])
+			}
+		}
+	}
+}
+
+func TestFastBLASSyrkSyr2k(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var ref gonum.Implementation
+	var f fastBLAS
+	saved := syrkMinWork
+	syrkMinWork = 0 // exercise the blocked path on small shapes too
+	defer func() { syrkMinWork = saved }()
+	for _, sh := range []struct{ n, k, nb int }{{1, 3, 2}, {2, 1, 2}, {7, 5, 3}, {13, 17, 4}, {33, 9, 8}, {64, 31, 16}, {100, 70, 33}, {257, 40, 256}} {
+		for _, ul := range []blas.Uplo{blas.Upper, blas.Lower} {
+			for _, tA := range []blas.Transpose{blas.NoTrans, blas.Trans} {
+				for _, beta := range []float64{0, 1, -0.7} {
+					for _, alpha := range []float64{1, -1.3, 0} {
+						n, k := sh.n, sh.k
+						row, col := n, k
+						if tA == blas.Trans {
+							row, col = k, n
+						}
+						lda, ldc := col+3, n+2
+						a := randSlice(r, lda*row)
+						b := randSlice(r, lda*row)
+						orig := randSlice(r, ldc*n)
+						if beta == 0 { // beta = 0 must ignore C, NaNs included
+							for i := range orig {
+								if i%5 == 0 {
+									orig[i] = math.NaN()
+								}
+							}
+						}
+						name := fmt.Sprintf("n=%d k=%d nb=%d %c %c beta=%v alpha=%v", n, k, sh.nb, ul, tA, beta, alpha)
+
+						// gonum's Dsyrk (Lower, Trans) scales C by beta = 0, so NaN·0 stays
+						// NaN there; the reference BLAS ignores C when beta = 0. The
+						// reference therefore starts from C with NaNs set to 0.
+						clean := append([]float64(nil), orig...)
+						for i, v := range clean {
+							if math.IsNaN(v) {
+								clean[i] = 0
+							}
+						}
+						want := append([]float64(nil), clean...)
+						got := append([]float64(nil), orig...)
+						ref.Dsyrk(ul, tA, n, k, alpha, a, lda, beta, want, ldc)
+						f.syrk(sh.nb, ul, tA, n, k, alpha, a, lda, beta, got, ldc)
+						checkTri(t, "Dsyrk "+name, ul, n, ldc, got, want, orig, float64(k+1))
+
+						want = append(want[:0], clean...)
+						got = append(got[:0], orig...)
+						ref.Dsyr2k(ul, tA, n, k, alpha, a, lda, b, lda, beta, want, ldc)
+						f.syr2k(sh.nb, ul, tA, n, k, alpha, a, lda, b, lda, beta, got, ldc)
+						checkTri(t, "Dsyr2k "+name, ul, n, ldc, got, want, orig, float64(k+1))
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestFastBLASTrsmBitwise(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var ref gonum.Implementation
+	var f fastBLAS
+	saved := trsmMinWork
+	trsmMinWork = 0
+	defer func() { trsmMinWork = saved }()
+	for _, sh := range []struct{ m, n int }{{5, 9}, {17, 40}, {64, 130}, {3, 2}} {
+		for _, s := range []blas.Side{blas.Left, blas.Right} {
+			for _, ul := range []blas.Uplo{blas.Upper, blas.Lower} {
+				for _, tA := range []blas.Transpose{blas.NoTrans, blas.Trans} {
+					for _, d := range []blas.Diag{blas.NonUnit, blas.Unit} {
+						m, n := sh.m, sh.n
+						na := m
+						if s == blas.Right {
+							na = n
+						}
+						lda, ldb := na+1, n+3
+						a := randSlice(r, lda*na)
+						for i := 0; i < na; i++ {
+							a[i*lda+i] = 2 + r.Float64() // well conditioned
+						}
+						want := randSlice(r, ldb*m)
+						got := append([]float64(nil), want...)
+						ref.Dtrsm(s, ul, tA, d, m, n, 0.9, a, lda, want, ldb)
+						f.Dtrsm(s, ul, tA, d, m, n, 0.9, a, lda, got, ldb)
+						for i := range got {
+							if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+								t.Fatalf("Dtrsm m=%d n=%d %c %c %c %c: element %d = %v, gonum %v", m, n, s, ul, tA, d, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestFastBLASRegistered(t *testing.T) {
+	if _, ok := blas64.Implementation().(fastBLAS); !ok {
+		t.Skipf("blas64 implementation is %T (registered before heads), not fastBLAS", blas64.Implementation())
+	}
+	if !gonumGemm() {
+		t.Fatal("gonumGemm() is false with fastBLAS registered")
+	}
+}
+
+// TestFastBLASLapack runs gonum's Dpotrf and Dsytrd through fastBLAS (the
+// registered BLAS) and checks them against the factorisation's definition.
+func TestFastBLASLapack(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	n := 300
+	x := randSlice(r, n*n)
+	g := make([]float64, n*n)
+	blas64.Gemm(blas.Trans, blas.NoTrans, 1, blas64.General{Rows: n, Cols: n, Stride: n, Data: x}, blas64.General{Rows: n, Cols: n, Stride: n, Data: x}, 0, blas64.General{Rows: n, Cols: n, Stride: n, Data: g})
+	for i := 0; i < n; i++ {
+		g[i*n+i] += 1
+	}
+	for _, ul := range []blas.Uplo{blas.Upper, blas.Lower} {
+		a := append([]float64(nil), g...)
+		tri, ok := lapack64.Potrf(blas64.Symmetric{N: n, Stride: n, Uplo: ul, Data: a})
+		if !ok {
+			t.Fatal("Potrf failed on a PD matrix")
+		}
+		u := make([]float64, n*n) // the triangular factor, upper: G = UᵀU
+		for i := 0; i < n; i++ {
+			for j := i; j < n; j++ {
+				if ul == blas.Upper {
+					u[i*n+j] = tri.Data[i*n+j]
+				} else {
+					u[i*n+j] = tri.Data[j*n+i]
+				}
+			}
+		}
+		back := make([]float64, n*n)
+		gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, n, n, n, 1, u, n, u, n, 0, back, n)
+		for i := range back {
+			if math.Abs(back[i]-g[i]) > 1e-9*float64(n) {
+				t.Fatalf("Potrf %c: UᵀU differs from G at %d: %v vs %v", ul, i, back[i], g[i])
+			}
+		}
+	}
+	// Dsytrd: the eigenvalues of T (d, e) must be those of G; compare the traces of T and T².
+	a := append([]float64(nil), g...)
+	d, e, tau := make([]float64, n), make([]float64, n-1), make([]float64, n-1)
+	var impl lapackgonum.Implementation
+	work := make([]float64, 1)
+	impl.Dsytrd(blas.Upper, n, a, n, d, e, tau, work, -1)
+	work = make([]float64, int(work[0]))
+	impl.Dsytrd(blas.Upper, n, a, n, d, e, tau, work, len(work))
+	var tr, tr2, gt, gt2 float64
+	for i := 0; i < n; i++ {
+		tr += d[i]
+		tr2 += d[i] * d[i]
+		gt += g[i*n+i]
+		for j := 0; j < n; j++ {
+			gt2 += g[i*n+j] * g[i*n+j]
+		}
+	}
+	for _, v := range e {
+		tr2 += 2 * v * v
+	}
+	if math.Abs(tr-gt) > 1e-9*math.Abs(gt) || math.Abs(tr2-gt2) > 1e-9*gt2 {
+		t.Fatalf("Dsytrd: trace %v vs %v, ‖T‖² %v vs ‖G‖² %v", tr, gt, tr2, gt2)
+	}
+}
+
+// BenchmarkFactor times gonum's Dpotrf and Dsytrd at n = 2000 with gonum's
+// plain BLAS and with fastBLAS, side by side. RANPAC_FACTOR_N overrides n.
+func BenchmarkFactor(b *testing.B) {
+	n := 2000
+	if s, err := strconv.Atoi(os.Getenv("RANPAC_FACTOR_N")); err == nil && s > 1 {
+		n = s
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	x := randSlice(r, n*n)
+	g := make([]float64, n*n)
+	gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, n, n, n, 1.0/float64(n), x, n, x, n, 0, g, n)
+	for i := 0; i < n; i++ {
+		g[i*n+i] += 1
+	}
+	prev := blas64.Implementation()
+	defer blas64.Use(prev)
+	var impl lapackgonum.Implementation
+	a := make([]float64, n*n)
+	for _, bi := range []struct {
+		name string
+		impl blas.Float64
+	}{{"gonum", gonum.Implementation{}}, {"fast", fastBLAS{}}} {
+		b.Run("potrf/"+bi.name, func(b *testing.B) {
+			blas64.Use(bi.impl)
+			for b.Loop() {
+				copy(a, g)
+				start := time.Now()
+				if !impl.Dpotrf(blas.Upper, n, a, n) {
+					b.Fatal("not PD")
+				}
+				b.ReportMetric(float64(n)*float64(n)*float64(n)/3/time.Since(start).Seconds()/1e9, "GFLOP/s")
+			}
+		})
+		b.Run("cholUpper/"+bi.name, func(b *testing.B) {
+			blas64.Use(bi.impl)
+			for b.Loop() {
+				copy(a, g)
+				start := time.Now()
+				if !cholUpper(a, n) {
+					b.Fatal("not PD")
+				}
+				b.ReportMetric(float64(n)*float64(n)*float64(n)/3/time.Since(start).Seconds()/1e9, "GFLOP/s")
+			}
+		})
+		b.Run("sytrd/"+bi.name, func(b *testing.B) {
+			blas64.Use(bi.impl)
+			d, e, tau := make([]float64, n), make([]float64, n-1), make([]float64, n-1)
+			work := make([]float64, 1)
+			impl.Dsytrd(blas.Upper, n, a, n, d, e, tau, work, -1)
+			work = make([]float64, int(work[0]))
+			for b.Loop() {
+				copy(a, g)
+				impl.Dsytrd(blas.Upper, n, a, n, d, e, tau, work, len(work))
+			}
+		})
+	}
+}
+
+// TestCholUpper checks the blocked Cholesky against gonum's Dpotrf on sizes
+// around the block size, and that it rejects an indefinite matrix.
+func TestCholUpper(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{1, 5, 255, 256, 257, 600} {
+		x := randSlice(r, n*n)
+		g := make([]float64, n*n)
+		gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, n, n, n, 1, x, n, x, n, 0, g, n)
+		for i := 0; i < n; i++ {
+			g[i*n+i] += 1
+			for j := 0; j < i; j++ {
+				g[i*n+j] = math.NaN() // the lower triangle must not be read or written
+			}
+		}
+		got := append([]float64(nil), g...)
+		want := append([]float64(nil), g...)
+		if !cholUpper(got, n) {
+			t.Fatalf("n=%d: cholUpper failed on a PD matrix", n)
+		}
+		if !(lapackgonum.Implementation{}).Dpotrf(blas.Upper, n, want, n) {
+			t.Fatalf("n=%d: Dpotrf failed", n)
+		}
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				k := i*n + j
+				if j < i {
+					if !math.IsNaN(got[k]) {
+						t.Fatalf("n=%d: lower triangle written at [%d,%d]", n, i, j)
+					}
+					continue
+				}
+				if math.Abs(got[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
+					t.Fatalf("n=%d: U[%d,%d] = %v, Dpotrf %v", n, i, j, got[k], want[k])
+				}
+			}
+		}
+	}
+	ind := []float64{1, 2, 0, 1} // [[1 2] [2 1]] is indefinite
+	if cholUpper(ind, 2) {
+		t.Fatal("cholUpper accepted an indefinite matrix")
+	}
+}
