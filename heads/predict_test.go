@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // rankOf ranks scores s [n, c] as protocol.Predict does: descending, equal
@@ -136,6 +138,9 @@ func TestTopKRandom(t *testing.T) {
 // TestRescoreBitwise: the re-scoring reproduces Scores bit for bit, for every
 // class, in blocks on both sides of the Dgemm switch.
 func TestRescoreBitwise(t *testing.T) {
+	if !gonumGemm() { // -tags openblas: TopK then never re-scores (full float64 path)
+		t.Skipf("BLAS is %T: re-scoring matches Scores only under gonum's Dgemm", blas64.Implementation())
+	}
 	g := loadGolden(t)
 	for _, m := range rankerMethods {
 		h := fitHead(t, m, g.xtr, g.ytr)
