@@ -280,3 +280,96 @@ func (f fastBLAS) Dtrsm(s blas.Side, ul blas.Uplo, tA blas.Transpose, d blas.Dia
 	}
 	wg.Wait()
 }
+
+// symvMinN is the n below which Dsymv runs gonum's serial code.
+var symvMinN = 512
+
+// Dsymv performs y = alpha·A·x + beta·y with A n×n symmetric (the ul triangle
+// read), as gonum.Implementation.Dsymv does (beta = 0 ignores y). Large
+// problems split A's rows over goroutines, each summing its rows' share of
+// A·x into its own buffer (the reduction to tridiagonal form, Dsytrd, spends
+// half its work here); the sum differs from gonum's in rounding only.
+func (f fastBLAS) Dsymv(ul blas.Uplo, n int, alpha float64, a []float64, lda int, x []float64, incx int, beta float64, y []float64, incy int) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 || n < symvMinN || alpha == 0 || (ul != blas.Upper && ul != blas.Lower) ||
+		lda < n || incx == 0 || incy == 0 || len(a) < lda*(n-1)+n ||
+		len(x) < 1+(n-1)*abs(incx) || len(y) < 1+(n-1)*abs(incy) {
+		f.Implementation.Dsymv(ul, n, alpha, a, lda, x, incx, beta, y, incy)
+		return
+	}
+	kx, ky := 0, 0
+	if incx < 0 {
+		kx = -(n - 1) * incx
+	}
+	if incy < 0 {
+		ky = -(n - 1) * incy
+	}
+	bp := getScratch((workers + 1) * n)
+	defer scratchPool.Put(bp)
+	buf := *bp
+	xs := buf[workers*n:]
+	for i := range xs {
+		xs[i] = x[kx+i*incx]
+	}
+	clear(buf[:workers*n])
+	// Row boundaries with about equal triangle work per worker.
+	bounds := make([]int, workers+1)
+	total := float64(n) * float64(n+1) / 2
+	acc, w := 0.0, 1
+	for i := 0; i < n && w < workers; i++ {
+		if ul == blas.Upper {
+			acc += float64(n - i)
+		} else {
+			acc += float64(i + 1)
+		}
+		if acc >= total*float64(w)/float64(workers) {
+			bounds[w] = i + 1
+			w++
+		}
+	}
+	for ; w <= workers; w++ {
+		bounds[w] = n
+	}
+	var g gonum.Implementation
+	var wg sync.WaitGroup
+	for p := 0; p < workers; p++ {
+		yw := buf[p*n : (p+1)*n]
+		r0, r1 := bounds[p], bounds[p+1]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r0; i < r1; i++ {
+				xi := xs[i]
+				if ul == blas.Upper {
+					row := a[i*lda+i+1 : i*lda+n]
+					yw[i] += a[i*lda+i]*xi + g.Ddot(len(row), row, 1, xs[i+1:], 1)
+					g.Daxpy(len(row), xi, row, 1, yw[i+1:], 1)
+				} else {
+					row := a[i*lda : i*lda+i]
+					yw[i] += g.Ddot(i, row, 1, xs[:i], 1) + a[i*lda+i]*xi
+					g.Daxpy(i, xi, row, 1, yw[:i], 1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		var s float64
+		for p := 0; p < workers; p++ {
+			s += buf[p*n+i]
+		}
+		yi := &y[ky+i*incy]
+		if beta == 0 {
+			*yi = alpha * s
+		} else {
+			*yi = beta**yi + alpha*s
+		}
+	}
+}
+
+func abs(i int) int {
+	if i < 0 {
+		return -i
+	}
+	return i
+}

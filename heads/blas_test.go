@@ -153,6 +153,12 @@ func TestFastBLASRegistered(t *testing.T) {
 // TestFastBLASLapack runs gonum's Dpotrf and Dsytrd through fastBLAS (the
 // registered BLAS) and checks them against the factorisation's definition.
 func TestFastBLASLapack(t *testing.T) {
+	if _, ok := blas64.Implementation().(fastBLAS); !ok {
+		t.Skipf("blas64 implementation is %T, not fastBLAS", blas64.Implementation())
+	}
+	savedS, savedV, savedT := syrkMinWork, symvMinN, trsmMinWork
+	syrkMinWork, symvMinN, trsmMinWork = 0, 0, 0 // every call through the parallel paths
+	defer func() { syrkMinWork, symvMinN, trsmMinWork = savedS, savedV, savedT }()
 	r := rand.New(rand.NewPCG(5, 6))
 	n := 300
 	x := randSlice(r, n*n)
@@ -308,5 +314,45 @@ func TestCholUpper(t *testing.T) {
 	ind := []float64{1, 2, 0, 1} // [[1 2] [2 1]] is indefinite
 	if cholUpper(ind, 2) {
 		t.Fatal("cholUpper accepted an indefinite matrix")
+	}
+}
+
+func TestFastBLASSymv(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	saved := symvMinN
+	symvMinN = 0
+	defer func() { symvMinN = saved }()
+	var ref gonum.Implementation
+	var f fastBLAS
+	for _, n := range []int{1, 2, 7, 64, 301} {
+		for _, ul := range []blas.Uplo{blas.Upper, blas.Lower} {
+			for _, inc := range [][2]int{{1, 1}, {3, 2}, {-2, 1}, {1, -3}} {
+				for _, beta := range []float64{0, 1, 0.5} {
+					lda := n + 2
+					a := randSlice(r, lda*n)
+					x := randSlice(r, 1+(n-1)*abs(inc[0]))
+					y0 := randSlice(r, 1+(n-1)*abs(inc[1]))
+					want := append([]float64(nil), y0...)
+					if beta == 0 { // y's elements are ignored when beta = 0; the gaps between them are untouched
+						ky := 0
+						if inc[1] < 0 {
+							ky = -(n - 1) * inc[1]
+						}
+						for i := 0; i < n; i++ {
+							y0[ky+i*inc[1]] = math.NaN()
+							want[ky+i*inc[1]] = 0
+						}
+					}
+					got := append([]float64(nil), y0...)
+					ref.Dsymv(ul, n, 0.7, a, lda, x, inc[0], beta, want, inc[1])
+					f.Dsymv(ul, n, 0.7, a, lda, x, inc[0], beta, got, inc[1])
+					for i := range got {
+						if math.Abs(got[i]-want[i]) > 1e-12*float64(n) || math.IsNaN(got[i]) {
+							t.Fatalf("n=%d %c inc=%v beta=%v: y[%d] = %v, gonum %v", n, ul, inc, beta, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
 	}
 }
