@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -107,6 +108,10 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	o.Pipeline.Log = log
+	// On the CPU with ONNX Runtime using every core (--threads 0 = its
+	// default, all cores), decoding in the gaps between batches beats
+	// overlapping it (docs/PERFORMANCE.md, "Extraction").
+	o.Pipeline.DecodeBetweenRuns = !bb.Device().CUDA && (o.ORT.Threads == 0 || o.ORT.Threads >= runtime.NumCPU())
 	n := src.Len()
 	if o.Pipeline.Limit > 0 && o.Pipeline.Limit < n {
 		n = o.Pipeline.Limit

@@ -48,6 +48,13 @@ type Options struct {
 	Progress io.Writer
 	// Log receives a warning per skipped image; nil = slog.Default().
 	Log *slog.Logger
+	// DecodeBetweenRuns pauses decoding while the backbone runs. Use it when
+	// inference already keeps every core busy (ONNX Runtime on the CPU with
+	// intra-op threads = cores): a decode worker pre-empting one of those
+	// threads stalls all of them at the operator's barrier, which costs more
+	// than decoding in the gaps between batches. Leave it off for a GPU
+	// backbone or when spare cores exist, where overlap is free.
+	DecodeBetweenRuns bool
 }
 
 // Skipped is an image that could not be read, decoded or preprocessed.
@@ -243,6 +250,9 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 		return nil
 	})
 
+	// gate is write-locked around each backbone call when decoding must
+	// pause (DecodeBetweenRuns); workers read-lock it around each image.
+	var gate sync.RWMutex
 	var wwg sync.WaitGroup
 	for range workers {
 		wwg.Add(1)
@@ -250,7 +260,13 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 			defer wwg.Done()
 			var gray imageproc.RGB
 			for j := range jobs {
+				if opts.DecodeBetweenRuns {
+					gate.RLock()
+				}
 				err := prepare(src, pp, j.i, j.buf, &gray)
+				if opts.DecodeBetweenRuns {
+					gate.RUnlock()
+				}
 				select {
 				case results <- result{j.i, j.buf, err}:
 				case <-ctx.Done():
@@ -331,7 +347,13 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 				return nil
 			}
 			k := len(b.idx)
+			if opts.DecodeBetweenRuns {
+				gate.Lock()
+			}
 			y, err := bb.Run(b.x[:k*per], k)
+			if opts.DecodeBetweenRuns {
+				gate.Unlock()
+			}
 			if err != nil {
 				return fmt.Errorf("running the model on %s … %s: %w", src.ID(b.idx[0]), src.ID(b.idx[k-1]), err)
 			}

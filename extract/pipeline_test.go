@@ -317,3 +317,37 @@ func TestProgressLine(t *testing.T) {
 		t.Fatalf("progress output %q", b.String())
 	}
 }
+
+// With DecodeBetweenRuns no image is loaded while the backbone runs, and the
+// output is the same as with overlap.
+func TestExtractDecodeBetweenRuns(t *testing.T) {
+	for _, gated := range []bool{false, true} {
+		var running, overlaps atomic.Int64
+		src := &memSource{n: 97, load: func(i int) (data.Sample, error) {
+			if running.Load() != 0 {
+				overlaps.Add(1)
+			}
+			return rawSample(i)
+		}}
+		bb := &meanBackbone{s: 6, hook: func(int64) {
+			running.Add(1)
+			time.Sleep(3 * time.Millisecond) // long enough for idle workers to try loading
+			running.Add(-1)
+		}}
+		out := filepath.Join(t.TempDir(), "f.safetensors")
+		if _, err := Extract(context.Background(), src, bb, out, Options{Batch: 8, Workers: 4, Log: quiet(), DecodeBetweenRuns: gated}); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]int, 97)
+		for i := range want {
+			want[i] = i
+		}
+		checkRows(t, out, want)
+		if gated && overlaps.Load() != 0 {
+			t.Fatalf("gated: %d loads ran while the backbone ran", overlaps.Load())
+		}
+		if !gated && overlaps.Load() == 0 {
+			t.Fatal("ungated: no load overlapped a backbone call; the test cannot tell the modes apart")
+		}
+	}
+}
