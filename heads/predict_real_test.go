@@ -1,3 +1,5 @@
+//go:build manual
+
 package heads
 
 import (
@@ -9,7 +11,8 @@ import (
 	"github.com/cl-dev/cl/heads/internal/kernel"
 )
 
-// TestTopKRealFeatures is an opt-in check on real feature files: set
+// TestTopKRealFeatures (build tag manual: go test -tags manual ./heads
+// -run TopKReal) is an opt-in check on real feature files: set
 // CL_TOPK_FEATURES to a folder holding train.safetensors and
 // test.safetensors (e.g. MobileNetV2 Fashion-MNIST features). For each
 // ranker it logs how often the float32 kernel's arg-max alone agrees with the

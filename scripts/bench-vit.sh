@@ -17,4 +17,4 @@ mkdir -p "$DIR"
 if [[ ! -f "$DIR/vitb_torch.onnx" ]]; then
   /usr/bin/python3 models/vit/testdata/make_reference.py --vitb "$DIR"
 fi
-CL_VIT_B16_DIR="$DIR" go test -count=1 -run '^TestViTB16$' -v -timeout 20m ./models/vit/
+CL_VIT_B16_DIR="$DIR" go test -tags manual -count=1 -run '^TestViTB16$' -v -timeout 20m ./models/vit/
