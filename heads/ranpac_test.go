@@ -49,19 +49,7 @@ func readRanPACMeta(t *testing.T) ranpacMeta {
 // stageRows returns the training rows of the classes of one stage, in file
 // order.
 func stageRows(x []float32, y []int, d int, classes []int) ([]float32, []int) {
-	return subsetRows(x, y, d, func(i int) bool { return slices.Contains(classes, y[i]) })
-}
-
-func subsetRows(x []float32, y []int, d int, keep func(i int) bool) ([]float32, []int) {
-	var xs []float32
-	var ys []int
-	for i := range y {
-		if keep(i) {
-			xs = append(xs, x[i*d:(i+1)*d]...)
-			ys = append(ys, y[i])
-		}
-	}
-	return xs, ys
+	return subset(x, y, d, func(i int) bool { return slices.Contains(classes, y[i]) })
 }
 
 // TestRanPACGoldens replays the numpy reference (PILOT's procedure with the
@@ -293,7 +281,7 @@ func TestRanPACIncremental(t *testing.T) {
 	if err := r.RemoveClass(2); err != nil {
 		t.Fatal(err)
 	}
-	xk, yk := subsetRows(x, y, d, func(i int) bool { return y[i] != 2 })
+	xk, yk := subset(x, y, d, func(i int) bool { return y[i] != 2 })
 	ref := newRanPACT(t, opts)
 	if err := ref.Learn(xk, yk); err != nil {
 		t.Fatal(err)
