@@ -318,8 +318,29 @@ func ranpacFinite(op string, x []float32, d int) error {
 
 // project returns H = h(x) for n rows, n×P row-major.
 func (h *RanPAC) project(x []float32, n int) blas64.General {
+	return h.projectInto(x, n, nil)
+}
+
+// projectScratch is the reusable memory of projectInto for up to rows rows.
+type projectScratch struct{ x64, out []float64 }
+
+func (h *RanPAC) newProjectScratch(rows int) *projectScratch {
+	s := &projectScratch{x64: make([]float64, rows*h.d)}
+	if h.m > 0 {
+		s.out = make([]float64, rows*h.m)
+	}
+	return s
+}
+
+// projectInto is project writing into scratch (nil = fresh memory). The
+// chunked loops reuse one scratch: a fresh n × M matrix per chunk (80 MB at
+// 1024 × 10⁴) would pile up as garbage next to G before the collector runs.
+func (h *RanPAC) projectInto(x []float32, n int, scratch *projectScratch) blas64.General {
 	d := h.d
-	x64 := make([]float64, len(x))
+	if scratch == nil {
+		scratch = h.newProjectScratch(n)
+	}
+	x64 := scratch.x64[:len(x)]
 	for i, v := range x {
 		x64[i] = float64(v)
 	}
@@ -327,7 +348,7 @@ func (h *RanPAC) project(x []float32, n int) blas64.General {
 	if h.m == 0 {
 		return xm
 	}
-	out := blas64.General{Rows: n, Cols: h.m, Stride: h.m, Data: make([]float64, n*h.m)}
+	out := blas64.General{Rows: n, Cols: h.m, Stride: h.m, Data: scratch.out[:n*h.m]}
 	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, xm, blas64.General{Rows: d, Cols: h.m, Stride: h.m, Data: h.proj}, 0, out)
 	for i, v := range out.Data {
 		if v < 0 {
@@ -340,9 +361,10 @@ func (h *RanPAC) project(x []float32, n int) blas64.General {
 // accumulate adds (sign = +1) or subtracts (−1) the statistics of n rows.
 func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
 	p := h.Width()
+	scratch := h.newProjectScratch(min(learnChunk, n))
 	for s := 0; s < n; s += learnChunk {
 		e := min(s+learnChunk, n)
-		hm := h.project(x[s*h.d:e*h.d], e-s)
+		hm := h.projectInto(x[s*h.d:e*h.d], e-s, scratch)
 		syrkUpper(true, sign, hm, h.g, p)
 		byClass := map[int][]int{}
 		for i := s; i < e; i++ {
@@ -603,9 +625,10 @@ func (h *RanPAC) Scores(x []float32) ([]float64, error) {
 	c := len(h.woCls)
 	out := make([]float64, n*c)
 	p := h.Width()
+	scratch := h.newProjectScratch(min(learnChunk, n))
 	for s := 0; s < n; s += learnChunk {
 		e := min(s+learnChunk, n)
-		hm := h.project(x[s*h.d:e*h.d], e-s)
+		hm := h.projectInto(x[s*h.d:e*h.d], e-s, scratch)
 		sc := blas64.General{Rows: e - s, Cols: c, Stride: c, Data: out[s*c : e*c]}
 		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, hm, blas64.General{Rows: p, Cols: c, Stride: c, Data: h.wo}, 0, sc)
 		if h.scoring == "cosine" {
