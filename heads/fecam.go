@@ -26,13 +26,8 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			if err := h.st.loadTensors(t); err != nil {
+			if err := loadAndSolve(h, h.st, t); err != nil {
 				return nil, err
-			}
-			if len(h.st.cls) > 0 {
-				if err := h.EndStage(); err != nil {
-					return nil, err
-				}
 			}
 			return h, nil
 		},

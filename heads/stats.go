@@ -598,3 +598,15 @@ func (h *statHead) merge(other Head) error {
 func errEmpty(method string) error {
 	return fmt.Errorf("%s: the head has no classes: learn some before scoring", method)
 }
+
+// loadAndSolve fills st from a head file's tensors and, when it holds any
+// class, solves h (EndStage) so that it scores at once.
+func loadAndSolve(h Head, st *classStats, t map[string]safetensors.Tensor) error {
+	if err := st.loadTensors(t); err != nil {
+		return err
+	}
+	if len(st.cls) > 0 {
+		return h.EndStage()
+	}
+	return nil
+}

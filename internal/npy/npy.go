@@ -44,24 +44,16 @@ func (h Header) Len() int {
 
 // ReadFloat32 reads a '<f4' .npy file: the data (row-major) and its shape.
 func ReadFloat32(path string) ([]float32, []int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	data, shape, err := DecodeFloat32(bufio.NewReader(f), st.Size())
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return data, shape, nil
+	return readFile(path, DecodeFloat32)
 }
 
 // ReadUint8 reads a '|u1' .npy file: the data (row-major) and its shape.
 func ReadUint8(path string) ([]uint8, []int, error) {
+	return readFile(path, DecodeUint8)
+}
+
+// readFile opens path and decodes it with decode, naming the path in errors.
+func readFile[T any](path string, decode func(r io.Reader, size int64) ([]T, []int, error)) ([]T, []int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -71,7 +63,7 @@ func ReadUint8(path string) ([]uint8, []int, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	data, shape, err := DecodeUint8(bufio.NewReader(f), st.Size())
+	data, shape, err := decode(bufio.NewReader(f), st.Size())
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
