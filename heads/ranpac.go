@@ -79,7 +79,7 @@ type RanPAC struct {
 	d    int
 	proj []float64 // D×M row-major float64 copy of the float32 W; nil when M = 0
 
-	g      []float64         // P×P, upper triangle valid
+	g      []float64         // P×P; upper triangle (diagonal included) valid, lower one scratch (see ridgeSolve)
 	q      map[int][]float64 // label → P
 	counts map[int]int64     // label → samples
 	gc     map[int][]float64 // label → P×P upper (class_gram only)
@@ -434,8 +434,8 @@ func (h *RanPAC) EndStage() error {
 		h.losses = losses
 		h.lambda = RidgeGrid[argminFirst(losses)]
 		// The search's scratch (K and K_vf, ≈ n² floats) is garbage now:
-		// collect it before solve allocates its copy of G, so that the peak
-		// stays ≈ 2 copies of G.
+		// collect it rather than carry it through the solve (which works
+		// in G's own memory and allocates only O(P·C)).
 		runtime.GC()
 	}
 	if err := h.solve(); err != nil {
@@ -839,9 +839,10 @@ func (h *RanPAC) State() (map[string]safetensors.Tensor, map[string]string, erro
 	p := h.Width()
 	cls := h.Classes()
 	c := len(cls)
-	g := slices.Clone(h.g)
-	symmetrize(g, p)
-	t["G"] = safetensors.FromFloat64s([]int64{int64(p), int64(p)}, g)
+	// G's lower triangle is scratch: mirror the upper one into it in place
+	// (no P×P clone; FromFloat64s makes the one byte copy).
+	symmetrize(h.g, p)
+	t["G"] = safetensors.FromFloat64s([]int64{int64(p), int64(p)}, h.g)
 	q := make([]float64, p*c)
 	cl := make([]int64, c)
 	cn := make([]int64, c)
@@ -871,9 +872,8 @@ func (h *RanPAC) State() (map[string]safetensors.Tensor, map[string]string, erro
 	if h.classGram {
 		all := make([]float64, 0, c*p*p)
 		for _, l := range cls {
-			gcl := slices.Clone(h.gc[l])
-			symmetrize(gcl, p)
-			all = append(all, gcl...)
+			symmetrize(h.gc[l], p) // lower triangle is scratch, as G's
+			all = append(all, h.gc[l]...)
 		}
 		t["class_gram"] = safetensors.FromFloat64s([]int64{int64(c), int64(p), int64(p)}, all)
 	}

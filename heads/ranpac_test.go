@@ -2,6 +2,7 @@ package heads
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
+	"gonum.org/v1/gonum/lapack/lapack64"
 
 	"github.com/cl-dev/cl/internal/npy"
 )
@@ -465,4 +471,196 @@ func TestRanPACBadInput(t *testing.T) {
 func maps2(h *RanPAC) (map[string]string, error) {
 	_, p, err := h.State()
 	return p, err
+}
+
+// ridgeSolveCopy is ridgeSolve as it was before the in-place factorisation:
+// Cholesky of a second n×n buffer holding G + λI (upper triangle), LU with
+// partial pivoting on a fresh symmetric copy when that fails. g is only read.
+func ridgeSolveCopy(g []float64, n int, lam float64, b blas64.General) (blas64.General, string, error) {
+	a := make([]float64, n*n)
+	fill := func() {
+		for i := 0; i < n; i++ {
+			copy(a[i*n+i:i*n+n], g[i*n+i:i*n+n])
+			a[i*n+i] += lam
+		}
+	}
+	fill()
+	w := blas64.General{Rows: n, Cols: b.Cols, Stride: b.Cols, Data: slices.Clone(b.Data)}
+	if cholUpper(a, n) {
+		lapack64.Potrs(blas64.Triangular{N: n, Stride: n, Uplo: blas.Upper, Diag: blas.NonUnit, Data: a}, w)
+		return w, "cholesky", nil
+	}
+	fill()
+	symmetrize(a, n)
+	m := blas64.General{Rows: n, Cols: n, Stride: n, Data: a}
+	ipiv := make([]int, n)
+	if !lapack64.Getrf(m, ipiv) {
+		return w, "", errNotPD
+	}
+	lapack64.Getrs(blas.NoTrans, m, w, ipiv)
+	return w, "lu", nil
+}
+
+// sameW compares an in-place solve with the copy-based one: bit for bit when
+// the registered BLAS is gonum's or fastBLAS (the same operations on the same
+// values), within 1e-12 relative (to the largest |w|) under another BLAS.
+func sameW(t *testing.T, what string, got, want []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	var scale float64
+	for _, v := range want {
+		scale = max(scale, math.Abs(v))
+	}
+	for i := range got {
+		if math.Float64bits(got[i]) == math.Float64bits(want[i]) {
+			continue
+		}
+		if gonumGemm() || math.Abs(got[i]-want[i]) > 1e-12*scale {
+			t.Fatalf("%s: W[%d] = %v, copy-based solve %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// checkGKept checks that g's upper triangle and diagonal are bit for bit
+// those of want (only its upper triangle is read) and that g's strict lower
+// triangle mirrors them.
+func checkGKept(t *testing.T, what string, g, want []float64, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		for j := i; j < n; j++ {
+			if math.Float64bits(g[i*n+j]) != math.Float64bits(want[i*n+j]) {
+				t.Fatalf("%s: G[%d,%d] = %v after the solve, %v before", what, i, j, g[i*n+j], want[i*n+j])
+			}
+			if math.Float64bits(g[j*n+i]) != math.Float64bits(want[i*n+j]) {
+				t.Fatalf("%s: G[%d,%d] = %v, not the mirror of G[%d,%d] = %v", what, j, i, g[j*n+i], i, j, want[i*n+j])
+			}
+		}
+	}
+}
+
+// TestRidgeSolveInPlace checks that ridgeSolve, which factorises G + λI in
+// G's own memory, leaves G's upper triangle bit for bit unchanged (whatever
+// was below the diagonal), gives the copy-based solve's W, and does so on
+// the LU fallback too.
+func TestRidgeSolveInPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{1, 2, 63, 64, 65, 255, 256, 257, 600} {
+		for _, indefinite := range []bool{false, true} {
+			what := fmt.Sprintf("n=%d indefinite=%v", n, indefinite)
+			k := n/2 + 1 // rank-deficient Gram: λ decides the conditioning
+			x := randSlice(r, k*n)
+			g := make([]float64, n*n)
+			gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, n, n, k, 1, x, n, x, n, 0, g, n)
+			lam := 1e-3
+			if indefinite {
+				// G − 2I: indefinite, and λ = 1 leaves G + λI indefinite
+				// but (almost surely) nonsingular, so the LU path answers.
+				for i := 0; i < n; i++ {
+					g[i*n+i] -= 2
+				}
+				lam = 1
+			}
+			for i := 0; i < n; i++ {
+				for j := 0; j < i; j++ {
+					g[i*n+j] = math.NaN() // below the diagonal: not G's, must not matter
+				}
+			}
+			orig := slices.Clone(g)
+			b := blas64.General{Rows: n, Cols: 3, Stride: 3, Data: randSlice(r, n*3)}
+			bOrig := slices.Clone(b.Data)
+			want, wantSolver, wantErr := ridgeSolveCopy(orig, n, lam, b)
+			got, solver, err := ridgeSolve(g, n, lam, b)
+			if (err != nil) != (wantErr != nil) || solver != wantSolver {
+				t.Fatalf("%s: solver %q err %v; copy-based %q err %v", what, solver, err, wantSolver, wantErr)
+			}
+			// With k < n, G − I has eigenvalue −1 (G's null space).
+			if (!indefinite && solver != "cholesky") || (indefinite && k < n && solver != "lu") {
+				t.Fatalf("%s: solver %q, err %v", what, solver, err)
+			}
+			checkGKept(t, what, g, orig, n)
+			if !slices.Equal(b.Data, bOrig) {
+				t.Fatalf("%s: B changed", what)
+			}
+			if err == nil {
+				sameW(t, what, got.Data, want.Data)
+			}
+			// A second solve on the restored G (lower triangle now the
+			// mirror) gives the same W bit for bit and keeps G again.
+			again, _, err := ridgeSolve(g, n, lam, b)
+			if err == nil && !slices.Equal(again.Data, got.Data) {
+				t.Fatalf("%s: second solve differs", what)
+			}
+			checkGKept(t, what+" (second solve)", g, orig, n)
+		}
+	}
+}
+
+// TestRanPACSolveKeepsG checks, on a head whose G spans several Cholesky
+// panels, that EndStage's in-place solve leaves G bit for bit as Learn left
+// it, that W_o is the copy-based solve's, and that solving again changes
+// neither W_o nor a byte of the saved head file.
+func TestRanPACSolveKeepsG(t *testing.T) {
+	const d = 24
+	x, y := ranpacData(31, 6, d, 50) // 300 rows
+	for _, lam := range []string{"auto", "0.5"} {
+		h := newRanPACT(t, map[string]string{"M": "700", "lambda": lam})
+		if err := h.Learn(x, y); err != nil {
+			t.Fatal(err)
+		}
+		p := h.Width()
+		before := slices.Clone(h.g)
+		if err := h.EndStage(); err != nil {
+			t.Fatal(err)
+		}
+		if h.Solver() != "cholesky" {
+			t.Fatalf("λ=%s: solver %q", lam, h.Solver())
+		}
+		checkGKept(t, "λ="+lam, h.g, before, p)
+
+		cls := h.Classes()
+		c := len(cls)
+		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
+		for j, l := range cls {
+			for i, v := range h.q[l] {
+				b.Data[i*c+j] = v
+			}
+		}
+		want, _, err := ridgeSolveCopy(before, p, h.Lambda(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameW(t, "λ="+lam+" W_o", h.wo, want.Data)
+
+		dir := t.TempDir()
+		names := []string{"a", "b", "c", "d", "e", "f"}
+		file1, file2 := filepath.Join(dir, "1.safetensors"), filepath.Join(dir, "2.safetensors")
+		if err := Save(file1, h, Info{Classes: names}); err != nil {
+			t.Fatal(err)
+		}
+		wo := slices.Clone(h.wo)
+		h.wo = nil
+		if _, err := h.Scores(x[:d]); err != nil { // solves again
+			t.Fatal(err)
+		}
+		if !slices.Equal(h.wo, wo) {
+			t.Fatalf("λ=%s: W_o differs after a second solve", lam)
+		}
+		checkGKept(t, "λ="+lam+" second solve", h.g, before, p)
+		if err := Save(file2, h, Info{Classes: names}); err != nil {
+			t.Fatal(err)
+		}
+		b1, err := os.ReadFile(file1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b2, err := os.ReadFile(file2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(b1, b2) {
+			t.Fatalf("λ=%s: the saved head file changed after a second solve", lam)
+		}
+	}
 }

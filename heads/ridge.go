@@ -35,13 +35,7 @@ func syrkUpper(trans bool, alpha float64, a blas64.General, c []float64, n int) 
 
 // symmetrize copies the upper triangle of the n×n row-major c into its lower
 // triangle.
-func symmetrize(c []float64, n int) {
-	for i := 0; i < n; i++ {
-		for j := i + 1; j < n; j++ {
-			c[j*n+i] = c[i*n+j]
-		}
-	}
-}
+func symmetrize(c []float64, n int) { copyTri(c, n, true) }
 
 // gridLosses returns, for each λ in grid, the sum of squared errors
 // ‖V (S + λI)⁻¹ R − Yv‖²_F, where S is symmetric n×n (upper triangle of s,
@@ -160,29 +154,41 @@ func argminFirst(v []float64) int {
 var errNotPD = errors.New("matrix is not numerically positive definite")
 
 // ridgeSolve solves (G + λI) W = B for W (n×c) where G is n×n symmetric (upper
-// triangle of g used, g untouched). It factorises a copy of G + λI by
-// Cholesky (one extra n×n buffer); if that copy is not numerically positive
-// definite it falls back to LU with partial pivoting on a fresh copy and
-// reports solver "lu" instead of "cholesky".
+// triangle of g used). It needs no second n×n buffer: it factorises G + λI
+// in place by Cholesky and then rebuilds G, so that on return g's upper
+// triangle and diagonal hold G bit for bit and its strict lower triangle
+// holds G's mirror (g is then fully symmetric; whatever was below the
+// diagonal before is overwritten).
+//
+// In detail: the diagonal is saved (n floats), the strict upper triangle is
+// copied into the strict lower one, λ is added to the diagonal and cholUpper
+// overwrites the upper triangle with U (UᵀU = G + λI) without reading the
+// lower one; W comes from U, then the upper triangle is copied back from the
+// lower one and the diagonal restored. cholUpper sees exactly the values the
+// former copy-based solve gave it, so W is bit-for-bit that solve's. The
+// restore is deferred, so G survives a panic too.
+//
+// If G + λI is not numerically positive definite the solve falls back to LU
+// with partial pivoting on a fresh n×n copy (the one case that allocates a
+// second n×n matrix) and reports solver "lu" instead of "cholesky".
 func ridgeSolve(g []float64, n int, lam float64, b blas64.General) (w blas64.General, solver string, err error) {
-	a := make([]float64, n*n)
-	fill := func() {
-		for i := 0; i < n; i++ {
-			copy(a[i*n+i:i*n+n], g[i*n+i:i*n+n])
-			a[i*n+i] += lam
-		}
-	}
-	fill()
 	w = blas64.General{Rows: n, Cols: b.Cols, Stride: b.Cols, Data: make([]float64, n*b.Cols)}
 	for i := 0; i < n; i++ {
 		copy(w.Data[i*w.Stride:i*w.Stride+b.Cols], b.Data[i*b.Stride:i*b.Stride+b.Cols])
 	}
-	if cholUpper(a, n) {
-		lapack64.Potrs(blas64.Triangular{N: n, Stride: n, Uplo: blas.Upper, Diag: blas.NonUnit, Data: a}, w)
+	if n == 0 {
 		return w, "cholesky", nil
 	}
-	fill()
-	symmetrize(a, n)
+	if cholInPlace(g, n, lam, func(u []float64) {
+		lapack64.Potrs(blas64.Triangular{N: n, Stride: n, Uplo: blas.Upper, Diag: blas.NonUnit, Data: u}, w)
+	}) {
+		return w, "cholesky", nil
+	}
+	a := make([]float64, n*n)
+	copy(a, g) // g is fully symmetric after cholInPlace
+	for i := 0; i < n; i++ {
+		a[i*n+i] += lam
+	}
 	m := blas64.General{Rows: n, Cols: n, Stride: n, Data: a}
 	ipiv := make([]int, n)
 	if !lapack64.Getrf(m, ipiv) {
@@ -195,6 +201,60 @@ func ridgeSolve(g []float64, n int, lam float64, b blas64.General) (w blas64.Gen
 		}
 	}
 	return w, "lu", nil
+}
+
+// cholInPlace factorises G + λI, G the n×n symmetric matrix in the upper
+// triangle of g (row-major, stride n), with cholUpper in g's own memory and
+// calls use with the factor U (upper triangle of its argument) when G + λI
+// is numerically positive definite. Before returning, even by a panic, it
+// restores G: on return g's upper triangle and diagonal are G's bit for bit
+// and its strict lower triangle is their mirror. It reports whether the
+// factorisation succeeded (use is not called otherwise).
+func cholInPlace(g []float64, n int, lam float64, use func(u []float64)) bool {
+	diag := make([]float64, n)
+	for i := range diag {
+		diag[i] = g[i*n+i]
+	}
+	copyTri(g, n, true)
+	defer func() {
+		copyTri(g, n, false)
+		for i, v := range diag {
+			g[i*n+i] = v
+		}
+	}()
+	for i := 0; i < n; i++ {
+		g[i*n+i] += lam
+	}
+	if !cholUpper(g, n) {
+		return false
+	}
+	use(g)
+	return true
+}
+
+// triBlock is the tile size of copyTri.
+const triBlock = 64
+
+// copyTri copies the strict upper triangle of the n×n row-major c into its
+// strict lower triangle (toLower) or the other way round, tile by tile so
+// that both the rows read and the columns written stay in cache. The
+// diagonal is not touched.
+func copyTri(c []float64, n int, toLower bool) {
+	for i0 := 0; i0 < n; i0 += triBlock {
+		i1 := min(i0+triBlock, n)
+		for j0 := i0; j0 < n; j0 += triBlock {
+			j1 := min(j0+triBlock, n)
+			for i := i0; i < i1; i++ {
+				for j := max(j0, i+1); j < j1; j++ {
+					if toLower {
+						c[j*n+i] = c[i*n+j]
+					} else {
+						c[i*n+j] = c[j*n+i]
+					}
+				}
+			}
+		}
+	}
 }
 
 // cholNB is the block size of cholUpper.
