@@ -356,3 +356,46 @@ func TestFastBLASSymv(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCopyTri times the triangle mirror that ridgeSolve does twice
+// around its in-place Cholesky (upper → lower, then back), at n = 4000 or
+// RANPAC_FACTOR_N.
+func BenchmarkCopyTri(b *testing.B) {
+	n := 4000
+	if s, err := strconv.Atoi(os.Getenv("RANPAC_FACTOR_N")); err == nil && s > 1 {
+		n = s
+	}
+	c := randSlice(rand.New(rand.NewPCG(13, 14)), n*n)
+	for b.Loop() {
+		copyTri(c, n, true)
+		copyTri(c, n, false)
+	}
+}
+
+// TestCopyTri checks the tiled, parallel triangle mirror against the
+// element-by-element definition, both directions, on sizes around the tile
+// and the parallel threshold.
+func TestCopyTri(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{0, 1, 2, 63, 64, 65, 1023, 1024, 1500} {
+		for _, toLower := range []bool{true, false} {
+			c := randSlice(r, n*n)
+			want := append([]float64(nil), c...)
+			for i := 0; i < n; i++ {
+				for j := i + 1; j < n; j++ {
+					if toLower {
+						want[j*n+i] = want[i*n+j]
+					} else {
+						want[i*n+j] = want[j*n+i]
+					}
+				}
+			}
+			copyTri(c, n, toLower)
+			for k := range c {
+				if c[k] != want[k] {
+					t.Fatalf("n=%d toLower=%v: c[%d,%d] = %v, want %v", n, toLower, k/n, k%n, c[k], want[k])
+				}
+			}
+		}
+	}
+}

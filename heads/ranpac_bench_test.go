@@ -25,7 +25,10 @@ func envInt(name string, def int) int {
 // the final Cholesky solve). Sizes come from RANPAC_BENCH_M (default 1000)
 // and RANPAC_BENCH_N (default 1000); RANPAC_BENCH_SEARCH=solve times PILOT's
 // 17 solves instead. The metric peak-heap/G is the largest heap in use
-// during the stage divided by the bytes of G (8·P²). With RANPAC_BENCH_DIR
+// (runtime HeapInuse, sampled every 20 ms) during the stage divided by the
+// bytes of G (8·P²); learn-heap/G and endstage-heap/G split it between Learn
+// and EndStage (λ search + solve), and learn-s and endstage-s split the
+// time (last iteration). With RANPAC_BENCH_DIR
 // set, the inputs, the projection, the split order, λ and the predictions
 // are written there for scripts/bench_ranpac.py to compare with numpy.
 func BenchmarkRanPACStage(b *testing.B) {
@@ -39,6 +42,8 @@ func BenchmarkRanPACStage(b *testing.B) {
 	}
 	var h *RanPAC
 	var peak atomic.Uint64
+	var learnPeak, endPeak uint64
+	var learnTime, endTime time.Duration
 	stop := make(chan struct{})
 	go func() {
 		var ms runtime.MemStats
@@ -62,17 +67,27 @@ func BenchmarkRanPACStage(b *testing.B) {
 		if h, err = NewRanPAC(map[string]string{"M": strconv.Itoa(m), "search": search}); err != nil {
 			b.Fatal(err)
 		}
+		start := time.Now()
 		if err := h.Learn(x, y); err != nil {
 			b.Fatal(err)
 		}
+		learnTime = time.Since(start)
+		learnPeak = max(learnPeak, peak.Swap(0))
+		start = time.Now()
 		if err := h.EndStage(); err != nil {
 			b.Fatal(err)
 		}
+		endTime = time.Since(start)
+		endPeak = max(endPeak, peak.Swap(0))
 	}
 	b.StopTimer()
 	close(stop)
 	p := float64(m)
-	b.ReportMetric(float64(peak.Load())/(8*p*p), "peak-heap/G")
+	b.ReportMetric(float64(max(learnPeak, endPeak))/(8*p*p), "peak-heap/G")
+	b.ReportMetric(float64(learnPeak)/(8*p*p), "learn-heap/G")
+	b.ReportMetric(float64(endPeak)/(8*p*p), "endstage-heap/G")
+	b.ReportMetric(learnTime.Seconds(), "learn-s")
+	b.ReportMetric(endTime.Seconds(), "endstage-s")
 	b.ReportMetric(h.Lambda(), "lambda")
 	dir := os.Getenv("RANPAC_BENCH_DIR")
 	if dir == "" {

@@ -3,6 +3,8 @@ package heads
 import (
 	"errors"
 	"math"
+	"runtime"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -237,24 +239,52 @@ const triBlock = 64
 
 // copyTri copies the strict upper triangle of the n×n row-major c into its
 // strict lower triangle (toLower) or the other way round, tile by tile so
-// that both the rows read and the columns written stay in cache. The
-// diagonal is not touched.
+// that both the rows read and the columns written stay in cache; large
+// matrices are split into block rows over goroutines. The diagonal is not
+// touched.
 func copyTri(c []float64, n int, toLower bool) {
-	for i0 := 0; i0 < n; i0 += triBlock {
-		i1 := min(i0+triBlock, n)
-		for j0 := i0; j0 < n; j0 += triBlock {
-			j1 := min(j0+triBlock, n)
-			for i := i0; i < i1; i++ {
-				for j := max(j0, i+1); j < j1; j++ {
-					if toLower {
-						c[j*n+i] = c[i*n+j]
-					} else {
-						c[i*n+j] = c[j*n+i]
+	tiles := func(b0, b1 int) {
+		for i0 := b0 * triBlock; i0 < min(b1*triBlock, n); i0 += triBlock {
+			i1 := min(i0+triBlock, n)
+			for j0 := i0; j0 < n; j0 += triBlock {
+				j1 := min(j0+triBlock, n)
+				for i := i0; i < i1; i++ {
+					for j := max(j0, i+1); j < j1; j++ {
+						if toLower {
+							c[j*n+i] = c[i*n+j]
+						} else {
+							c[i*n+j] = c[j*n+i]
+						}
 					}
 				}
 			}
 		}
 	}
+	nb := (n + triBlock - 1) / triBlock
+	workers := min(runtime.GOMAXPROCS(0), nb)
+	if workers < 2 || n < 1024 {
+		tiles(0, nb)
+		return
+	}
+	// Block row b holds about nb − b tiles: cut where the running sum
+	// reaches each worker's share.
+	var wg sync.WaitGroup
+	total := nb * (nb + 1) / 2
+	b0, acc := 0, 0
+	for w := 1; w <= workers; w++ {
+		b1 := b0
+		for b1 < nb && (w == workers || acc < total*w/workers) {
+			acc += nb - b1
+			b1++
+		}
+		wg.Add(1)
+		go func(b0, b1 int) {
+			defer wg.Done()
+			tiles(b0, b1)
+		}(b0, b1)
+		b0 = b1
+	}
+	wg.Wait()
 }
 
 // cholNB is the block size of cholUpper.
