@@ -3,8 +3,6 @@ package heads
 import (
 	"fmt"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/cl-dev/cl/internal/safetensors"
@@ -45,8 +43,8 @@ type LDA struct {
 	w, b    []float64
 	solved  bool
 	version uint64
-	// fast caches the packed float32 weights for TopK (predict.go).
-	fast fastCache
+	// fast caches the scorer of Scores and TopK (predict.go).
+	fast scorerCache
 }
 
 // NewLDA returns an empty LDA head. Option "shrinkage" is ε ∈ [0, 1]
@@ -135,34 +133,27 @@ func (h *LDA) EndStage() error {
 	return nil
 }
 
-// Scores implements Head: s_c(x) = w_cᵀx + b_c, [n, C]. It needs EndStage
-// after the last change to the statistics.
+// Scores implements Head: s_c(x) = w_cᵀx + b_c, [n, C], every dot product by
+// kernel.Dot (predict.go). It needs EndStage after the last change to the
+// statistics.
 func (h *LDA) Scores(x []float32) ([]float64, error) {
-	if len(h.st.cls) == 0 {
-		return nil, errEmpty(h.method)
-	}
-	if !h.solved || h.version != h.st.version {
-		return nil, fmt.Errorf("lda: the statistics changed since the last EndStage: call EndStage before scoring")
-	}
-	d := h.st.d
-	n, err := checkRows(h.method, x, d)
-	if err != nil {
+	if err := h.checkSolved(); err != nil {
 		return nil, err
 	}
-	c := len(h.labels)
-	out := make([]float64, n*c)
-	W := blas64.General{Rows: c, Cols: d, Stride: d, Data: h.w}
-	buf := make([]float64, scoreBlock*d)
-	for r0 := 0; r0 < n; r0 += scoreBlock {
-		r1 := min(r0+scoreBlock, n)
-		rows := toFloat64(buf, x[r0*d:r1*d], d, false)
-		S := blas64.General{Rows: r1 - r0, Cols: c, Stride: c, Data: out[r0*c : r1*c]}
-		blas64.Gemm(blas.NoTrans, blas.Trans, 1, blas64.General{Rows: r1 - r0, Cols: d, Stride: d, Data: rows}, W, 0, S)
-		for i := 0; i < r1-r0; i++ {
-			for j := 0; j < c; j++ {
-				S.Data[i*c+j] += h.b[j]
-			}
-		}
+	if _, err := checkRows(h.method, x, h.st.d); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return h.scorer().scores(x), nil
+}
+
+// checkSolved reports why the head cannot score: empty, or changed since the
+// last EndStage.
+func (h *LDA) checkSolved() error {
+	if len(h.st.cls) == 0 {
+		return errEmpty(h.method)
+	}
+	if !h.solved || h.version != h.st.version {
+		return fmt.Errorf("lda: the statistics changed since the last EndStage: call EndStage before scoring")
+	}
+	return nil
 }

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
-
-	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/cl-dev/cl/heads/internal/kernel"
 )
@@ -23,70 +22,109 @@ type Ranker interface {
 	TopK(x []float32, k int, dst []int) error
 }
 
-// How TopK is exact and fast: a float32 kernel (heads/internal/kernel,
-// AVX2+FMA assembly where available) computes approximate scores ã_j of all
-// C classes; a rigorous bound δ on |ã_j − s_j|, where s_j is the float64
-// score Scores computes, shortlists the classes with ã_j ≥ t − 2δ, t being the
-// k-th largest ã (any class below cannot be in the top k: k classes have
-// s ≥ t − δ > ã_j + δ ≥ s_j). The shortlist, usually k classes, is re-scored
-// with the very float64 operations of Scores (gonum Dgemm's Ddot blocks and
-// order) and sorted. The bound (D+2)·2⁻²⁴·‖x‖·max_c‖w_c‖ for the float32 dot
-// products holds for any summation order (one rounding per FMA or add, at most
-// D+1 along any path, plus the rounding of w to float32); a float64 term
-// covers the reference's own rounding. Rows whose norm lies outside
-// [1e-15, 1e15], and class matrices with a row norm above 1e15, where float32
-// could overflow or lose range, are re-scored in full.
+// The scores of SimpleCIL, APER, NCM and LDA are one linear form per class,
+//
+//	s_c(x) = α·⟨x, w_c⟩ + b_c − [NCM] ‖x‖²,   or   ⟨x, w_c⟩ / max(‖x‖, 1e-12) (cosine),
+//
+// and Scores computes every dot product and ‖x‖² with kernel.Dot, whose
+// float64 operation order is fixed: the same bits on every machine.
+//
+// How TopK is exact and fast. The int8 kernel (AVX-512 VNNI) gives, for each
+// row, the exact integer products of the row and the centred class rows
+// v_c = w_c − w̄ (w̄ the mean class row: ⟨x, w̄⟩ is the same for every class,
+// so it does not change the ranking), both quantised with one scale per
+// row, x = s_x·q_x + Δx and v_c = s_c·q_c + Δv_c. Then
+//
+//	|⟨x, v_c⟩ − s_x·s_c·⟨q_x, q_c⟩| ≤ ‖Δx‖·‖v_c‖ + ‖s_x·q_x‖·‖Δv_c‖ =: δ_c,
+//
+// with ‖s_x·q_x‖ ≤ ‖x‖ + ‖Δx‖. Let ã_c be the approximate score less the
+// common α⟨x, w̄⟩ (or ⟨x, w̄⟩/‖x‖ and ‖x‖² terms) and ε a
+// slack far above every float64 rounding of either computation (1e-9 of the
+// magnitudes involved). A class with ã_c + αδ_c + ε below the k-th largest
+// ã_j − αδ_j − ε is beaten strictly by k classes, also after rounding, so
+// it cannot be in the top k. The remaining shortlist, usually one class, is
+// re-scored with exactly the operations of Scores and sorted; a shortlist of
+// one with k = 1 needs no re-scoring at all. Rows the int8 path cannot bound
+// (non-finite values, max|x| outside [1e-15, 1e15]) and heads whose class
+// rows it cannot bound are scored exactly for every class.
 
-// fastScorer holds the packed float32 copy of a head's score matrix and what
-// the exact re-scoring needs; it is immutable once built.
-type fastScorer struct {
+// linearScorer scores one head's classes (immutable once built).
+type linearScorer struct {
 	version uint64
 	d, c    int
-	packed  *kernel.Packed
-	w       []float64 // [C, D] the rows Scores multiplies (shared, read-only)
-	alpha   float64   // Dgemm's alpha: 1, or 2 for NCM
-	bias    []float64 // nil for cosine scores
-	cosine  bool      // rows of x are L2-normalised (SimpleCIL, APER)
-	subSS   bool      // scores subtract ‖x‖² (NCM)
-	maxNorm float64   // max_c ‖w_c‖
-	maxBias float64   // max_c |bias_c|
-	full    bool      // re-score every class (w out of float32's safe range, or a non-gonum BLAS)
+	w       []float64 // [C, D] the class rows (shared with the head, read-only)
+	alpha   float64   // α: 1, or 2 for NCM
+	bias    []float64 // b [C]; nil for cosine scores
+	cosine  bool      // ⟨x, w_c⟩ / max(‖x‖, 1e-12)
+	subSS   bool      // NCM: − ‖x‖²
+
+	q       *kernel.Int8Classes // nil: no int8 shortlist
+	maxNorm float64             // max_c ‖w_c‖ (not centred)
+	maxBias float64             // max_c |b_c|
+	scratch sync.Pool           // *rankScratch
 }
 
-// fastCache caches a fastScorer per statistics version; safe for concurrent
-// use (two racing builders build the same thing, one wins).
-type fastCache struct{ p atomic.Pointer[fastScorer] }
+// scorerCache caches a linearScorer per statistics version; safe for
+// concurrent use (two racing builders build the same thing, one wins).
+type scorerCache struct{ p atomic.Pointer[linearScorer] }
 
-func (fc *fastCache) get(version uint64, build func() *fastScorer) *fastScorer {
-	if f := fc.p.Load(); f != nil && f.version == version {
+func (sc *scorerCache) get(version uint64, build func() *linearScorer) *linearScorer {
+	if f := sc.p.Load(); f != nil && f.version == version {
 		return f
 	}
 	f := build()
 	f.version = version
-	fc.p.Store(f)
+	sc.p.Store(f)
 	return f
 }
 
-func newFastScorer(w []float64, c, d int, alpha float64, bias []float64, cosine, subSS bool) *fastScorer {
-	f := &fastScorer{d: d, c: c, w: w, alpha: alpha, bias: bias, cosine: cosine, subSS: subSS}
-	w32 := make([]float32, c*d)
+func newLinearScorer(w []float64, c, d int, alpha float64, bias []float64, cosine, subSS bool) *linearScorer {
+	f := &linearScorer{d: d, c: c, w: w, alpha: alpha, bias: bias, cosine: cosine, subSS: subSS}
+	if !kernel.Int8Available() {
+		return f
+	}
+	// Rank by ⟨x, w_c − w̄⟩ (w̄ the mean class row; ⟨x, w̄⟩ is common to all
+	// classes): class rows share a large common part in real features, and
+	// the quantisation error scales with ‖w_c − w̄‖ instead of ‖w_c‖.
+	mean := make([]float64, d)
 	for j := 0; j < c; j++ {
 		var ss float64
 		for l, v := range w[j*d : (j+1)*d] {
+			mean[l] += v / float64(c)
 			ss += v * v
-			w32[j*d+l] = float32(v)
 		}
 		f.maxNorm = max(f.maxNorm, math.Sqrt(ss))
+	}
+	centred := make([]float64, c*d)
+	for j := 0; j < c; j++ {
+		for l, v := range w[j*d : (j+1)*d] {
+			centred[j*d+l] = v - mean[l]
+		}
 	}
 	for _, b := range bias {
 		f.maxBias = max(f.maxBias, math.Abs(b))
 	}
-	isGonum := gonumGemm() // gonum's Dgemm (heads registers fastBLAS, which keeps it)
-	f.full = !isGonum || !(f.maxNorm <= 1e15)
-	if !f.full {
-		f.packed = kernel.Pack(w32, c, d)
+	if f.maxNorm <= 1e150 && f.maxBias <= 1e200 {
+		f.q = kernel.QuantizeClasses(centred, c, d)
 	}
 	return f
+}
+
+// scorer returns the prototype head's linear scorer for its current state.
+func (h *protoHead) scorer() *linearScorer {
+	return h.fast.get(h.st.version, func() *linearScorer {
+		if h.cosine {
+			return newLinearScorer(h.p, len(h.labels), h.st.d, 1, nil, true, false)
+		}
+		return newLinearScorer(h.p, len(h.labels), h.st.d, 2, h.bias, false, true)
+	})
+}
+
+// scorer returns LDA's linear scorer; the caller has checked it is solved.
+func (h *LDA) scorer() *linearScorer {
+	return h.fast.get(h.version, func() *linearScorer {
+		return newLinearScorer(h.w, len(h.labels), h.st.d, 1, h.b, false, false)
+	})
 }
 
 // TopK implements Ranker.
@@ -94,30 +132,90 @@ func (h *protoHead) TopK(x []float32, k int, dst []int) error {
 	if len(h.labels) == 0 {
 		return errEmpty(h.method)
 	}
-	f := h.fast.get(h.st.version, func() *fastScorer {
-		if h.cosine {
-			return newFastScorer(h.p, len(h.labels), h.st.d, 1, nil, true, false)
-		}
-		return newFastScorer(h.p, len(h.labels), h.st.d, 2, h.bias, false, true)
-	})
-	return f.topK(h.method, x, k, dst)
+	return h.scorer().topK(h.method, x, k, dst)
 }
 
 // TopK implements Ranker. It needs EndStage after the last change, as Scores.
 func (h *LDA) TopK(x []float32, k int, dst []int) error {
-	if len(h.st.cls) == 0 {
-		return errEmpty(h.method)
+	if err := h.checkSolved(); err != nil {
+		return err
 	}
-	if !h.solved || h.version != h.st.version {
-		return fmt.Errorf("lda: the statistics changed since the last EndStage: call EndStage before scoring")
-	}
-	f := h.fast.get(h.version, func() *fastScorer {
-		return newFastScorer(h.w, len(h.labels), h.st.d, 1, h.b, false, false)
-	})
-	return f.topK(h.method, x, k, dst)
+	return h.scorer().topK(h.method, x, k, dst)
 }
 
-func (f *fastScorer) topK(method string, x []float32, k int, dst []int) error {
+// scores returns the [n, C] scores of the rows of x (validated by the
+// caller) with kernel.Dot.
+func (f *linearScorer) scores(x []float32) []float64 {
+	d, c := f.d, f.c
+	n := len(x) / d
+	out := make([]float64, n*c)
+	row := make([]float64, d)
+	for i := 0; i < n; i++ {
+		ss := f.loadRow(row, x[i*d:(i+1)*d])
+		for j := 0; j < c; j++ {
+			out[i*c+j] = f.score(row, j, ss)
+		}
+	}
+	return out
+}
+
+// loadRow converts one feature row to float64 and returns ‖x‖² as Scores
+// sums it (kernel.Dot of the row with itself), or 0 where no score uses it.
+func (f *linearScorer) loadRow(row []float64, x []float32) float64 {
+	for l, v := range x {
+		row[l] = float64(v)
+	}
+	if f.cosine || f.subSS {
+		return kernel.Dot(row, row)
+	}
+	return 0
+}
+
+// score is the score of class j for the float64 row with ‖x‖² = ss: the
+// one definition Scores and TopK's re-scoring share.
+func (f *linearScorer) score(row []float64, j int, ss float64) float64 {
+	v := kernel.Dot(row, f.w[j*f.d:(j+1)*f.d])
+	switch {
+	case f.cosine:
+		return v / max(math.Sqrt(ss), 1e-12)
+	case f.subSS:
+		return (f.alpha*v + f.bias[j]) - ss
+	default:
+		return f.alpha*v + f.bias[j]
+	}
+}
+
+// rankBlock is the number of rows TopK quantises and multiplies at a time.
+const rankBlock = 768
+
+// rankScratch is TopK's working memory, pooled per scorer.
+type rankScratch struct {
+	k8    *kernel.Scratch
+	dots  []int32 // [rankBlock, C]
+	stats []kernel.RowQuant
+	row   []float64 // [D]
+	lo    []float64 // [C] lower bounds
+	hi    []float64 // [C] upper bounds
+	top   []float64
+	cand  []int
+	exact []float64
+	order []int
+}
+
+func (f *linearScorer) getScratch() *rankScratch {
+	if s, ok := f.scratch.Get().(*rankScratch); ok {
+		return s
+	}
+	s := &rankScratch{row: make([]float64, f.d), lo: make([]float64, f.c), hi: make([]float64, f.c), top: make([]float64, 0, 16)}
+	if f.q != nil {
+		s.k8 = f.q.NewScratch()
+		s.dots = make([]int32, rankBlock*f.c)
+		s.stats = make([]kernel.RowQuant, rankBlock)
+	}
+	return s
+}
+
+func (f *linearScorer) topK(method string, x []float32, k int, dst []int) error {
 	d, c := f.d, f.c
 	if d == 0 || len(x)%d != 0 {
 		return fmt.Errorf("%s: %d feature values are not rows of the head's dimension %d (features of another model?)", method, len(x), d)
@@ -129,147 +227,96 @@ func (f *fastScorer) topK(method string, x []float32, k int, dst []int) error {
 	if len(dst) != n*k {
 		return fmt.Errorf("%s: top-%d of %d rows needs %d outputs, got %d", method, k, n, n*k, len(dst))
 	}
-	var approx []float32
-	if !f.full {
-		approx = make([]float32, min(n, scoreBlock)*f.packed.Stride())
-	}
-	row := make([]float64, d)
-	a := make([]float64, c)
-	top := make([]float64, 0, k)
-	var cand []int
-	var exact []float64
-	var order []int
-	const u32, u64 = 0x1p-24, 0x1p-53
-	// Scores runs one Dgemm per block of scoreBlock rows; gonum sums each
-	// dot product whole when the block has fewer than 4 tiles of 64×64
-	// (serial path), else in k-blocks of 64 added into C in order.
-	for r0 := 0; r0 < n; r0 += scoreBlock {
-		r1 := min(r0+scoreBlock, n)
-		kb := d
-		if (r1-r0+63)/64*((c+63)/64) >= 4 {
-			kb = 64
+	s := f.getScratch()
+	defer f.scratch.Put(s)
+	for r0 := 0; r0 < n; r0 += rankBlock {
+		nb := min(rankBlock, n-r0)
+		if f.q != nil {
+			f.q.Dot(s.dots, c, s.stats, x[r0*d:(r0+nb)*d], nb, s.k8)
 		}
-		if !f.full {
-			kernel.Dot(approx, x[r0*d:r1*d], r1-r0, f.packed)
-		}
-		for i := r0; i < r1; i++ {
-			ss, err := prepRow(method, row, x, i, d, f.cosine)
-			if err != nil {
-				return err
-			}
-			nrm := math.Sqrt(ss)
-			if !f.subSS {
-				ss = 0 // only NCM's scores subtract ‖x‖²
-			}
-			cand = cand[:0]
-			if f.full || !(nrm >= 1e-15 && nrm <= 1e15) {
-				for j := 0; j < c; j++ {
-					cand = append(cand, j)
+		for i := r0; i < r0+nb; i++ {
+			xr := x[i*d : (i+1)*d]
+			s.cand = s.cand[:0]
+			if f.q != nil && s.stats[i-r0].OK {
+				f.shortlist(s, s.dots[(i-r0)*c:(i-r0+1)*c], s.stats[i-r0], k)
+				if k == 1 && len(s.cand) == 1 {
+					dst[i] = s.cand[0]
+					continue
 				}
 			} else {
-				ar := approx[(i-r0)*f.packed.Stride():]
-				// float32 products and sums, w rounded to float32, and
-				// float32 underflow (absolute 2⁻¹⁴⁹ per operation).
-				e32 := float64(d+2)*u32*1.1*nrm*f.maxNorm + float64(d+2)*0x1p-148*(1+nrm)
-				var delta float64
-				if f.cosine {
-					inv := 1 / max(nrm, 1e-12)
-					for j := range a {
-						a[j] = float64(ar[j]) * inv
-					}
-					delta = e32*inv + 4*float64(d+16)*u64*f.maxNorm
-				} else {
-					for j := range a {
-						a[j] = f.alpha*float64(ar[j]) + f.bias[j]
-					}
-					delta = f.alpha*e32 + 4*float64(d+16)*u64*(f.alpha*nrm*f.maxNorm+f.maxBias+ss)
+				if err := checkFiniteFrom(method, xr, d, i); err != nil {
+					return err
 				}
-				t := kthLargest(a, k, top)
-				for j, v := range a {
-					if v >= t-2*delta {
-						cand = append(cand, j)
-					}
+				for j := 0; j < c; j++ {
+					s.cand = append(s.cand, j)
 				}
 			}
-			// Re-score the shortlist exactly as Scores does.
-			exact = exact[:0]
-			for _, j := range cand {
-				exact = append(exact, f.rescore(row, j, kb, ss))
-			}
-			order = order[:0]
-			for p := range cand {
-				order = append(order, p)
-			}
-			slices.SortStableFunc(order, func(p, q int) int {
-				switch {
-				case exact[p] > exact[q]:
-					return -1
-				case exact[p] < exact[q]:
-					return 1
-				}
-				return 0
-			})
-			for r := 0; r < k; r++ {
-				dst[i*k+r] = cand[order[r]]
-			}
+			f.rank(s, xr, k, dst[i*k:(i+1)*k])
 		}
 	}
 	return nil
 }
 
-// prepRow converts row i of x [n, d] to float64 into row, L2-normalised when
-// normalize is set, with exactly the operations of toFloat64 (the same sum
-// of squares, the same sqrt, clamp and divisions), and returns the sum of
-// squares of the unnormalised row, which is NCM's ‖x‖² as Scores sums it. A
-// non-finite value makes that sum non-finite, so rows are checked in the same
-// pass and only a bad row is searched for the error's column.
-func prepRow(method string, row []float64, x []float32, i, d int, normalize bool) (float64, error) {
-	xr := x[i*d : (i+1)*d]
-	row = row[:d]
-	var ss float64
-	for l, v := range xr {
-		a := float64(v)
-		row[l] = a
-		ss += a * a
-	}
-	if !(ss <= math.MaxFloat64) {
-		// Rows before i were finite: this names row i and its column.
-		if err := checkFinite(method, x[:(i+1)*d], d); err != nil {
-			return 0, err
+// shortlist puts into s.cand, ascending, every class that may be among the
+// k best of a row with int8 products dots [C] and quantisation stats st.
+func (f *linearScorer) shortlist(s *rankScratch, dots []int32, st kernel.RowQuant, k int) {
+	const tiny = 0x1p-148 // float32 underflow, per summed term
+	dim := float64(f.d)
+	nrm := math.Sqrt(st.SumSq*(1+1e-5) + dim*tiny)
+	dx := math.Sqrt(st.ResidSq*(1+1e-5) + dim*tiny)
+	a := f.alpha
+	base := a * st.Scale
+	t1, t2 := a*dx, a*(nrm+dx)
+	eps := 1e-9 * (a*nrm*f.maxNorm + f.maxBias + nrm*nrm)
+	lo, hi := s.lo[:len(dots)], s.hi[:len(dots)]
+	scale, norm, resid := f.q.Scale[:len(dots)], f.q.Norm[:len(dots)], f.q.ResidNorm[:len(dots)]
+	best := math.Inf(-1)
+	for j, v := range dots {
+		approx := base * scale[j] * float64(v)
+		if f.bias != nil {
+			approx += f.bias[j]
+		}
+		delta := t1*norm[j] + t2*resid[j] + eps
+		lo[j], hi[j] = approx-delta, approx+delta
+		if lo[j] > best {
+			best = lo[j]
 		}
 	}
-	if normalize {
-		nrm := math.Sqrt(ss)
-		if nrm < 1e-12 {
-			nrm = 1e-12
-		}
-		for l := range row {
-			row[l] /= nrm
+	if k > 1 {
+		best = kthLargest(lo, k, s.top)
+	}
+	for j, v := range hi {
+		if v >= best {
+			s.cand = append(s.cand, j)
 		}
 	}
-	return ss, nil
 }
 
-// rescore returns the score of class j for one row (float64, normalised for
-// cosine scores, as Scores converts it) with the operations of Scores: the
-// dot product in Ddot blocks of kb added into 0 with Dgemm's alpha, then
-// bias − ‖x‖² (NCM) or bias (LDA); ss is ‖x‖² summed as Scores sums it.
-func (f *fastScorer) rescore(row []float64, j, kb int, ss float64) float64 {
-	d := f.d
-	w := f.w[j*d : (j+1)*d]
-	var v float64
-	for l0 := 0; l0 < d; l0 += kb {
-		l1 := min(l0+kb, d)
-		v += f.alpha * gonum.Implementation{}.Ddot(l1-l0, row[l0:l1], 1, w[l0:l1], 1)
+// rank scores the classes in s.cand exactly as Scores does and writes the k
+// best, equal scores by lower column.
+func (f *linearScorer) rank(s *rankScratch, xr []float32, k int, dst []int) {
+	ss := f.loadRow(s.row, xr)
+	s.exact, s.order = s.exact[:0], s.order[:0]
+	for p, j := range s.cand {
+		s.exact = append(s.exact, f.score(s.row, j, ss))
+		s.order = append(s.order, p)
 	}
-	if f.bias != nil {
-		v += f.bias[j] - ss
+	slices.SortStableFunc(s.order, func(p, q int) int {
+		switch {
+		case s.exact[p] > s.exact[q]:
+			return -1
+		case s.exact[p] < s.exact[q]:
+			return 1
+		}
+		return 0
+	})
+	for r := range dst {
+		dst[r] = s.cand[s.order[r]]
 	}
-	return v
 }
 
 // kthLargest returns the k-th largest value of a (1 ≤ k ≤ len(a)); top is
-// scratch with capacity ≥ k.
+// scratch.
 func kthLargest(a []float64, k int, top []float64) float64 {
 	if k > 16 {
 		s := slices.Clone(a)

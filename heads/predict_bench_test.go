@@ -46,7 +46,7 @@ func BenchmarkPredict(b *testing.B) {
 					b.ReportMetric(float64(n)*float64(b.N)/sec, "samples/s")
 					b.ReportMetric(2*float64(c*d)*float64(n)*float64(b.N)/sec/1e9, "GFLOP/s")
 				}
-				b.Run(fmt.Sprintf("%s/D=%d/n=%d/scores-dgemm", m, d, n), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/D=%d/n=%d/scores+argmax", m, d, n), func(b *testing.B) {
 					for b.Loop() {
 						s, err := h.Scores(x)
 						if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"gonum.org/v1/gonum/blas/blas64"
+	"github.com/cl-dev/cl/heads/internal/kernel"
 )
 
 // rankOf ranks scores s [n, c] as protocol.Predict does: descending, equal
@@ -135,51 +135,96 @@ func TestTopKRandom(t *testing.T) {
 	}
 }
 
-// TestRescoreBitwise: the re-scoring reproduces Scores bit for bit, for every
-// class, in blocks on both sides of the Dgemm switch.
-func TestRescoreBitwise(t *testing.T) {
-	if !gonumGemm() { // -tags openblas: TopK then never re-scores (full float64 path)
-		t.Skipf("BLAS is %T: re-scoring matches Scores only under gonum's Dgemm", blas64.Implementation())
+// TestScoresReference: Scores (kernel.Dot) agrees with the textbook float64
+// formulas, computed independently here, to rounding.
+func TestScoresReference(t *testing.T) {
+	g := loadGolden(t)
+	for _, m := range rankerMethods {
+		h := fitHead(t, m, g.xtr, g.ytr)
+		s := scoresOf(t, h, g.xte)
+		c := len(h.Classes())
+		var w, bias []float64
+		switch hh := h.(type) {
+		case *protoHead:
+			w, bias = hh.p, hh.bias
+		case *LDA:
+			w, bias = hh.w, hh.b
+		}
+		for i := 0; i < len(g.xte)/g.d; i++ {
+			x := make([]float64, g.d)
+			var ss float64
+			for l := range x {
+				x[l] = float64(g.xte[i*g.d+l])
+				ss += x[l] * x[l]
+			}
+			for j := 0; j < c; j++ {
+				var dot, mag float64
+				for l, v := range x {
+					dot += v * w[j*g.d+l]
+					mag += math.Abs(v * w[j*g.d+l])
+				}
+				var want float64
+				switch m {
+				case "simplecil", "aper":
+					want, mag = dot/math.Sqrt(ss), mag/math.Sqrt(ss)
+				case "ncm":
+					want, mag = 2*dot+bias[j]-ss, 2*mag+math.Abs(bias[j])+ss
+				case "lda":
+					want, mag = dot+bias[j], mag+math.Abs(bias[j])
+				}
+				if got := s[i*c+j]; math.Abs(got-want) > 1e-13*mag {
+					t.Fatalf("%s [%d,%d]: Scores %v, reference %v", m, i, j, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestShortlist: the int8 shortlist always holds the arg-max of Scores and
+// is short (the fast path is really taken), on the golden data and on
+// MobileNet-like rectified features.
+func TestShortlist(t *testing.T) {
+	if !kernel.Int8Available() {
+		t.Log("no AVX-512 VNNI here: TopK scores every class exactly; only the exact path is tested")
 	}
 	g := loadGolden(t)
 	for _, m := range rankerMethods {
 		h := fitHead(t, m, g.xtr, g.ytr)
-		var f *fastScorer
+		var f *linearScorer
 		switch hh := h.(type) {
 		case *protoHead:
-			if hh.cosine {
-				f = newFastScorer(hh.p, len(hh.labels), g.d, 1, nil, true, false)
-			} else {
-				f = newFastScorer(hh.p, len(hh.labels), g.d, 2, hh.bias, false, true)
-			}
+			f = hh.scorer()
 		case *LDA:
-			f = newFastScorer(hh.w, len(hh.labels), g.d, 1, hh.b, false, false)
+			f = hh.scorer()
 		}
-		n := len(g.xte) / g.d
-		for _, rows := range []int{1, n} {
-			x := g.xte[:rows*g.d]
-			s := scoresOf(t, h, x)
-			c := f.c
-			for i := 0; i < rows; i++ {
-				kb := g.d
-				mb := min(rows-i/scoreBlock*scoreBlock, scoreBlock)
-				if (mb+63)/64*((c+63)/64) >= 4 {
-					kb = 64
-				}
-				row := make([]float64, g.d)
-				ss, err := prepRow(m, row, x, i, g.d, f.cosine)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !f.subSS {
-					ss = 0
-				}
-				for j := 0; j < c; j++ {
-					if got := f.rescore(row, j, kb, ss); math.Float64bits(got) != math.Float64bits(s[i*c+j]) {
-						t.Fatalf("%s rows=%d [%d,%d]: rescore %v, Scores %v", m, rows, i, j, got, s[i*c+j])
-					}
-				}
+		if f.q == nil {
+			if kernel.Int8Available() {
+				t.Fatalf("%s: no int8 classes built on a VNNI machine", m)
 			}
+			continue
+		}
+		s := scoresOf(t, h, g.xte)
+		c := len(h.Classes())
+		n := len(g.xte) / g.d
+		sc := f.getScratch()
+		f.q.Dot(sc.dots, c, sc.stats, g.xte, n, sc.k8)
+		total := 0
+		for i := 0; i < n; i++ {
+			if !sc.stats[i].OK {
+				t.Fatalf("%s row %d not quantised", m, i)
+			}
+			sc.cand = sc.cand[:0]
+			f.shortlist(sc, sc.dots[i*c:(i+1)*c], sc.stats[i], 1)
+			best := rankOf(s[i*c:(i+1)*c], c, 1)[0]
+			if !slices.Contains(sc.cand, best) {
+				t.Fatalf("%s row %d: arg-max %d not in the shortlist %v", m, i, best, sc.cand)
+			}
+			total += len(sc.cand)
+		}
+		mean := float64(total) / float64(n)
+		t.Logf("%s: %.2f classes shortlisted per row of %d", m, mean, c)
+		if mean > 0.5*float64(c) {
+			t.Errorf("%s: %.2f of %d classes shortlisted per row: the int8 bound is useless", m, mean, c)
 		}
 	}
 }

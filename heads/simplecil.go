@@ -2,8 +2,6 @@ package heads
 
 import (
 	"github.com/cl-dev/cl/internal/safetensors"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 func init() {
@@ -37,8 +35,8 @@ type protoHead struct {
 	labels []int
 	p      []float64
 	bias   []float64
-	// fast caches the packed float32 prototypes for TopK (predict.go).
-	fast fastCache
+	// fast caches the scorer of Scores and TopK (predict.go).
+	fast scorerCache
 }
 
 func newProtoHead(method string, cosine bool, given map[string]string) (*protoHead, error) {
@@ -128,45 +126,15 @@ func (h *protoHead) State() (map[string]safetensors.Tensor, map[string]string, e
 	return h.st.tensors(), copyParams(h.params), nil
 }
 
-// scoreBlock is the number of rows converted and multiplied at a time.
-const scoreBlock = 256
-
 // Scores implements Head: cosine similarities (SimpleCIL, APER) or
-// −‖x − μ_c‖² (NCM), [n, C] row-major, computed as one blocked matrix
-// product X·Pᵀ per block of rows.
+// −‖x − μ_c‖² = 2⟨x, μ_c⟩ − ‖μ_c‖² − ‖x‖² (NCM), [n, C] row-major, every dot
+// product by kernel.Dot (predict.go).
 func (h *protoHead) Scores(x []float32) ([]float64, error) {
 	if len(h.labels) == 0 {
 		return nil, errEmpty(h.method)
 	}
-	d := h.st.d
-	n, err := checkRows(h.method, x, d)
-	if err != nil {
+	if _, err := checkRows(h.method, x, h.st.d); err != nil {
 		return nil, err
 	}
-	c := len(h.labels)
-	out := make([]float64, n*c)
-	P := blas64.General{Rows: c, Cols: d, Stride: d, Data: h.p}
-	buf := make([]float64, scoreBlock*d)
-	for r0 := 0; r0 < n; r0 += scoreBlock {
-		r1 := min(r0+scoreBlock, n)
-		rows := toFloat64(buf, x[r0*d:r1*d], d, h.cosine)
-		X := blas64.General{Rows: r1 - r0, Cols: d, Stride: d, Data: rows}
-		S := blas64.General{Rows: r1 - r0, Cols: c, Stride: c, Data: out[r0*c : r1*c]}
-		if h.cosine {
-			blas64.Gemm(blas.NoTrans, blas.Trans, 1, X, P, 0, S)
-			continue
-		}
-		blas64.Gemm(blas.NoTrans, blas.Trans, 2, X, P, 0, S)
-		for i := 0; i < r1-r0; i++ {
-			var ss float64
-			for _, v := range rows[i*d : (i+1)*d] {
-				ss += v * v
-			}
-			s := S.Data[i*c : (i+1)*c]
-			for j := range s {
-				s[j] += h.bias[j] - ss
-			}
-		}
-	}
-	return out, nil
+	return h.scorer().scores(x), nil
 }

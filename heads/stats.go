@@ -111,14 +111,21 @@ func checkRows(method string, x []float32, dim int) (int, error) {
 	return len(x) / dim, nil
 }
 
-func checkFinite(method string, x []float32, d int) error {
+func checkFinite(method string, x []float32, d int) error { return checkFiniteFrom(method, x, d, 0) }
+
+// checkFiniteFrom checks rows x [n, d] that are rows row0… of the caller's
+// input, naming the first non-finite value by its row and column.
+func checkFiniteFrom(method string, x []float32, d, row0 int) error {
 	for i, v := range x {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("%s: row %d column %d is %v (features must be finite)", method, i/d, i%d, v)
+			return fmt.Errorf("%s: row %d column %d is %v (features must be finite)", method, row0+i/d, i%d, v)
 		}
 	}
 	return nil
 }
+
+// scoreBlock is the number of rows FeCAM converts and multiplies at a time.
+const scoreBlock = 256
 
 // toFloat64 converts rows x [n, d] to float64, L2-normalising each row
 // (x / max(‖x‖, 1e-12), as torch's F.normalize) when normalize is set.

@@ -1,0 +1,228 @@
+package kernel
+
+import (
+	"math"
+)
+
+// GroupClasses is the number of classes the int8 kernel scores per pass: 7
+// panels of 16 classes (one AVX-512 register of int32 sums each).
+const GroupClasses = 7 * 16
+
+// MaxInt8Dim is the largest D the int8 products take: d·255·127 must fit in
+// int32.
+const MaxInt8Dim = 65536
+
+// rowBlock is the number of feature rows quantised and multiplied at a time
+// (a multiple of the tile's 3 rows); stepBlock the number of 4-dimension
+// steps per pass over a tile, so that the classes' block (stepBlock·448
+// bytes) stays in L1.
+const (
+	rowBlock  = 192
+	stepBlock = 64
+)
+
+// Int8Classes is a class matrix W [C, D] quantised for the int8 kernel:
+// W[c] ≈ Scale[c]·q_c with q_c ∈ [−127, 127]^D, q_c = round(W[c]/Scale[c]),
+// Scale[c] = max_l |W[c,l]| / 127.
+type Int8Classes struct {
+	C, D int
+	// Scale [C]: the scale of each class row; Norm [C]: ‖W[c]‖; ResidNorm
+	// [C]: ‖W[c] − Scale[c]·q_c‖ (both computed in float64, relative
+	// error below 1e-13).
+	Scale, Norm, ResidNorm []float64
+
+	groups, steps, dpad int
+	data                []int8  // [groups][steps][7][16][4]
+	negCorr             []int32 // [groups·GroupClasses]: −128·Σ_l q_c[l] (xu = q + 128)
+}
+
+// QuantizeClasses quantises w, row-major float64 [c, d]. It returns nil when
+// the int8 path cannot bound its error safely: d > MaxInt8Dim, or a class row
+// that is not finite or whose largest magnitude is outside [1e-150, 1e150]
+// (rows of zeros are fine).
+func QuantizeClasses(w []float64, c, d int) *Int8Classes {
+	if d < 1 || d > MaxInt8Dim || c < 1 {
+		return nil
+	}
+	dpad := (d + 15) / 16 * 16
+	p := &Int8Classes{
+		C: c, D: d, Scale: make([]float64, c), Norm: make([]float64, c), ResidNorm: make([]float64, c),
+		groups: (c + GroupClasses - 1) / GroupClasses, steps: dpad / 4, dpad: dpad,
+	}
+	p.data = make([]int8, p.groups*p.steps*GroupClasses*4)
+	p.negCorr = make([]int32, p.groups*GroupClasses)
+	for j := 0; j < c; j++ {
+		row := w[j*d : (j+1)*d]
+		var m, ss float64
+		for _, v := range row {
+			m = max(m, math.Abs(v))
+			ss += v * v
+		}
+		if math.IsNaN(m) || m > 1e150 || (m != 0 && m < 1e-150) {
+			return nil
+		}
+		p.Norm[j] = math.Sqrt(ss)
+		if m == 0 {
+			continue
+		}
+		s := m / 127
+		p.Scale[j] = s
+		g, panel, lane := j/GroupClasses, (j%GroupClasses)/16, j%16
+		var sum int32
+		var rs float64
+		for l, v := range row {
+			q := math.RoundToEven(v / s)
+			q = max(-127, min(127, q))
+			r := v - s*q
+			rs += r * r
+			sum += int32(q)
+			p.data[((g*p.steps+l/4)*7+panel)*64+lane*4+l%4] = int8(q)
+		}
+		p.ResidNorm[j] = math.Sqrt(rs)
+		p.negCorr[j] = -128 * sum
+	}
+	return p
+}
+
+// RowQuant describes one quantised feature row x ≈ Scale·q (q ∈
+// [−127, 127]^D).
+type RowQuant struct {
+	// OK is false when the row was not quantised (a value that is not
+	// finite, every |x| outside [1e-30, 1e30], or Σx² overflowing float32);
+	// its products are then meaningless and the caller must score it
+	// another way.
+	OK bool
+	// Scale is the float32 scale max|x|/127, as float64.
+	Scale float64
+	// SumSq is Σx² summed in float32 lanes; ResidSq is ‖x − Scale·q‖²,
+	// the residuals computed exactly and summed in float32 lanes. Both have
+	// relative error below 1e-5.
+	SumSq, ResidSq float64
+}
+
+// Scratch is reusable working memory for Int8Classes.Dot; one per goroutine.
+type Scratch struct {
+	xu  []uint8   // [rowBlock][dpad]: q + 128
+	acc []int32   // [rowBlock][groups·GroupClasses]
+	pad []float32 // [dpad]: a row copied when D is not a multiple of 16
+}
+
+// NewScratch returns scratch sized for p.
+func (p *Int8Classes) NewScratch() *Scratch {
+	return &Scratch{
+		xu:  make([]uint8, rowBlock*p.dpad),
+		acc: make([]int32, rowBlock*p.groups*GroupClasses),
+		pad: make([]float32, p.dpad),
+	}
+}
+
+// Dot quantises the n rows of x [n, D] and writes, for each row i and class
+// c < C, dst[i·ldd + c] = Σ_l q(x_i)[l]·q_c[l] (exact integers), and stats[i].
+// sc must come from p.NewScratch.
+func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n int, sc *Scratch) {
+	d, lda := p.D, p.groups*GroupClasses
+	if len(x) < n*d || len(stats) < n || (n > 0 && len(dst) < (n-1)*ldd+p.C) {
+		panic("kernel: short slice")
+	}
+	for r0 := 0; r0 < n; r0 += rowBlock {
+		nb := min(rowBlock, n-r0)
+		nt := (nb + 2) / 3 * 3
+		for i := 0; i < nb; i++ {
+			stats[r0+i] = p.quantizeRow(x[(r0+i)*d:(r0+i+1)*d], sc.xu[i*p.dpad:(i+1)*p.dpad], sc.pad)
+		}
+		for i := nb; i < nt; i++ {
+			fill(sc.xu[i*p.dpad:(i+1)*p.dpad], 128)
+		}
+		acc := sc.acc[:nt*lda]
+		for i := 0; i < nt; i++ {
+			copy(acc[i*lda:(i+1)*lda], p.negCorr)
+		}
+		for g := 0; g < p.groups; g++ {
+			for s0 := 0; s0 < p.steps; s0 += stepBlock {
+				st := min(stepBlock, p.steps-s0)
+				w := p.data[(g*p.steps+s0)*GroupClasses*4:]
+				for t := 0; t < nt; t += 3 {
+					dotU8(st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+g*GroupClasses:], lda)
+				}
+			}
+		}
+		for i := 0; i < nb; i++ {
+			copy(dst[(r0+i)*ldd:(r0+i)*ldd+p.C], acc[i*lda:])
+		}
+	}
+}
+
+func fill(b []uint8, v uint8) {
+	for i := range b {
+		b[i] = v
+	}
+}
+
+// quantizeRow writes q(x)+128 into xu [dpad] (padding dimensions get q = 0)
+// and returns the row's statistics.
+func (p *Int8Classes) quantizeRow(x []float32, xu []uint8, pad []float32) RowQuant {
+	if len(x)%16 != 0 {
+		copy(pad, x)
+		clear(pad[len(x):])
+		x = pad
+	}
+	n16 := len(x) / 16
+	m, ss := absMaxSumSq(x, n16)
+	if !(m >= 1e-30 && m <= 1e30) || !(ss <= math.MaxFloat32) {
+		fill(xu, 128)
+		return RowQuant{}
+	}
+	s, inv := m/127, 127/m
+	rs := quantRow(x, n16, inv, s, xu)
+	fill(xu[len(x):], 128)
+	return RowQuant{OK: true, Scale: float64(s), SumSq: float64(ss), ResidSq: float64(rs)}
+}
+
+// absMaxSumSqGo returns max_l |x[l]| and Σ x[l]² (summed in float32: the
+// assembly's lanes and order differ; the sum is only used within its
+// error bound). A NaN makes ss NaN.
+func absMaxSumSqGo(x []float32, n16 int) (m, ss float32) {
+	for _, v := range x[:n16*16] {
+		if a := float32(math.Abs(float64(v))); a > m {
+			m = a
+		}
+		ss = float32(math.FMA(float64(v), float64(v), float64(ss)))
+	}
+	return m, ss
+}
+
+// quantRowGo writes xu[l] = clamp(round-to-even(x[l]·inv), ±127) + 128 and
+// returns Σ (x[l] − s·q[l])² (each residual exact, summed in float32).
+func quantRowGo(x []float32, n16 int, inv, s float32, xu []uint8) (r2 float32) {
+	for l, v := range x[:n16*16] {
+		q := float32(math.RoundToEven(float64(v * inv)))
+		q = max(-127, min(127, q))
+		xu[l] = uint8(int8(q)) ^ 0x80
+		r := float32(math.FMA(-float64(s), float64(q), float64(v)))
+		r2 = float32(math.FMA(float64(r), float64(r), float64(r2)))
+	}
+	return r2
+}
+
+// dotU8Go adds, for the 3 rows r of xu (stride ldx bytes) and the 112 classes
+// of one group block w ([steps][7][16][4]), Σ_{s<steps, b<4}
+// xu[r][4s+b]·w[s][j][lane][b] into acc[r·lda + 16j + lane].
+func dotU8Go(steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+	for r := 0; r < 3; r++ {
+		a := acc[r*lda : r*lda+GroupClasses]
+		xr := xu[r*ldx:]
+		for s := 0; s < steps; s++ {
+			blk := w[s*GroupClasses*4 : (s+1)*GroupClasses*4]
+			x0, x1, x2, x3 := int32(xr[4*s]), int32(xr[4*s+1]), int32(xr[4*s+2]), int32(xr[4*s+3])
+			for c := range a {
+				q := blk[c*4 : c*4+4]
+				a[c] += x0*int32(q[0]) + x1*int32(q[1]) + x2*int32(q[2]) + x3*int32(q[3])
+			}
+		}
+	}
+}
+
+// Int8Available reports whether the int8 kernel runs in assembly here
+// (amd64 with AVX-512 F, BW, VL and VNNI). Elsewhere it is correct but slower
+// than exact float64 scoring, and heads does not use it.
+func Int8Available() bool { return useVNNI }

@@ -1,0 +1,221 @@
+package kernel
+
+import (
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+)
+
+// exactDot is Σ x·w in exact (big.Float) arithmetic and Σ|x·w|.
+func exactDot(x, w []float64) (float64, float64) {
+	s := new(big.Float).SetPrec(2000)
+	var a float64
+	for l := range x {
+		p := new(big.Float).SetPrec(2000).SetFloat64(x[l])
+		p.Mul(p, new(big.Float).SetPrec(2000).SetFloat64(w[l]))
+		s.Add(s, p)
+		a += math.Abs(x[l] * w[l])
+	}
+	f, _ := s.Float64()
+	return f, a
+}
+
+// withAsm runs f with the assembly on and, where it exists, off.
+func withAsm(t *testing.T, f func(t *testing.T, asm bool)) {
+	fma, vnni := useFMA, useVNNI
+	defer func() { useFMA, useVNNI = fma, vnni }()
+	if fma || vnni {
+		f(t, true)
+	} else {
+		t.Log("no assembly on this machine: portable code only")
+	}
+	useFMA, useVNNI = false, false
+	f(t, false)
+}
+
+// TestDotFixedOrder: Dot is the same bits with and without the assembly, is
+// close to the exact sum, and follows its documented order (a scalar
+// re-implementation of the lanes and the tree).
+func TestDotFixedOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 5, 31, 32, 33, 64, 100, 767, 768, 1280, 4099} {
+		x := make([]float64, n)
+		w := make([]float64, n+3)
+		for i := range x {
+			x[i] = float64(float32(r.NormFloat64() * math.Exp(3*r.NormFloat64())))
+		}
+		for i := range w {
+			w[i] = r.NormFloat64()
+		}
+		var got [2]float64
+		withAsm(t, func(t *testing.T, asm bool) {
+			b := 0
+			if asm {
+				b = 1
+			}
+			got[b] = Dot(x, w)
+		})
+		if useFMA && math.Float64bits(got[0]) != math.Float64bits(got[1]) {
+			t.Fatalf("n=%d: assembly %v, Go %v", n, got[1], got[0])
+		}
+		// The documented order, written out independently.
+		lanes := make([]float64, 32)
+		for l := range x {
+			lanes[l%32] = math.FMA(x[l], w[l], lanes[l%32])
+		}
+		for h := 16; h >= 1; h /= 2 {
+			for t := 0; t < h; t++ {
+				lanes[t] += lanes[t+h]
+			}
+		}
+		if math.Float64bits(lanes[0]) != math.Float64bits(got[0]) {
+			t.Fatalf("n=%d: Dot %v, documented order %v", n, got[0], lanes[0])
+		}
+		want, scale := exactDot(x, w[:n])
+		if tol := float64(n/32+6) * 0x1p-53 * scale; math.Abs(got[0]-want) > tol {
+			t.Fatalf("n=%d: Dot %v, exact %v (tolerance %g)", n, got[0], want, tol)
+		}
+	}
+}
+
+// quantRef quantises v (float64 arithmetic, independent of the kernels) with
+// scale s, as the package documents: q = clamp(round-to-even(v/s), ±127).
+func quantRef(v, s float64) int64 {
+	return int64(max(-127, min(127, math.RoundToEven(v/s))))
+}
+
+// TestInt8Exact: the int8 products equal integer products of independently
+// quantised rows, with and without the assembly, for shapes around every
+// block edge; the error bound the statistics give holds.
+func TestInt8Exact(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ n, c, d int }{
+		{1, 1, 1}, {2, 16, 16}, {4, 100, 768}, {7, 113, 33}, {200, 7, 260}, {5, 250, 1280}, {3, 112, 300},
+	} {
+		w := make([]float64, tc.c*tc.d)
+		for i := range w {
+			w[i] = r.NormFloat64() * float64(1+i%7)
+		}
+		for l := 0; l < tc.d; l++ {
+			w[(tc.c-1)*tc.d+l] = 0 // a class of zeros
+		}
+		x := make([]float32, tc.n*tc.d)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * math.Exp(r.NormFloat64()))
+		}
+		p := QuantizeClasses(w, tc.c, tc.d)
+		if p == nil {
+			t.Fatal("QuantizeClasses refused finite classes")
+		}
+		outs := map[bool][]int32{}
+		withAsm(t, func(t *testing.T, asm bool) {
+			dst := make([]int32, tc.n*(tc.c+3))
+			st := make([]RowQuant, tc.n)
+			p.Dot(dst, tc.c+3, st, x, tc.n, p.NewScratch())
+			outs[asm] = dst
+			for i := 0; i < tc.n; i++ {
+				xr := x[i*tc.d : (i+1)*tc.d]
+				if !st[i].OK {
+					t.Fatalf("%+v row %d not quantised", tc, i)
+				}
+				var m float64
+				var ss float64
+				for _, v := range xr {
+					m = max(m, math.Abs(float64(v)))
+					ss += float64(v) * float64(v)
+				}
+				s := float64(float32(m) / 127)
+				if st[i].Scale != s {
+					t.Fatalf("%+v row %d: scale %v, want %v", tc, i, st[i].Scale, s)
+				}
+				if math.Abs(st[i].SumSq-ss) > 1e-5*ss {
+					t.Fatalf("%+v row %d: SumSq %v, want %v", tc, i, st[i].SumSq, ss)
+				}
+				inv := float64(127 / float32(m))
+				var rs float64
+				qx := make([]int64, tc.d)
+				for l, v := range xr {
+					qx[l] = int64(max(-127, min(127, math.RoundToEven(float64(float32(float64(v)*inv))))))
+					e := float64(v) - s*float64(qx[l])
+					rs += e * e
+				}
+				if math.Abs(st[i].ResidSq-rs) > 1e-5*rs+1e-300 {
+					t.Fatalf("%+v row %d: ResidSq %v, want %v", tc, i, st[i].ResidSq, rs)
+				}
+				for c := 0; c < tc.c; c++ {
+					var want int64
+					var exact float64
+					for l := 0; l < tc.d; l++ {
+						if p.Scale[c] != 0 {
+							want += qx[l] * quantRef(w[c*tc.d+l], p.Scale[c])
+						}
+						exact += float64(xr[l]) * w[c*tc.d+l]
+					}
+					got := dst[i*(tc.c+3)+c]
+					if int64(got) != want {
+						t.Fatalf("%+v asm=%v [%d,%d]: %d, want %d", tc, asm, i, c, got, want)
+					}
+					approx := s * p.Scale[c] * float64(got)
+					bound := math.Sqrt(rs)*p.Norm[c] + (math.Sqrt(ss)+math.Sqrt(rs))*p.ResidNorm[c]
+					if math.Abs(exact-approx) > bound*(1+1e-9)+1e-12 {
+						t.Fatalf("%+v [%d,%d]: |%v − %v| above the bound %v", tc, i, c, exact, approx, bound)
+					}
+				}
+			}
+		})
+		if a, ok := outs[true]; ok {
+			for i := range a {
+				if a[i] != outs[false][i] {
+					t.Fatalf("%+v: assembly and Go differ at %d", tc, i)
+				}
+			}
+		}
+	}
+}
+
+// TestInt8Degenerate: rows the int8 path cannot bound are flagged, not
+// quantised; classes it cannot bound make QuantizeClasses return nil.
+func TestInt8Degenerate(t *testing.T) {
+	const d = 40
+	w := make([]float64, 2*d)
+	for i := range w {
+		w[i] = float64(i%5) - 2
+	}
+	p := QuantizeClasses(w, 2, d)
+	rows := [][]float32{make([]float32, d), make([]float32, d), make([]float32, d), make([]float32, d), make([]float32, d)}
+	rows[1][3] = float32(math.NaN())
+	rows[2][7] = float32(math.Inf(-1))
+	rows[3][0] = 1e-35
+	for l := range rows[4] {
+		rows[4][l] = 1e20 // Σx² overflows float32
+	}
+	var x []float32
+	for _, r := range rows {
+		x = append(x, r...)
+	}
+	withAsm(t, func(t *testing.T, asm bool) {
+		st := make([]RowQuant, len(rows))
+		p.Dot(make([]int32, 2*len(rows)), 2, st, x, len(rows), p.NewScratch())
+		for i, s := range st {
+			if s.OK {
+				t.Errorf("asm=%v: degenerate row %d quantised: %+v", asm, i, s)
+			}
+		}
+	})
+	for _, bad := range []float64{math.NaN(), math.Inf(1), 1e200, 1e-200} {
+		w2 := append([]float64(nil), w...)
+		w2[d+1] = bad
+		if bad == 1e-200 { // only a row whose largest value is tiny
+			for l := d; l < 2*d; l++ {
+				w2[l] = bad
+			}
+		}
+		if QuantizeClasses(w2, 2, d) != nil {
+			t.Errorf("class value %v accepted", bad)
+		}
+	}
+	if QuantizeClasses(make([]float64, 2*d), 2, d) == nil {
+		t.Error("classes of zeros refused")
+	}
+}
