@@ -61,7 +61,11 @@ type linearScorer struct {
 	q       *kernel.Int8Classes // nil: no int8 shortlist
 	maxNorm float64             // max_c ‖w_c‖ (not centred)
 	maxBias float64             // max_c |b_c|
-	scratch sync.Pool           // *rankScratch
+	// c8 is C rounded up to 8; the per-class inputs of kernel.Bounds, padded
+	// with scale 0 and bias −Inf (never shortlisted).
+	c8                           int
+	scale8, norm8, resid8, bias8 []float64
+	scratch                      sync.Pool // *rankScratch
 }
 
 // scorerCache caches a linearScorer per statistics version; safe for
@@ -106,6 +110,18 @@ func newLinearScorer(w []float64, c, d int, alpha float64, bias []float64, cosin
 	}
 	if f.maxNorm <= 1e150 && f.maxBias <= 1e200 {
 		f.q = kernel.QuantizeClasses(centred, c, d)
+	}
+	if f.q == nil {
+		return f
+	}
+	f.c8 = (c + 7) / 8 * 8
+	f.scale8, f.norm8, f.resid8, f.bias8 = make([]float64, f.c8), make([]float64, f.c8), make([]float64, f.c8), make([]float64, f.c8)
+	copy(f.scale8, f.q.Scale)
+	copy(f.norm8, f.q.Norm)
+	copy(f.resid8, f.q.ResidNorm)
+	copy(f.bias8, bias)
+	for j := c; j < f.c8; j++ {
+		f.bias8[j] = math.Inf(-1)
 	}
 	return f
 }
@@ -191,11 +207,11 @@ const rankBlock = 768
 // rankScratch is TopK's working memory, pooled per scorer.
 type rankScratch struct {
 	k8    *kernel.Scratch
-	dots  []int32 // [rankBlock, C]
+	dots  []int32 // [rankBlock, c8]
 	stats []kernel.RowQuant
 	row   []float64 // [D]
-	lo    []float64 // [C] lower bounds
-	hi    []float64 // [C] upper bounds
+	lo    []float64 // [c8] lower bounds
+	hi    []float64 // [c8] upper bounds
 	top   []float64
 	cand  []int
 	exact []float64
@@ -206,10 +222,10 @@ func (f *linearScorer) getScratch() *rankScratch {
 	if s, ok := f.scratch.Get().(*rankScratch); ok {
 		return s
 	}
-	s := &rankScratch{row: make([]float64, f.d), lo: make([]float64, f.c), hi: make([]float64, f.c), top: make([]float64, 0, 16)}
+	s := &rankScratch{row: make([]float64, f.d), lo: make([]float64, f.c8), hi: make([]float64, f.c8), top: make([]float64, 0, 16)}
 	if f.q != nil {
 		s.k8 = f.q.NewScratch()
-		s.dots = make([]int32, rankBlock*f.c)
+		s.dots = make([]int32, rankBlock*f.c8)
 		s.stats = make([]kernel.RowQuant, rankBlock)
 	}
 	return s
@@ -232,13 +248,13 @@ func (f *linearScorer) topK(method string, x []float32, k int, dst []int) error 
 	for r0 := 0; r0 < n; r0 += rankBlock {
 		nb := min(rankBlock, n-r0)
 		if f.q != nil {
-			f.q.Dot(s.dots, c, s.stats, x[r0*d:(r0+nb)*d], nb, s.k8)
+			f.q.Dot(s.dots, f.c8, s.stats, x[r0*d:(r0+nb)*d], nb, s.k8)
 		}
 		for i := r0; i < r0+nb; i++ {
 			xr := x[i*d : (i+1)*d]
 			s.cand = s.cand[:0]
 			if f.q != nil && s.stats[i-r0].OK {
-				f.shortlist(s, s.dots[(i-r0)*c:(i-r0+1)*c], s.stats[i-r0], k)
+				f.shortlist(s, s.dots[(i-r0)*f.c8:(i-r0+1)*f.c8], s.stats[i-r0], k)
 				if k == 1 && len(s.cand) == 1 {
 					dst[i] = s.cand[0]
 					continue
@@ -258,34 +274,19 @@ func (f *linearScorer) topK(method string, x []float32, k int, dst []int) error 
 }
 
 // shortlist puts into s.cand, ascending, every class that may be among the
-// k best of a row with int8 products dots [C] and quantisation stats st.
+// k best of a row with int8 products dots [c8] and quantisation stats st.
 func (f *linearScorer) shortlist(s *rankScratch, dots []int32, st kernel.RowQuant, k int) {
 	const tiny = 0x1p-148 // float32 underflow, per summed term
 	dim := float64(f.d)
 	nrm := math.Sqrt(st.SumSq*(1+1e-5) + dim*tiny)
 	dx := math.Sqrt(st.ResidSq*(1+1e-5) + dim*tiny)
 	a := f.alpha
-	base := a * st.Scale
-	t1, t2 := a*dx, a*(nrm+dx)
-	eps := 1e-9 * (a*nrm*f.maxNorm + f.maxBias + nrm*nrm)
-	lo, hi := s.lo[:len(dots)], s.hi[:len(dots)]
-	scale, norm, resid := f.q.Scale[:len(dots)], f.q.Norm[:len(dots)], f.q.ResidNorm[:len(dots)]
-	best := math.Inf(-1)
-	for j, v := range dots {
-		approx := base * scale[j] * float64(v)
-		if f.bias != nil {
-			approx += f.bias[j]
-		}
-		delta := t1*norm[j] + t2*resid[j] + eps
-		lo[j], hi[j] = approx-delta, approx+delta
-		if lo[j] > best {
-			best = lo[j]
-		}
-	}
+	p := [4]float64{a * st.Scale, a * dx, a * (nrm + dx), 1e-9 * (a*nrm*f.maxNorm + f.maxBias + nrm*nrm)}
+	best := kernel.Bounds(dots, f.scale8, f.norm8, f.resid8, f.bias8, &p, s.lo, s.hi)
 	if k > 1 {
-		best = kthLargest(lo, k, s.top)
+		best = kthLargest(s.lo[:f.c], k, s.top)
 	}
-	for j, v := range hi {
+	for j, v := range s.hi[:f.c] {
 		if v >= best {
 			s.cand = append(s.cand, j)
 		}

@@ -226,3 +226,27 @@ func dotU8Go(steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
 // (amd64 with AVX-512 F, BW, VL and VNNI). Elsewhere it is correct but slower
 // than exact float64 scoring, and heads does not use it.
 func Int8Available() bool { return useVNNI }
+
+// Bounds turns the int8 products of one row into score intervals: for each
+// class j, a = base·scale[j]·dots[j] + bias[j], δ = eps + t1·norm[j] +
+// t2·resid[j], lo[j] = a − δ and hi[j] = a + δ, with p = (base, t1, t2, eps).
+// It returns max_j lo[j]. All slices have the length of lo, a multiple of 8
+// (pad with scale 0 and bias −Inf). Roundings differ between the assembly
+// and Go by a few ulps; callers keep eps above them.
+func Bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
+	if len(lo)%8 != 0 {
+		panic("kernel: Bounds needs a multiple of 8 classes")
+	}
+	return bounds(dots, scale, norm, resid, bias, p, lo, hi)
+}
+
+func boundsGo(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
+	best := math.Inf(-1)
+	for j := range lo {
+		a := p[0]*scale[j]*float64(dots[j]) + bias[j]
+		d := p[3] + p[1]*norm[j] + p[2]*resid[j]
+		lo[j], hi[j] = a-d, a+d
+		best = math.Max(best, lo[j])
+	}
+	return best
+}

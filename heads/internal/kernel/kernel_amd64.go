@@ -50,3 +50,15 @@ func dotU8(steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
 	}
 	dotU8Go(steps, xu, ldx, w, acc, lda)
 }
+
+//go:noescape
+func boundsAsm(n8 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
+
+func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
+	if useVNNI && len(lo) > 0 {
+		n := len(lo)
+		_, _, _, _, _, _ = dots[n-1], scale[n-1], norm[n-1], resid[n-1], bias[n-1], hi[n-1]
+		return boundsAsm(n/8, &dots[0], &scale[0], &norm[0], &resid[0], &bias[0], p, &lo[0], &hi[0])
+	}
+	return boundsGo(dots, scale, norm, resid, bias, p, lo, hi)
+}

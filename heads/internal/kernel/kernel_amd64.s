@@ -275,3 +275,53 @@ u8loop:
 	VMOVDQU32 Z20, 384(R11)
 	VZEROUPPER
 	RET
+
+// func boundsAsm(n8 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
+// p = (base, t1, t2, eps); per class a = base·scale·dots + bias,
+// δ = eps + t1·norm + t2·resid, lo = a − δ, hi = a + δ; best = max lo.
+TEXT ·boundsAsm(SB), NOSPLIT, $0-80
+	MOVQ n8+0(FP), CX
+	MOVQ dots+8(FP), SI
+	MOVQ scale+16(FP), R8
+	MOVQ norm+24(FP), R9
+	MOVQ resid+32(FP), R10
+	MOVQ bias+40(FP), R11
+	MOVQ p+48(FP), AX
+	MOVQ lo+56(FP), DI
+	MOVQ hi+64(FP), DX
+	VBROADCASTSD 0(AX), Z20
+	VBROADCASTSD 8(AX), Z21
+	VBROADCASTSD 16(AX), Z22
+	VBROADCASTSD 24(AX), Z23
+	MOVQ $0xfff0000000000000, BX
+	VPBROADCASTQ BX, Z24
+bloop:
+	VCVTDQ2PD (SI), Z0
+	VMULPD (R8), Z0, Z0
+	VFMADD213PD (R11), Z20, Z0
+	VMOVAPD Z23, Z1
+	VFMADD231PD (R9), Z21, Z1
+	VFMADD231PD (R10), Z22, Z1
+	VSUBPD Z1, Z0, Z2
+	VADDPD Z1, Z0, Z3
+	VMOVUPD Z2, (DI)
+	VMOVUPD Z3, (DX)
+	VMAXPD Z2, Z24, Z24
+	ADDQ $32, SI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	ADDQ $64, DI
+	ADDQ $64, DX
+	DECQ CX
+	JNZ bloop
+	VEXTRACTF64X4 $1, Z24, Y1
+	VMAXPD Y1, Y24, Y24
+	VEXTRACTF64X2 $1, Y24, X1
+	VMAXPD X1, X24, X24
+	VPERMILPD $1, X24, X1
+	VMAXPD X1, X24, X24
+	VMOVSD X24, best+72(FP)
+	VZEROUPPER
+	RET

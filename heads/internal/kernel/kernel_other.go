@@ -21,3 +21,7 @@ func quantRow(x []float32, n16 int, inv, s float32, xu []uint8) float32 {
 func dotU8(steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
 	dotU8Go(steps, xu, ldx, w, acc, lda)
 }
+
+func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
+	return boundsGo(dots, scale, norm, resid, bias, p, lo, hi)
+}

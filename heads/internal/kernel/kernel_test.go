@@ -219,3 +219,49 @@ func TestInt8Degenerate(t *testing.T) {
 		t.Error("classes of zeros refused")
 	}
 }
+
+// TestBounds: the assembly intervals equal the Go ones to a few ulps, the
+// maximum is exact, and −Inf padding never wins.
+func TestBounds(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{8, 16, 104, 256} {
+		dots := make([]int32, n)
+		scale, norm, resid, bias := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+		for j := range dots {
+			dots[j] = int32(r.IntN(1<<24) - 1<<23)
+			scale[j], norm[j], resid[j], bias[j] = r.Float64(), r.Float64(), 0.01*r.Float64(), r.NormFloat64()
+		}
+		scale[n-1], bias[n-1] = 0, math.Inf(-1)
+		p := [4]float64{1e-4, 0.3, 2, 1e-9}
+		type res struct {
+			lo, hi []float64
+			best   float64
+		}
+		got := map[bool]res{}
+		withAsm(t, func(t *testing.T, asm bool) {
+			lo, hi := make([]float64, n), make([]float64, n)
+			got[asm] = res{lo, hi, Bounds(dots, scale, norm, resid, bias, &p, lo, hi)}
+		})
+		g := got[false]
+		if g.lo[n-1] != math.Inf(-1) || g.hi[n-1] != math.Inf(-1) {
+			t.Fatalf("padding gives [%v, %v]", g.lo[n-1], g.hi[n-1])
+		}
+		want := math.Inf(-1)
+		for _, v := range g.lo {
+			want = max(want, v)
+		}
+		if g.best != want {
+			t.Fatalf("best %v, want %v", g.best, want)
+		}
+		if a, ok := got[true]; ok {
+			for j := 0; j < n-1; j++ {
+				if math.Abs(a.lo[j]-g.lo[j]) > 1e-14*math.Abs(g.lo[j])+1e-300 || math.Abs(a.hi[j]-g.hi[j]) > 1e-14*math.Abs(g.hi[j]) {
+					t.Fatalf("n=%d class %d: asm [%v, %v], Go [%v, %v]", n, j, a.lo[j], a.hi[j], g.lo[j], g.hi[j])
+				}
+			}
+			if math.Abs(a.best-g.best) > 1e-14*math.Abs(g.best) {
+				t.Fatalf("best: asm %v, Go %v", a.best, g.best)
+			}
+		}
+	}
+}
