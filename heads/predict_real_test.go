@@ -4,8 +4,8 @@ package heads
 
 import (
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/cl-dev/cl/extract/features"
