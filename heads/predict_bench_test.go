@@ -7,14 +7,13 @@ import (
 )
 
 // BenchmarkPredict compares, side by side, the two ways to get each row's
-// best class for 100 classes: Scores (float64 gonum Dgemm) + arg-max, as
-// protocol.Predict did before, and TopK (float32 kernel shortlist + exact
-// float64 re-score). Features are class centres plus noise (signal-to-noise
+// best class: Scores (exact float64 kernel.Dot for every class) + arg-max,
+// and TopK (int8 shortlist + exact re-scoring of the shortlist). Features are class centres plus noise (signal-to-noise
 // like real embeddings: most rows are nearest to their own class). Run with
 // GOMAXPROCS=1 for per-core rates; GFLOP/s counts 2·C·D per row.
 func BenchmarkPredict(b *testing.B) {
-	const c = 100
-	for _, d := range []int{768, 1280} {
+	for _, cd := range []struct{ c, d int }{{100, 768}, {100, 1280}, {10, 1280}} {
+		c, d := cd.c, cd.d
 		r := rand.New(rand.NewPCG(uint64(d), 3))
 		centre := make([]float32, c*d)
 		for i := range centre {
@@ -46,7 +45,7 @@ func BenchmarkPredict(b *testing.B) {
 					b.ReportMetric(float64(n)*float64(b.N)/sec, "samples/s")
 					b.ReportMetric(2*float64(c*d)*float64(n)*float64(b.N)/sec/1e9, "GFLOP/s")
 				}
-				b.Run(fmt.Sprintf("%s/D=%d/n=%d/scores+argmax", m, d, n), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/C=%d/D=%d/n=%d/scores+argmax", m, c, d, n), func(b *testing.B) {
 					for b.Loop() {
 						s, err := h.Scores(x)
 						if err != nil {
@@ -56,7 +55,7 @@ func BenchmarkPredict(b *testing.B) {
 					}
 					report(b)
 				})
-				b.Run(fmt.Sprintf("%s/D=%d/n=%d/topk", m, d, n), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/C=%d/D=%d/n=%d/topk", m, c, d, n), func(b *testing.B) {
 					for b.Loop() {
 						if err := h.(Ranker).TopK(x, 1, top); err != nil {
 							b.Fatal(err)

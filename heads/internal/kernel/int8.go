@@ -4,9 +4,9 @@ import (
 	"math"
 )
 
-// GroupClasses is the number of classes the int8 kernel scores per pass: 7
-// panels of 16 classes (one AVX-512 register of int32 sums each).
-const GroupClasses = 7 * 16
+// maxPanels is the number of panels of 16 classes (one AVX-512 register of
+// int32 sums each) the int8 kernel scores per pass over a row.
+const maxPanels = 7
 
 // MaxInt8Dim is the largest D the int8 products take: d·255·127 must fit in
 // int32.
@@ -31,9 +31,14 @@ type Int8Classes struct {
 	// error below 1e-13).
 	Scale, Norm, ResidNorm []float64
 
-	groups, steps, dpad int
-	data                []int8  // [groups][steps][7][16][4]
-	negCorr             []int32 // [groups·GroupClasses]: −128·Σ_l q_c[l] (xu = q + 128)
+	steps, dpad int
+	// Classes are in panels of 16 (the last padded with zero classes), and
+	// panels in groups of up to maxPanels; group g holds panels
+	// [first[g], first[g+1]) stored [steps][panels][16][4] from data[off[g]].
+	first, off []int
+	data       []int8
+	lda        int     // panels·16: the row stride of the int32 sums
+	negCorr    []int32 // [lda]: −128·Σ_l q_c[l] (xu = q + 128)
 }
 
 // QuantizeClasses quantises w, row-major float64 [c, d]. It returns nil when
@@ -45,12 +50,18 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 		return nil
 	}
 	dpad := (d + 15) / 16 * 16
+	panels := (c + 15) / 16
 	p := &Int8Classes{
 		C: c, D: d, Scale: make([]float64, c), Norm: make([]float64, c), ResidNorm: make([]float64, c),
-		groups: (c + GroupClasses - 1) / GroupClasses, steps: dpad / 4, dpad: dpad,
+		steps: dpad / 4, dpad: dpad, lda: panels * 16,
 	}
-	p.data = make([]int8, p.groups*p.steps*GroupClasses*4)
-	p.negCorr = make([]int32, p.groups*GroupClasses)
+	for f := 0; f < panels; f += maxPanels {
+		p.first = append(p.first, f)
+		p.off = append(p.off, f*p.steps*64)
+	}
+	p.first = append(p.first, panels)
+	p.data = make([]int8, panels*p.steps*64)
+	p.negCorr = make([]int32, p.lda)
 	for j := 0; j < c; j++ {
 		row := w[j*d : (j+1)*d]
 		var m, ss float64
@@ -67,7 +78,8 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 		}
 		s := m / 127
 		p.Scale[j] = s
-		g, panel, lane := j/GroupClasses, (j%GroupClasses)/16, j%16
+		g := j / 16 / maxPanels
+		np, panel, lane := p.first[g+1]-p.first[g], j/16-p.first[g], j%16
 		var sum int32
 		var rs float64
 		for l, v := range row {
@@ -76,7 +88,7 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 			r := v - s*q
 			rs += r * r
 			sum += int32(q)
-			p.data[((g*p.steps+l/4)*7+panel)*64+lane*4+l%4] = int8(q)
+			p.data[p.off[g]+((l/4)*np+panel)*64+lane*4+l%4] = int8(q)
 		}
 		p.ResidNorm[j] = math.Sqrt(rs)
 		p.negCorr[j] = -128 * sum
@@ -103,7 +115,7 @@ type RowQuant struct {
 // Scratch is reusable working memory for Int8Classes.Dot; one per goroutine.
 type Scratch struct {
 	xu  []uint8   // [rowBlock][dpad]: q + 128
-	acc []int32   // [rowBlock][groups·GroupClasses]
+	acc []int32   // [rowBlock][lda]
 	pad []float32 // [dpad]: a row copied when D is not a multiple of 16
 }
 
@@ -111,7 +123,7 @@ type Scratch struct {
 func (p *Int8Classes) NewScratch() *Scratch {
 	return &Scratch{
 		xu:  make([]uint8, rowBlock*p.dpad),
-		acc: make([]int32, rowBlock*p.groups*GroupClasses),
+		acc: make([]int32, rowBlock*p.lda),
 		pad: make([]float32, p.dpad),
 	}
 }
@@ -120,7 +132,7 @@ func (p *Int8Classes) NewScratch() *Scratch {
 // c < C, dst[i·ldd + c] = Σ_l q(x_i)[l]·q_c[l] (exact integers), and stats[i].
 // sc must come from p.NewScratch.
 func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n int, sc *Scratch) {
-	d, lda := p.D, p.groups*GroupClasses
+	d, lda := p.D, p.lda
 	if len(x) < n*d || len(stats) < n || (n > 0 && len(dst) < (n-1)*ldd+p.C) {
 		panic("kernel: short slice")
 	}
@@ -137,12 +149,13 @@ func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n
 		for i := 0; i < nt; i++ {
 			copy(acc[i*lda:(i+1)*lda], p.negCorr)
 		}
-		for g := 0; g < p.groups; g++ {
+		for g := 0; g+1 < len(p.first); g++ {
+			np := p.first[g+1] - p.first[g]
 			for s0 := 0; s0 < p.steps; s0 += stepBlock {
 				st := min(stepBlock, p.steps-s0)
-				w := p.data[(g*p.steps+s0)*GroupClasses*4:]
+				w := p.data[p.off[g]+s0*np*64:]
 				for t := 0; t < nt; t += 3 {
-					dotU8(st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+g*GroupClasses:], lda)
+					dotU8(np, st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+p.first[g]*16:], lda)
 				}
 			}
 		}
@@ -204,15 +217,16 @@ func quantRowGo(x []float32, n16 int, inv, s float32, xu []uint8) (r2 float32) {
 	return r2
 }
 
-// dotU8Go adds, for the 3 rows r of xu (stride ldx bytes) and the 112 classes
-// of one group block w ([steps][7][16][4]), Σ_{s<steps, b<4}
+// dotU8Go adds, for the 3 rows r of xu (stride ldx bytes) and the 16·panels
+// classes of one group block w ([steps][panels][16][4]), Σ_{s<steps, b<4}
 // xu[r][4s+b]·w[s][j][lane][b] into acc[r·lda + 16j + lane].
-func dotU8Go(steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+func dotU8Go(panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+	nc := panels * 16
 	for r := 0; r < 3; r++ {
-		a := acc[r*lda : r*lda+GroupClasses]
+		a := acc[r*lda : r*lda+nc]
 		xr := xu[r*ldx:]
 		for s := 0; s < steps; s++ {
-			blk := w[s*GroupClasses*4 : (s+1)*GroupClasses*4]
+			blk := w[s*nc*4 : (s+1)*nc*4]
 			x0, x1, x2, x3 := int32(xr[4*s]), int32(xr[4*s+1]), int32(xr[4*s+2]), int32(xr[4*s+3])
 			for c := range a {
 				q := blk[c*4 : c*4+4]

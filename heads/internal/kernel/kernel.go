@@ -12,6 +12,8 @@
 // shortlist with Dot.
 package kernel
 
+//go:generate go run asm_gen.go
+
 import "math"
 
 // Lanes is the number of partial sums Dot keeps: element l goes to lane
@@ -29,7 +31,7 @@ func Dot(x, w []float64) float64 {
 	nb := n / Lanes
 	if nb > 0 {
 		if useFMA {
-			dotAcc(&acc, &x[0], &w[0], nb)
+			dotAccAsm(&acc, &x[0], &w[0], nb)
 		} else {
 			dotAccGo(&acc, x[:nb*Lanes], w[:nb*Lanes])
 		}

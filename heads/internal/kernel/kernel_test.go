@@ -23,14 +23,14 @@ func exactDot(x, w []float64) (float64, float64) {
 
 // withAsm runs f with the assembly on and, where it exists, off.
 func withAsm(t *testing.T, f func(t *testing.T, asm bool)) {
-	fma, vnni := useFMA, useVNNI
-	defer func() { useFMA, useVNNI = fma, vnni }()
+	fma, vnni, z := useFMA, useVNNI, use512
+	defer func() { useFMA, useVNNI, use512 = fma, vnni, z }()
 	if fma || vnni {
 		f(t, true)
 	} else {
 		t.Log("no assembly on this machine: portable code only")
 	}
-	useFMA, useVNNI = false, false
+	useFMA, useVNNI, use512 = false, false, false
 	f(t, false)
 }
 
@@ -55,6 +55,13 @@ func TestDotFixedOrder(t *testing.T) {
 				b = 1
 			}
 			got[b] = Dot(x, w)
+			if asm && use512 { // the AVX2 form too
+				use512 = false
+				if v := Dot(x, w); math.Float64bits(v) != math.Float64bits(got[1]) {
+					t.Fatalf("n=%d: AVX-512 %v, AVX2 %v", n, got[1], v)
+				}
+				use512 = true
+			}
 		})
 		if useFMA && math.Float64bits(got[0]) != math.Float64bits(got[1]) {
 			t.Fatalf("n=%d: assembly %v, Go %v", n, got[1], got[0])
@@ -92,6 +99,7 @@ func TestInt8Exact(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ n, c, d int }{
 		{1, 1, 1}, {2, 16, 16}, {4, 100, 768}, {7, 113, 33}, {200, 7, 260}, {5, 250, 1280}, {3, 112, 300},
+		{4, 40, 50}, {5, 64, 100}, {6, 80, 20}, {3, 96, 17}, {2, 30, 8},
 	} {
 		w := make([]float64, tc.c*tc.d)
 		for i := range w {
