@@ -2,6 +2,7 @@ package heads
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -9,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/cl-dev/cl/internal/npy"
 )
@@ -114,4 +119,30 @@ func BenchmarkRanPACStage(b *testing.B) {
 		"pred": pred, "seconds_per_stage": b.Elapsed().Seconds() / float64(b.N),
 	})
 	must(os.WriteFile(filepath.Join(dir, "go.json"), out, 0o644))
+}
+
+// BenchmarkRidgeSolve times the final solve of EndStage, (G + λI) W = Q with
+// 10 right-hand sides, at n = 2000 (RANPAC_FACTOR_N overrides): "inplace" is
+// ridgeSolve (factorised in G's memory, G restored), "copy" the former
+// copy-based solve (ridgeSolveCopy, a second n×n buffer).
+func BenchmarkRidgeSolve(b *testing.B) {
+	n := envInt("RANPAC_FACTOR_N", 2000)
+	r := rand.New(rand.NewPCG(17, 18))
+	k := n / 2
+	x := randSlice(r, k*n)
+	g := make([]float64, n*n)
+	gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, n, n, k, 1, x, n, x, n, 0, g, n)
+	rhs := blas64.General{Rows: n, Cols: 10, Stride: 10, Data: randSlice(r, n*10)}
+	for _, v := range []struct {
+		name  string
+		solve func([]float64, int, float64, blas64.General) (blas64.General, string, error)
+	}{{"inplace", ridgeSolve}, {"copy", ridgeSolveCopy}} {
+		b.Run(v.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, s, err := v.solve(g, n, 1e-3, rhs); err != nil || s != "cholesky" {
+					b.Fatal(s, err)
+				}
+			}
+		})
+	}
 }
