@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/cl-dev/cl/heads/internal/kernel"
 )
 
 // BenchmarkPredict compares, side by side, the two ways to get each row's
 // best class: Scores (exact float64 kernel.Dot for every class) + arg-max,
-// and TopK (int8 shortlist + exact re-scoring of the shortlist). Features are class centres plus noise (signal-to-noise
-// like real embeddings: most rows are nearest to their own class). Run with
-// GOMAXPROCS=1 for per-core rates; GFLOP/s counts 2·C·D per row.
+// and TopK (int8 shortlist + exact re-scoring of the shortlist) on each int8
+// path of the machine (topk-vnni: AVX-512 VNNI; topk-avx2: AVX2). Features
+// are class centres plus noise (most rows are nearest to their own class).
+// Run with GOMAXPROCS=1 for per-core rates; GFLOP/s counts 2·C·D per row.
 func BenchmarkPredict(b *testing.B) {
 	for _, cd := range []struct{ c, d int }{{100, 768}, {100, 1280}, {10, 1280}} {
 		c, d := cd.c, cd.d
@@ -55,14 +58,28 @@ func BenchmarkPredict(b *testing.B) {
 					}
 					report(b)
 				})
-				b.Run(fmt.Sprintf("%s/C=%d/D=%d/n=%d/topk", m, c, d, n), func(b *testing.B) {
-					for b.Loop() {
-						if err := h.(Ranker).TopK(x, 1, top); err != nil {
-							b.Fatal(err)
-						}
+				for _, path := range kernel.Paths() {
+					if path == "go" {
+						continue // TopK then scores every class, as Scores
 					}
-					report(b)
-				})
+					restore, err := kernel.UsePath(path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					hp := newHead(b, m, nil) // quantised on this path
+					if err := hp.Learn(xtr, ytr); err != nil {
+						b.Fatal(err)
+					}
+					b.Run(fmt.Sprintf("%s/C=%d/D=%d/n=%d/topk-%s", m, c, d, n, path), func(b *testing.B) {
+						for b.Loop() {
+							if err := hp.(Ranker).TopK(x, 1, top); err != nil {
+								b.Fatal(err)
+							}
+						}
+						report(b)
+					})
+					restore()
+				}
 			}
 		}
 	}

@@ -75,14 +75,30 @@ func fitHead(t *testing.T, m string, x []float32, y []int) Head {
 
 var rankerMethods = []string{"simplecil", "aper", "ncm", "lda"}
 
+// eachPath runs f with TopK's int8 products on every path this machine has
+// (VNNI and AVX2 assembly, where present, and portable Go).
+func eachPath(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, p := range kernel.Paths() {
+		restore, err := kernel.UsePath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(p, f)
+		restore()
+	}
+}
+
 // TestTopKGolden: on the golden data TopK agrees with Scores' ranking (whose
 // arg-max the golden tests compare with numpy's predictions).
 func TestTopKGolden(t *testing.T) {
 	g := loadGolden(t)
-	for _, m := range rankerMethods {
-		h := fitHead(t, m, g.xtr, g.ytr)
-		checkTopK(t, "golden", h, g.xte)
-	}
+	eachPath(t, func(t *testing.T) {
+		for _, m := range rankerMethods {
+			h := fitHead(t, m, g.xtr, g.ytr)
+			checkTopK(t, "golden", h, g.xte)
+		}
+	})
 }
 
 // TestTopKRandom covers block sizes on both sides of gonum's serial/parallel
@@ -126,12 +142,14 @@ func TestTopKRandom(t *testing.T) {
 				test[i*tc.d+l] = base[j*tc.d+l] * float32(1+0.3*r.NormFloat64())
 			}
 		}
-		for _, m := range rankerMethods {
-			if m == "lda" && tc.c*per <= tc.d {
-				continue // LDA's shrunk covariance is fine, but keep it well posed
+		eachPath(t, func(t *testing.T) {
+			for _, m := range rankerMethods {
+				if m == "lda" && tc.c*per <= tc.d {
+					continue // LDA's shrunk covariance is fine, but keep it well posed
+				}
+				checkTopK(t, "random", fitHead(t, m, x, y), test)
 			}
-			checkTopK(t, "random", fitHead(t, m, x, y), test)
-		}
+		})
 	}
 }
 
@@ -184,9 +202,10 @@ func TestScoresReference(t *testing.T) {
 // is short (the fast path is really taken), on the golden data and on
 // MobileNet-like rectified features.
 func TestShortlist(t *testing.T) {
-	if !kernel.Int8Available() {
-		t.Log("no AVX-512 VNNI here: TopK scores every class exactly; only the exact path is tested")
-	}
+	eachPath(t, testShortlist)
+}
+
+func testShortlist(t *testing.T) {
 	g := loadGolden(t)
 	for _, m := range rankerMethods {
 		h := fitHead(t, m, g.xtr, g.ytr)
@@ -199,8 +218,9 @@ func TestShortlist(t *testing.T) {
 		}
 		if f.q == nil {
 			if kernel.Int8Available() {
-				t.Fatalf("%s: no int8 classes built on a VNNI machine", m)
+				t.Fatalf("%s: no int8 classes built on path %s", m, kernel.Path())
 			}
+			t.Logf("%s: path %s is not used by TopK (exact scoring of every class)", m, kernel.Path())
 			continue
 		}
 		s := scoresOf(t, h, g.xte)
@@ -269,7 +289,9 @@ func TestTopKExtremeNorms(t *testing.T) {
 	for l := 1; l < g.d; l++ {
 		x[3*g.d+l] = 0
 	}
-	for _, m := range rankerMethods {
-		checkTopK(t, "extreme", fitHead(t, m, g.xtr, g.ytr), x)
-	}
+	eachPath(t, func(t *testing.T) {
+		for _, m := range rankerMethods {
+			checkTopK(t, "extreme", fitHead(t, m, g.xtr, g.ytr), x)
+		}
+	})
 }

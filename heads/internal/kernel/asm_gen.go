@@ -27,6 +27,10 @@ func main() {
 		dotU8(p, j)
 	}
 	b.WriteString(boundsAsm)
+	b.WriteString(avx2Asm)
+	for j := 1; j <= 3; j++ {
+		dotU8avx2(p, j)
+	}
 	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -87,6 +91,57 @@ func dotAcc512(p func(string, ...any)) {
 	p("\tJNZ dot512loop")
 	for r := 0; r < 4; r++ {
 		p("\tVMOVUPD Z%d, %d(DI)", r, 64*r)
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// dotU8avx2: the AVX2 tile of 2 rows × J panels of 16 classes (2J ymm
+// halves of 8 classes). VPMADDUBSW multiplies the unsigned row bytes
+// (≤ 127, so pairs cannot saturate int16) by the signed class bytes and adds
+// pairs; VPMADDWD by ones adds the pairs of int16 into int32: the four
+// products of VPDPBUSD. Row r, half h accumulates in Y(2J·r+h); x
+// broadcasts in Y12, Y13; ones in Y14; Y15 is the temporary.
+func dotU8avx2(p func(string, ...any), J int) {
+	p("// func dotU8x2x%d(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)", J)
+	p("// dotU8x3x%d for 2 rows with AVX2 (row bytes ≤ 127).", J)
+	p("TEXT ·dotU8x2x%d(SB), NOSPLIT, $0-48", J)
+	p("\tMOVQ steps+0(FP), CX")
+	p("\tMOVQ xu+8(FP), SI")
+	p("\tMOVQ ldx+16(FP), R8")
+	p("\tMOVQ w+24(FP), DX")
+	p("\tMOVQ acc+32(FP), DI")
+	p("\tMOVQ lda+40(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tLEAQ (DI)(R9*1), R10")
+	p("\tMOVL $0x00010001, AX")
+	p("\tMOVL AX, X14")
+	p("\tVPBROADCASTD X14, Y14")
+	bases := []string{"DI", "R10"}
+	for r, base := range bases {
+		for h := 0; h < 2*J; h++ {
+			p("\tVMOVDQU %d(%s), Y%d", 32*h, base, 2*J*r+h)
+		}
+	}
+	p("u8avx2loop%d:", J)
+	p("\tVPBROADCASTD (SI), Y12")
+	p("\tVPBROADCASTD (SI)(R8*1), Y13")
+	for h := 0; h < 2*J; h++ {
+		for r := 0; r < 2; r++ {
+			p("\tVPMADDUBSW %d(DX), Y%d, Y15", 32*h, 12+r)
+			p("\tVPMADDWD Y14, Y15, Y15")
+			p("\tVPADDD Y15, Y%d, Y%d", 2*J*r+h, 2*J*r+h)
+		}
+	}
+	p("\tADDQ $4, SI")
+	p("\tADDQ $%d, DX", 64*J)
+	p("\tDECQ CX")
+	p("\tJNZ u8avx2loop%d", J)
+	for r, base := range bases {
+		for h := 0; h < 2*J; h++ {
+			p("\tVMOVDQU Y%d, %d(%s)", 2*J*r+h, 32*h, base)
+		}
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -322,6 +377,175 @@ bloop:
 	VPERMILPD $1, X24, X1
 	VMAXPD X1, X24, X24
 	VMOVSD X24, best+72(FP)
+	VZEROUPPER
+	RET
+`
+
+// avx2Asm: the AVX2 forms of the row statistics, quantisation and bounds.
+const avx2Asm = `
+// func absMaxSumSq2(x *float32, n8 int) (m, ss float32)
+// absMaxSumSqAsm with AVX2 (n8 even).
+TEXT ·absMaxSumSq2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n8+8(FP), CX
+	MOVL $0x7fffffff, AX
+	MOVL AX, X15
+	VPBROADCASTD X15, Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+am2loop:
+	VMOVUPS (SI), Y2
+	VMOVUPS 32(SI), Y6
+	VANDPS Y15, Y2, Y3
+	VANDPS Y15, Y6, Y7
+	VMAXPS Y3, Y0, Y0
+	VMAXPS Y7, Y4, Y4
+	VFMADD231PS Y2, Y2, Y1
+	VFMADD231PS Y6, Y6, Y5
+	ADDQ $64, SI
+	SUBQ $2, CX
+	JNZ am2loop
+	VMAXPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VEXTRACTF128 $1, Y0, X2
+	VMAXPS X2, X0, X0
+	VPERMILPS $0x4E, X0, X2
+	VMAXPS X2, X0, X0
+	VPERMILPS $0xB1, X0, X2
+	VMAXPS X2, X0, X0
+	VMOVSS X0, m+16(FP)
+	VEXTRACTF128 $1, Y1, X2
+	VADDPS X2, X1, X1
+	VPERMILPS $0x4E, X1, X2
+	VADDPS X2, X1, X1
+	VPERMILPS $0xB1, X1, X2
+	VADDPS X2, X1, X1
+	VMOVSS X1, ss+20(FP)
+	VZEROUPPER
+	RET
+
+// func quantRow2(x *float32, n32 int, inv, s float32, xu *uint8, perm *[8]int32) (r2 float32)
+// q = clamp(round-to-even(x·inv), ±63); xu = q + 64; r2 = Σ (x − s·q)²,
+// 32 values per iteration: four int32 vectors packed to bytes (VPACKSSDW,
+// VPACKSSWB), then VPERMD by perm = (0,4,1,5,2,6,3,7) restores the order.
+TEXT ·quantRow2(SB), NOSPLIT, $0-44
+	MOVQ x+0(FP), SI
+	MOVQ n32+8(FP), CX
+	VBROADCASTSS inv+16(FP), Y9
+	VBROADCASTSS s+20(FP), Y10
+	MOVQ xu+24(FP), DI
+	MOVQ perm+32(FP), DX
+	VMOVDQU (DX), Y8
+	MOVL $63, AX
+	MOVL AX, X11
+	VPBROADCASTD X11, Y11
+	MOVL $-63, AX
+	MOVL AX, X12
+	VPBROADCASTD X12, Y12
+	MOVL $0x40404040, AX
+	MOVL AX, X13
+	VPBROADCASTD X13, Y13
+	VXORPS Y15, Y15, Y15
+q2loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMULPS Y9, Y0, Y4
+	VMULPS Y9, Y1, Y5
+	VMULPS Y9, Y2, Y6
+	VMULPS Y9, Y3, Y7
+	VCVTPS2DQ Y4, Y4
+	VCVTPS2DQ Y5, Y5
+	VCVTPS2DQ Y6, Y6
+	VCVTPS2DQ Y7, Y7
+	VPMINSD Y11, Y4, Y4
+	VPMINSD Y11, Y5, Y5
+	VPMINSD Y11, Y6, Y6
+	VPMINSD Y11, Y7, Y7
+	VPMAXSD Y12, Y4, Y4
+	VPMAXSD Y12, Y5, Y5
+	VPMAXSD Y12, Y6, Y6
+	VPMAXSD Y12, Y7, Y7
+	VCVTDQ2PS Y4, Y14
+	VFNMADD231PS Y10, Y14, Y0
+	VFMADD231PS Y0, Y0, Y15
+	VCVTDQ2PS Y5, Y14
+	VFNMADD231PS Y10, Y14, Y1
+	VFMADD231PS Y1, Y1, Y15
+	VCVTDQ2PS Y6, Y14
+	VFNMADD231PS Y10, Y14, Y2
+	VFMADD231PS Y2, Y2, Y15
+	VCVTDQ2PS Y7, Y14
+	VFNMADD231PS Y10, Y14, Y3
+	VFMADD231PS Y3, Y3, Y15
+	VPACKSSDW Y5, Y4, Y4
+	VPACKSSDW Y7, Y6, Y6
+	VPACKSSWB Y6, Y4, Y4
+	VPERMD Y4, Y8, Y4
+	VPADDB Y13, Y4, Y4
+	VMOVDQU Y4, (DI)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ q2loop
+	VEXTRACTF128 $1, Y15, X2
+	VADDPS X2, X15, X15
+	VPERMILPS $0x4E, X15, X2
+	VADDPS X2, X15, X15
+	VPERMILPS $0xB1, X15, X2
+	VADDPS X2, X15, X15
+	VMOVSS X15, r2+40(FP)
+	VZEROUPPER
+	RET
+
+// func bounds2(n4 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
+// boundsAsm with AVX2, 4 classes per iteration.
+TEXT ·bounds2(SB), NOSPLIT, $0-80
+	MOVQ n4+0(FP), CX
+	MOVQ dots+8(FP), SI
+	MOVQ scale+16(FP), R8
+	MOVQ norm+24(FP), R9
+	MOVQ resid+32(FP), R10
+	MOVQ bias+40(FP), R11
+	MOVQ p+48(FP), AX
+	MOVQ lo+56(FP), DI
+	MOVQ hi+64(FP), DX
+	VBROADCASTSD 0(AX), Y10
+	VBROADCASTSD 8(AX), Y11
+	VBROADCASTSD 16(AX), Y12
+	VBROADCASTSD 24(AX), Y13
+	MOVQ $0xfff0000000000000, BX
+	MOVQ BX, X14
+	VBROADCASTSD X14, Y14
+b2loop:
+	VCVTDQ2PD (SI), Y0
+	VMULPD (R8), Y0, Y0
+	VFMADD213PD (R11), Y10, Y0
+	VMOVAPD Y13, Y1
+	VFMADD231PD (R9), Y11, Y1
+	VFMADD231PD (R10), Y12, Y1
+	VSUBPD Y1, Y0, Y2
+	VADDPD Y1, Y0, Y3
+	VMOVUPD Y2, (DI)
+	VMOVUPD Y3, (DX)
+	VMAXPD Y2, Y14, Y14
+	ADDQ $16, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ b2loop
+	VEXTRACTF128 $1, Y14, X1
+	VMAXPD X1, X14, X14
+	VPERMILPD $1, X14, X1
+	VMAXPD X1, X14, X14
+	VMOVSD X14, best+72(FP)
 	VZEROUPPER
 	RET
 `

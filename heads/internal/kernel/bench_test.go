@@ -23,16 +23,27 @@ func BenchmarkInt8Dot(b *testing.B) {
 		for i := range x {
 			x[i] = float32(r.NormFloat64())
 		}
-		p := QuantizeClasses(w, c, d)
-		sc := p.NewScratch()
 		dst := make([]int32, n*c)
 		st := make([]RowQuant, n)
-		b.Run(fmt.Sprintf("int8/D=%d", d), func(b *testing.B) {
-			for b.Loop() {
-				p.Dot(dst, c, st, x, n, sc)
+		for _, cv := range []struct {
+			name string
+			cv   conv
+			ok   bool
+		}{{"vnni", convVNNI, useVNNI}, {"avx2", convAVX2, useAVX2i8}} {
+			if !cv.ok {
+				continue
 			}
-			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
-		})
+			convOverride = &cv.cv
+			p := QuantizeClasses(w, c, d)
+			convOverride = nil
+			sc := p.NewScratch()
+			b.Run(fmt.Sprintf("int8-%s/D=%d", cv.name, d), func(b *testing.B) {
+				for b.Loop() {
+					p.Dot(dst, c, st, x, n, sc)
+				}
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
 		x64 := make([]float64, d)
 		for l := range x64 {
 			x64[l] = float64(x[l])

@@ -1,12 +1,53 @@
 package kernel
 
 import (
+	"errors"
+	"fmt"
 	"math"
 )
 
-// maxPanels is the number of panels of 16 classes (one AVX-512 register of
-// int32 sums each) the int8 kernel scores per pass over a row.
-const maxPanels = 7
+// conv is how one instruction set runs the int8 products: feature rows are
+// quantised to [−qmax, qmax] and stored as q + offset (unsigned bytes); the
+// tile multiplies rows at a time against up to maxPanels panels of 16
+// classes (one AVX-512 register, or two AVX2 registers, of int32 sums).
+type conv struct {
+	mode            int
+	rows, maxPanels int
+	qmax            float32
+	offset          uint8
+}
+
+const (
+	modeGo = iota
+	modeVNNI
+	modeAVX2
+)
+
+var (
+	// convVNNI: AVX-512 VNNI (VPDPBUSD), 3 rows × 7 panels.
+	convVNNI = conv{mode: modeVNNI, rows: 3, maxPanels: 7, qmax: 127, offset: 128}
+	// convAVX2: AVX2 VPMADDUBSW+VPMADDWD, 2 rows × 3 panels; row bytes stay
+	// ≤ 127 so that pairs of products cannot saturate int16.
+	convAVX2 = conv{mode: modeAVX2, rows: 2, maxPanels: 3, qmax: 63, offset: 64}
+	// convOverride, when set (tests), replaces the machine's choice.
+	convOverride *conv
+)
+
+// currentConv is the fastest conv this machine runs (portable Go with
+// VNNI's layout where neither assembly runs).
+func currentConv() conv {
+	switch {
+	case convOverride != nil:
+		return *convOverride
+	case useVNNI:
+		return convVNNI
+	case useAVX2i8:
+		return convAVX2
+	}
+	c := convVNNI
+	c.mode = modeGo
+	return c
+}
 
 // MaxInt8Dim is the largest D the int8 products take: d·255·127 must fit in
 // int32.
@@ -23,7 +64,8 @@ const (
 
 // Int8Classes is a class matrix W [C, D] quantised for the int8 kernel:
 // W[c] ≈ Scale[c]·q_c with q_c ∈ [−127, 127]^D, q_c = round(W[c]/Scale[c]),
-// Scale[c] = max_l |W[c,l]| / 127.
+// Scale[c] = max_l |W[c,l]| / 127. Feature rows are quantised to
+// [−127, 127] with AVX-512 VNNI and to [−63, 63] with AVX2.
 type Int8Classes struct {
 	C, D int
 	// Scale [C]: the scale of each class row; Norm [C]: ‖W[c]‖; ResidNorm
@@ -31,6 +73,7 @@ type Int8Classes struct {
 	// error below 1e-13).
 	Scale, Norm, ResidNorm []float64
 
+	cv          conv
 	steps, dpad int
 	// Classes are in panels of 16 (the last padded with zero classes), and
 	// panels in groups of up to maxPanels; group g holds panels
@@ -38,7 +81,7 @@ type Int8Classes struct {
 	first, off []int
 	data       []int8
 	lda        int     // panels·16: the row stride of the int32 sums
-	negCorr    []int32 // [lda]: −128·Σ_l q_c[l] (xu = q + 128)
+	negCorr    []int32 // [lda]: −offset·Σ_l q_c[l] (xu = q + offset)
 }
 
 // QuantizeClasses quantises w, row-major float64 [c, d]. It returns nil when
@@ -49,13 +92,13 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 	if d < 1 || d > MaxInt8Dim || c < 1 {
 		return nil
 	}
-	dpad := (d + 15) / 16 * 16
+	dpad := (d + 31) / 32 * 32
 	panels := (c + 15) / 16
 	p := &Int8Classes{
 		C: c, D: d, Scale: make([]float64, c), Norm: make([]float64, c), ResidNorm: make([]float64, c),
-		steps: dpad / 4, dpad: dpad, lda: panels * 16,
+		cv: currentConv(), steps: dpad / 4, dpad: dpad, lda: panels * 16,
 	}
-	for f := 0; f < panels; f += maxPanels {
+	for f := 0; f < panels; f += p.cv.maxPanels {
 		p.first = append(p.first, f)
 		p.off = append(p.off, f*p.steps*64)
 	}
@@ -78,7 +121,7 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 		}
 		s := m / 127
 		p.Scale[j] = s
-		g := j / 16 / maxPanels
+		g := j / 16 / p.cv.maxPanels
 		np, panel, lane := p.first[g+1]-p.first[g], j/16-p.first[g], j%16
 		var sum int32
 		var rs float64
@@ -91,7 +134,7 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 			p.data[p.off[g]+((l/4)*np+panel)*64+lane*4+l%4] = int8(q)
 		}
 		p.ResidNorm[j] = math.Sqrt(rs)
-		p.negCorr[j] = -128 * sum
+		p.negCorr[j] = -int32(p.cv.offset) * sum
 	}
 	return p
 }
@@ -138,12 +181,13 @@ func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n
 	}
 	for r0 := 0; r0 < n; r0 += rowBlock {
 		nb := min(rowBlock, n-r0)
-		nt := (nb + 2) / 3 * 3
+		tr := p.cv.rows
+		nt := (nb + tr - 1) / tr * tr
 		for i := 0; i < nb; i++ {
 			stats[r0+i] = p.quantizeRow(x[(r0+i)*d:(r0+i+1)*d], sc.xu[i*p.dpad:(i+1)*p.dpad], sc.pad)
 		}
 		for i := nb; i < nt; i++ {
-			fill(sc.xu[i*p.dpad:(i+1)*p.dpad], 128)
+			fill(sc.xu[i*p.dpad:(i+1)*p.dpad], p.cv.offset)
 		}
 		acc := sc.acc[:nt*lda]
 		for i := 0; i < nt; i++ {
@@ -154,8 +198,8 @@ func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n
 			for s0 := 0; s0 < p.steps; s0 += stepBlock {
 				st := min(stepBlock, p.steps-s0)
 				w := p.data[p.off[g]+s0*np*64:]
-				for t := 0; t < nt; t += 3 {
-					dotU8(np, st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+p.first[g]*16:], lda)
+				for t := 0; t < nt; t += tr {
+					dotU8(p.cv, np, st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+p.first[g]*16:], lda)
 				}
 			}
 		}
@@ -171,31 +215,29 @@ func fill(b []uint8, v uint8) {
 	}
 }
 
-// quantizeRow writes q(x)+128 into xu [dpad] (padding dimensions get q = 0)
-// and returns the row's statistics.
+// quantizeRow writes q(x)+offset into xu [dpad] (padding dimensions get
+// q = 0) and returns the row's statistics.
 func (p *Int8Classes) quantizeRow(x []float32, xu []uint8, pad []float32) RowQuant {
-	if len(x)%16 != 0 {
+	if len(x)%32 != 0 {
 		copy(pad, x)
 		clear(pad[len(x):])
 		x = pad
 	}
-	n16 := len(x) / 16
-	m, ss := absMaxSumSq(x, n16)
-	if !(m >= 1e-30 && m <= 1e30) || !(ss <= math.MaxFloat32) {
-		fill(xu, 128)
+	m, ss := absMaxSumSq(p.cv, x)
+	if !(m >= 1e-15 && m <= 1e15) || !(ss <= math.MaxFloat32) {
+		fill(xu, p.cv.offset)
 		return RowQuant{}
 	}
-	s, inv := m/127, 127/m
-	rs := quantRow(x, n16, inv, s, xu)
-	fill(xu[len(x):], 128)
+	s, inv := m/p.cv.qmax, p.cv.qmax/m
+	rs := quantRow(p.cv, x, inv, s, xu)
 	return RowQuant{OK: true, Scale: float64(s), SumSq: float64(ss), ResidSq: float64(rs)}
 }
 
 // absMaxSumSqGo returns max_l |x[l]| and Σ x[l]² (summed in float32: the
 // assembly's lanes and order differ; the sum is only used within its
 // error bound). A NaN makes ss NaN.
-func absMaxSumSqGo(x []float32, n16 int) (m, ss float32) {
-	for _, v := range x[:n16*16] {
+func absMaxSumSqGo(x []float32) (m, ss float32) {
+	for _, v := range x {
 		if a := float32(math.Abs(float64(v))); a > m {
 			m = a
 		}
@@ -204,25 +246,25 @@ func absMaxSumSqGo(x []float32, n16 int) (m, ss float32) {
 	return m, ss
 }
 
-// quantRowGo writes xu[l] = clamp(round-to-even(x[l]·inv), ±127) + 128 and
-// returns Σ (x[l] − s·q[l])² (each residual exact, summed in float32).
-func quantRowGo(x []float32, n16 int, inv, s float32, xu []uint8) (r2 float32) {
-	for l, v := range x[:n16*16] {
+// quantRowGo writes xu[l] = clamp(round-to-even(x[l]·inv), ±qmax) + offset
+// and returns Σ (x[l] − s·q[l])² (each residual exact, summed in float32).
+func quantRowGo(cv conv, x []float32, inv, s float32, xu []uint8) (r2 float32) {
+	for l, v := range x {
 		q := float32(math.RoundToEven(float64(v * inv)))
-		q = max(-127, min(127, q))
-		xu[l] = uint8(int8(q)) ^ 0x80
+		q = max(-cv.qmax, min(cv.qmax, q))
+		xu[l] = uint8(int32(q) + int32(cv.offset))
 		r := float32(math.FMA(-float64(s), float64(q), float64(v)))
 		r2 = float32(math.FMA(float64(r), float64(r), float64(r2)))
 	}
 	return r2
 }
 
-// dotU8Go adds, for the 3 rows r of xu (stride ldx bytes) and the 16·panels
-// classes of one group block w ([steps][panels][16][4]), Σ_{s<steps, b<4}
-// xu[r][4s+b]·w[s][j][lane][b] into acc[r·lda + 16j + lane].
-func dotU8Go(panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+// dotU8Go adds, for the rows r < rows of xu (stride ldx bytes) and the
+// 16·panels classes of one group block w ([steps][panels][16][4]),
+// Σ_{s<steps, b<4} xu[r][4s+b]·w[s][j][lane][b] into acc[r·lda + 16j + lane].
+func dotU8Go(rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
 	nc := panels * 16
-	for r := 0; r < 3; r++ {
+	for r := 0; r < rows; r++ {
 		a := acc[r*lda : r*lda+nc]
 		xr := xu[r*ldx:]
 		for s := 0; s < steps; s++ {
@@ -237,9 +279,12 @@ func dotU8Go(panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda 
 }
 
 // Int8Available reports whether the int8 kernel runs in assembly here
-// (amd64 with AVX-512 F, BW, VL and VNNI). Elsewhere it is correct but slower
-// than exact float64 scoring, and heads does not use it.
-func Int8Available() bool { return useVNNI }
+// (amd64 with AVX-512 F, BW, VL and VNNI, or with AVX2 and FMA). Elsewhere it
+// is correct but slower than exact float64 scoring, and heads does not use it.
+func Int8Available() bool { return currentConv().mode != modeGo }
+
+// Path names the path QuantizeClasses uses now: "vnni", "avx2" or "go".
+func Path() string { return [...]string{"go", "vnni", "avx2"}[currentConv().mode] }
 
 // Bounds turns the int8 products of one row into score intervals: for each
 // class j, a = base·scale[j]·dots[j] + bias[j], δ = eps + t1·norm[j] +
@@ -250,6 +295,9 @@ func Int8Available() bool { return useVNNI }
 func Bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
 	if len(lo)%8 != 0 {
 		panic("kernel: Bounds needs a multiple of 8 classes")
+	}
+	if len(lo) == 0 {
+		return math.Inf(-1)
 	}
 	return bounds(dots, scale, norm, resid, bias, p, lo, hi)
 }
@@ -263,4 +311,49 @@ func boundsGo(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, l
 		best = math.Max(best, lo[j])
 	}
 	return best
+}
+
+// Paths lists the int8 paths this machine runs in assembly, fastest first
+// ("vnni", "avx2"), then "go" (portable, slow: for tests).
+func Paths() []string {
+	var ps []string
+	if useVNNI {
+		ps = append(ps, "vnni")
+	}
+	if useAVX2i8 {
+		ps = append(ps, "avx2")
+	}
+	return append(ps, "go")
+}
+
+// UsePath makes later QuantizeClasses use the named path of Paths (class
+// matrices quantised before keep theirs), or the machine's best for "".
+// It returns a function that restores the previous choice. It is meant for
+// tests and benchmarks and is not safe for concurrent use.
+func UsePath(name string) (restore func(), err error) {
+	prev := convOverride
+	restore = func() { convOverride = prev }
+	var cv conv
+	switch name {
+	case "":
+		convOverride = nil
+		return restore, nil
+	case "vnni":
+		if !useVNNI {
+			return restore, errors.New("kernel: this machine has no AVX-512 VNNI")
+		}
+		cv = convVNNI
+	case "avx2":
+		if !useAVX2i8 {
+			return restore, errors.New("kernel: this machine has no AVX2+FMA")
+		}
+		cv = convAVX2
+	case "go":
+		cv = convVNNI
+		cv.mode = modeGo
+	default:
+		return restore, fmt.Errorf("kernel: unknown int8 path %q (known: %v)", name, Paths())
+	}
+	convOverride = &cv
+	return restore, nil
 }

@@ -11,6 +11,8 @@ var (
 	use512 = cpu.X86.HasAVX512F
 	// useVNNI selects the AVX-512 quantisation and VNNI products.
 	useVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+	// useAVX2i8 selects the AVX2 int8 path where VNNI is missing.
+	useAVX2i8 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 )
 
 // dotAcc runs Dot's accumulation over blocks·Lanes elements of x and w.
@@ -28,6 +30,31 @@ func dotAccAsm(acc *[Lanes]float64, x, w *float64, blocks int) {
 	}
 	dotAcc(acc, x, w, blocks)
 }
+
+//go:noescape
+func absMaxSumSq2(x *float32, n8 int) (m, ss float32)
+
+//go:noescape
+func quantRow2(x *float32, n32 int, inv, s float32, xu *uint8, perm *[8]int32) (r2 float32)
+
+//go:noescape
+func bounds2(n4 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
+
+//go:noescape
+func dotU8x2x1(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x2x2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x2x3(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+var dotU8TilesAVX2 = [...]func(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int){
+	nil, dotU8x2x1, dotU8x2x2, dotU8x2x3,
+}
+
+// packPerm restores element order after VPACKSSDW/VPACKSSWB in quantRow2.
+var packPerm = [8]int32{0, 4, 1, 5, 2, 6, 3, 7}
 
 //go:noescape
 func absMaxSumSqAsm(x *float32, n16 int) (m, ss float32)
@@ -63,40 +90,53 @@ var dotU8Tiles = [...]func(steps int, xu *uint8, ldx int, w *int8, acc *int32, l
 	nil, dotU8x3x1, dotU8x3x2, dotU8x3x3, dotU8x3x4, dotU8x3x5, dotU8x3x6, dotU8x3x7,
 }
 
-func absMaxSumSq(x []float32, n16 int) (m, ss float32) {
-	if useVNNI {
-		return absMaxSumSqAsm(&x[0], n16)
+func absMaxSumSq(cv conv, x []float32) (m, ss float32) {
+	switch cv.mode {
+	case modeVNNI:
+		return absMaxSumSqAsm(&x[0], len(x)/16)
+	case modeAVX2:
+		return absMaxSumSq2(&x[0], len(x)/8)
 	}
-	return absMaxSumSqGo(x, n16)
+	return absMaxSumSqGo(x)
 }
 
-func quantRow(x []float32, n16 int, inv, s float32, xu []uint8) float32 {
-	if useVNNI {
-		_ = xu[n16*16-1]
-		return quantRowAsm(&x[0], n16, inv, s, &xu[0])
+func quantRow(cv conv, x []float32, inv, s float32, xu []uint8) float32 {
+	_ = xu[len(x)-1]
+	switch cv.mode {
+	case modeVNNI:
+		return quantRowAsm(&x[0], len(x)/16, inv, s, &xu[0])
+	case modeAVX2:
+		return quantRow2(&x[0], len(x)/32, inv, s, &xu[0], &packPerm)
 	}
-	return quantRowGo(x, n16, inv, s, xu)
+	return quantRowGo(cv, x, inv, s, xu)
 }
 
-func dotU8(panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
-	if useVNNI {
-		_ = xu[2*ldx+4*steps-1]
-		_ = w[steps*panels*64-1]
-		_ = acc[2*lda+panels*16-1]
-		dotU8Tiles[panels](steps, &xu[0], ldx, &w[0], &acc[0], lda)
+func dotU8(cv conv, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+	if cv.mode == modeGo {
+		dotU8Go(cv.rows, panels, steps, xu, ldx, w, acc, lda)
 		return
 	}
-	dotU8Go(panels, steps, xu, ldx, w, acc, lda)
+	_ = xu[(cv.rows-1)*ldx+4*steps-1]
+	_ = w[steps*panels*64-1]
+	_ = acc[(cv.rows-1)*lda+panels*16-1]
+	if cv.mode == modeVNNI {
+		dotU8Tiles[panels](steps, &xu[0], ldx, &w[0], &acc[0], lda)
+	} else {
+		dotU8TilesAVX2[panels](steps, &xu[0], ldx, &w[0], &acc[0], lda)
+	}
+}
+
+func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
+	n := len(lo)
+	_, _, _, _, _, _ = dots[n-1], scale[n-1], norm[n-1], resid[n-1], bias[n-1], hi[n-1]
+	switch {
+	case use512:
+		return boundsAsm(n/8, &dots[0], &scale[0], &norm[0], &resid[0], &bias[0], p, &lo[0], &hi[0])
+	case useAVX2i8:
+		return bounds2(n/4, &dots[0], &scale[0], &norm[0], &resid[0], &bias[0], p, &lo[0], &hi[0])
+	}
+	return boundsGo(dots, scale, norm, resid, bias, p, lo, hi)
 }
 
 //go:noescape
 func boundsAsm(n8 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
-
-func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
-	if useVNNI && len(lo) > 0 {
-		n := len(lo)
-		_, _, _, _, _, _ = dots[n-1], scale[n-1], norm[n-1], resid[n-1], bias[n-1], hi[n-1]
-		return boundsAsm(n/8, &dots[0], &scale[0], &norm[0], &resid[0], &bias[0], p, &lo[0], &hi[0])
-	}
-	return boundsGo(dots, scale, norm, resid, bias, p, lo, hi)
-}

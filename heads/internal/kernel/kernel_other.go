@@ -6,22 +6,23 @@ package kernel
 // offered (Int8Available reports false): portable int8 code is slower than
 // exact float64 scoring.
 var (
-	useFMA  = false
-	useVNNI = false
+	useFMA    = false
+	useVNNI   = false
+	useAVX2i8 = false
 )
 
 var use512 = false
 
 func dotAccAsm(acc *[Lanes]float64, x, w *float64, blocks int) { panic("unreachable") }
 
-func absMaxSumSq(x []float32, n16 int) (m, ss float32) { return absMaxSumSqGo(x, n16) }
+func absMaxSumSq(cv conv, x []float32) (m, ss float32) { return absMaxSumSqGo(x) }
 
-func quantRow(x []float32, n16 int, inv, s float32, xu []uint8) float32 {
-	return quantRowGo(x, n16, inv, s, xu)
+func quantRow(cv conv, x []float32, inv, s float32, xu []uint8) float32 {
+	return quantRowGo(cv, x, inv, s, xu)
 }
 
-func dotU8(panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
-	dotU8Go(panels, steps, xu, ldx, w, acc, lda)
+func dotU8(cv conv, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+	dotU8Go(cv.rows, panels, steps, xu, ldx, w, acc, lda)
 }
 
 func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {

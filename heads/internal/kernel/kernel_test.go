@@ -23,15 +23,40 @@ func exactDot(x, w []float64) (float64, float64) {
 
 // withAsm runs f with the assembly on and, where it exists, off.
 func withAsm(t *testing.T, f func(t *testing.T, asm bool)) {
-	fma, vnni, z := useFMA, useVNNI, use512
-	defer func() { useFMA, useVNNI, use512 = fma, vnni, z }()
+	fma, vnni, z, a2 := useFMA, useVNNI, use512, useAVX2i8
+	defer func() { useFMA, useVNNI, use512, useAVX2i8 = fma, vnni, z, a2 }()
 	if fma || vnni {
 		f(t, true)
 	} else {
 		t.Log("no assembly on this machine: portable code only")
 	}
-	useFMA, useVNNI, use512 = false, false, false
+	useFMA, useVNNI, use512, useAVX2i8 = false, false, false, false
 	f(t, false)
+}
+
+// eachConv runs f once per way of running the int8 products: the assembly
+// paths this machine has (VNNI, AVX2) and portable Go with each path's
+// layout. name says which; twin names the Go run with the same layout.
+func eachConv(t *testing.T, f func(t *testing.T, name string)) {
+	defer func() { convOverride = nil }()
+	goVNNI, goAVX2 := convVNNI, convAVX2
+	goVNNI.mode, goAVX2.mode = modeGo, modeGo
+	for _, c := range []struct {
+		name string
+		cv   conv
+		ok   bool
+	}{
+		{"vnni", convVNNI, useVNNI}, {"avx2", convAVX2, useAVX2i8},
+		{"go-vnni", goVNNI, true}, {"go-avx2", goAVX2, true},
+	} {
+		if !c.ok {
+			t.Logf("%s: not on this machine", c.name)
+			continue
+		}
+		convOverride = &c.cv
+		f(t, c.name)
+	}
+	convOverride = nil
 }
 
 // TestDotFixedOrder: Dot is the same bits with and without the assembly, is
@@ -112,12 +137,13 @@ func TestInt8Exact(t *testing.T) {
 		for i := range x {
 			x[i] = float32(r.NormFloat64() * math.Exp(r.NormFloat64()))
 		}
-		p := QuantizeClasses(w, tc.c, tc.d)
-		if p == nil {
-			t.Fatal("QuantizeClasses refused finite classes")
-		}
-		outs := map[bool][]int32{}
-		withAsm(t, func(t *testing.T, asm bool) {
+		outs := map[string][]int32{}
+		eachConv(t, func(t *testing.T, asm string) {
+			p := QuantizeClasses(w, tc.c, tc.d)
+			if p == nil {
+				t.Fatal("QuantizeClasses refused finite classes")
+			}
+			qmax := float64(p.cv.qmax)
 			dst := make([]int32, tc.n*(tc.c+3))
 			st := make([]RowQuant, tc.n)
 			p.Dot(dst, tc.c+3, st, x, tc.n, p.NewScratch())
@@ -133,18 +159,18 @@ func TestInt8Exact(t *testing.T) {
 					m = max(m, math.Abs(float64(v)))
 					ss += float64(v) * float64(v)
 				}
-				s := float64(float32(m) / 127)
+				s := float64(float32(m) / float32(qmax))
 				if st[i].Scale != s {
 					t.Fatalf("%+v row %d: scale %v, want %v", tc, i, st[i].Scale, s)
 				}
 				if math.Abs(st[i].SumSq-ss) > 1e-5*ss {
 					t.Fatalf("%+v row %d: SumSq %v, want %v", tc, i, st[i].SumSq, ss)
 				}
-				inv := float64(127 / float32(m))
+				inv := float64(float32(qmax) / float32(m))
 				var rs float64
 				qx := make([]int64, tc.d)
 				for l, v := range xr {
-					qx[l] = int64(max(-127, min(127, math.RoundToEven(float64(float32(float64(v)*inv))))))
+					qx[l] = int64(max(-qmax, min(qmax, math.RoundToEven(float64(float32(float64(v)*inv))))))
 					e := float64(v) - s*float64(qx[l])
 					rs += e * e
 				}
@@ -172,10 +198,12 @@ func TestInt8Exact(t *testing.T) {
 				}
 			}
 		})
-		if a, ok := outs[true]; ok {
-			for i := range a {
-				if a[i] != outs[false][i] {
-					t.Fatalf("%+v: assembly and Go differ at %d", tc, i)
+		for asm, twin := range map[string]string{"vnni": "go-vnni", "avx2": "go-avx2"} {
+			if a, ok := outs[asm]; ok {
+				for i := range a {
+					if a[i] != outs[twin][i] {
+						t.Fatalf("%+v: %s and %s differ at %d", tc, asm, twin, i)
+					}
 				}
 			}
 		}
@@ -190,11 +218,10 @@ func TestInt8Degenerate(t *testing.T) {
 	for i := range w {
 		w[i] = float64(i%5) - 2
 	}
-	p := QuantizeClasses(w, 2, d)
 	rows := [][]float32{make([]float32, d), make([]float32, d), make([]float32, d), make([]float32, d), make([]float32, d)}
 	rows[1][3] = float32(math.NaN())
 	rows[2][7] = float32(math.Inf(-1))
-	rows[3][0] = 1e-35
+	rows[3][0] = 1e-20
 	for l := range rows[4] {
 		rows[4][l] = 1e20 // Σx² overflows float32
 	}
@@ -202,12 +229,13 @@ func TestInt8Degenerate(t *testing.T) {
 	for _, r := range rows {
 		x = append(x, r...)
 	}
-	withAsm(t, func(t *testing.T, asm bool) {
+	eachConv(t, func(t *testing.T, asm string) {
+		p := QuantizeClasses(w, 2, d)
 		st := make([]RowQuant, len(rows))
 		p.Dot(make([]int32, 2*len(rows)), 2, st, x, len(rows), p.NewScratch())
 		for i, s := range st {
 			if s.OK {
-				t.Errorf("asm=%v: degenerate row %d quantised: %+v", asm, i, s)
+				t.Errorf("%s: degenerate row %d quantised: %+v", asm, i, s)
 			}
 		}
 	})
@@ -246,9 +274,16 @@ func TestBounds(t *testing.T) {
 			best   float64
 		}
 		got := map[bool]res{}
+		var avx2 *res
 		withAsm(t, func(t *testing.T, asm bool) {
 			lo, hi := make([]float64, n), make([]float64, n)
 			got[asm] = res{lo, hi, Bounds(dots, scale, norm, resid, bias, &p, lo, hi)}
+			if asm && use512 && useAVX2i8 {
+				use512 = false
+				lo, hi := make([]float64, n), make([]float64, n)
+				avx2 = &res{lo, hi, Bounds(dots, scale, norm, resid, bias, &p, lo, hi)}
+				use512 = true
+			}
 		})
 		g := got[false]
 		if g.lo[n-1] != math.Inf(-1) || g.hi[n-1] != math.Inf(-1) {
@@ -260,6 +295,14 @@ func TestBounds(t *testing.T) {
 		}
 		if g.best != want {
 			t.Fatalf("best %v, want %v", g.best, want)
+		}
+		if avx2 != nil {
+			a := got[true]
+			for j := range a.lo {
+				if a.lo[j] != avx2.lo[j] || a.hi[j] != avx2.hi[j] {
+					t.Fatalf("n=%d class %d: AVX-512 [%v, %v], AVX2 [%v, %v]", n, j, a.lo[j], a.hi[j], avx2.lo[j], avx2.hi[j])
+				}
+			}
 		}
 		if a, ok := got[true]; ok {
 			for j := 0; j < n-1; j++ {
