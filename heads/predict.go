@@ -207,7 +207,8 @@ const rankBlock = 768
 // rankScratch is TopK's working memory, pooled per scorer.
 type rankScratch struct {
 	k8    *kernel.Scratch
-	dots  []int32 // [rankBlock, c8]
+	dots  []int32 // [rankBlock+2, q.Stride()]
+	mask  []uint8 // [c8/8] candidate bits
 	stats []kernel.RowQuant
 	row   []float64 // [D]
 	lo    []float64 // [c8] lower bounds
@@ -225,7 +226,8 @@ func (f *linearScorer) getScratch() *rankScratch {
 	s := &rankScratch{row: make([]float64, f.d), lo: make([]float64, f.c8), hi: make([]float64, f.c8), top: make([]float64, 0, 16)}
 	if f.q != nil {
 		s.k8 = f.q.NewScratch()
-		s.dots = make([]int32, rankBlock*f.c8)
+		s.dots = make([]int32, (rankBlock+2)*f.q.Stride()) // in place: see kernel.Int8Classes.Dot
+		s.mask = make([]uint8, f.c8/8)
 		s.stats = make([]kernel.RowQuant, rankBlock)
 	}
 	return s
@@ -248,13 +250,14 @@ func (f *linearScorer) topK(method string, x []float32, k int, dst []int) error 
 	for r0 := 0; r0 < n; r0 += rankBlock {
 		nb := min(rankBlock, n-r0)
 		if f.q != nil {
-			f.q.Dot(s.dots, f.c8, s.stats, x[r0*d:(r0+nb)*d], nb, s.k8)
+			f.q.Dot(s.dots, f.q.Stride(), s.stats, x[r0*d:(r0+nb)*d], nb, s.k8)
 		}
 		for i := r0; i < r0+nb; i++ {
 			xr := x[i*d : (i+1)*d]
 			s.cand = s.cand[:0]
 			if f.q != nil && s.stats[i-r0].OK {
-				f.shortlist(s, s.dots[(i-r0)*f.c8:(i-r0+1)*f.c8], s.stats[i-r0], k)
+				ld := f.q.Stride()
+				f.shortlist(s, s.dots[(i-r0)*ld:(i-r0)*ld+f.c8], s.stats[i-r0], k)
 				if k == 1 && len(s.cand) == 1 {
 					dst[i] = s.cand[0]
 					continue
@@ -274,7 +277,8 @@ func (f *linearScorer) topK(method string, x []float32, k int, dst []int) error 
 }
 
 // shortlist puts into s.cand, ascending, every class that may be among the
-// k best of a row with int8 products dots [c8] and quantisation stats st.
+// k best of a row with int8 products dots [c8] and quantisation stats st
+// (classes ≥ C are padding, never shortlisted).
 func (f *linearScorer) shortlist(s *rankScratch, dots []int32, st kernel.RowQuant, k int) {
 	const tiny = 0x1p-148 // float32 underflow, per summed term
 	dim := float64(f.d)
@@ -286,11 +290,7 @@ func (f *linearScorer) shortlist(s *rankScratch, dots []int32, st kernel.RowQuan
 	if k > 1 {
 		best = kthLargest(s.lo[:f.c], k, s.top)
 	}
-	for j, v := range s.hi[:f.c] {
-		if v >= best {
-			s.cand = append(s.cand, j)
-		}
-	}
+	s.cand = kernel.AtLeast(s.cand, s.hi, best, s.mask) // padding (−Inf) never qualifies
 }
 
 // rank scores the classes in s.cand exactly as Scores does and writes the k

@@ -57,13 +57,13 @@ func TestTopKRealFeatures(t *testing.T) {
 		total, single := 0, 0
 		for r0 := 0; r0 < n; r0 += rankBlock {
 			nb := min(rankBlock, n-r0)
-			f.q.Dot(sc.dots, f.c8, sc.stats, te.X[r0*f.d:(r0+nb)*f.d], nb, sc.k8)
+			f.q.Dot(sc.dots, f.q.Stride(), sc.stats, te.X[r0*f.d:(r0+nb)*f.d], nb, sc.k8)
 			for i := r0; i < r0+nb; i++ {
 				if !sc.stats[i-r0].OK {
 					t.Fatalf("%s row %d not quantised", m, i)
 				}
 				sc.cand = sc.cand[:0]
-				f.shortlist(sc, sc.dots[(i-r0)*f.c8:(i-r0+1)*f.c8], sc.stats[i-r0], 1)
+				f.shortlist(sc, sc.dots[(i-r0)*f.q.Stride():(i-r0)*f.q.Stride()+f.c8], sc.stats[i-r0], 1)
 				if best := rankOf(s[i*c:(i+1)*c], c, 1)[0]; !slices.Contains(sc.cand, best) {
 					t.Fatalf("%s row %d: arg-max %d not in the shortlist %v", m, i, best, sc.cand)
 				}

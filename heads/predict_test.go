@@ -227,14 +227,14 @@ func testShortlist(t *testing.T) {
 		c := len(h.Classes())
 		n := len(g.xte) / g.d
 		sc := f.getScratch()
-		f.q.Dot(sc.dots, f.c8, sc.stats, g.xte, n, sc.k8)
+		f.q.Dot(sc.dots, f.q.Stride(), sc.stats, g.xte, n, sc.k8)
 		total := 0
 		for i := 0; i < n; i++ {
 			if !sc.stats[i].OK {
 				t.Fatalf("%s row %d not quantised", m, i)
 			}
 			sc.cand = sc.cand[:0]
-			f.shortlist(sc, sc.dots[i*f.c8:(i+1)*f.c8], sc.stats[i], 1)
+			f.shortlist(sc, sc.dots[i*f.q.Stride():i*f.q.Stride()+f.c8], sc.stats[i], 1)
 			best := rankOf(s[i*c:(i+1)*c], c, 1)[0]
 			if !slices.Contains(sc.cand, best) {
 				t.Fatalf("%s row %d: arg-max %d not in the shortlist %v", m, i, best, sc.cand)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // conv is how one instruction set runs the int8 products: feature rows are
@@ -171,14 +172,21 @@ func (p *Int8Classes) NewScratch() *Scratch {
 	}
 }
 
+// Stride is the row stride of Dot's output that lets Dot accumulate in
+// place: C rounded up to 16.
+func (p *Int8Classes) Stride() int { return p.lda }
+
 // Dot quantises the n rows of x [n, D] and writes, for each row i and class
 // c < C, dst[i·ldd + c] = Σ_l q(x_i)[l]·q_c[l] (exact integers), and stats[i].
-// sc must come from p.NewScratch.
+// sc must come from p.NewScratch. With ldd = Stride() and len(dst) ≥
+// (n+2)·ldd the sums are accumulated in dst itself (no copy); the entries
+// past each row's C, and rows n and n+1, are then overwritten with junk.
 func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n int, sc *Scratch) {
 	d, lda := p.D, p.lda
 	if len(x) < n*d || len(stats) < n || (n > 0 && len(dst) < (n-1)*ldd+p.C) {
 		panic("kernel: short slice")
 	}
+	inPlace := ldd == lda && len(dst) >= (n+2)*ldd
 	for r0 := 0; r0 < n; r0 += rowBlock {
 		nb := min(rowBlock, n-r0)
 		tr := p.cv.rows
@@ -190,6 +198,9 @@ func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n
 			fill(sc.xu[i*p.dpad:(i+1)*p.dpad], p.cv.offset)
 		}
 		acc := sc.acc[:nt*lda]
+		if inPlace {
+			acc = dst[r0*lda : (r0+nt)*lda]
+		}
 		for i := 0; i < nt; i++ {
 			copy(acc[i*lda:(i+1)*lda], p.negCorr)
 		}
@@ -203,8 +214,10 @@ func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n
 				}
 			}
 		}
-		for i := 0; i < nb; i++ {
-			copy(dst[(r0+i)*ldd:(r0+i)*ldd+p.C], acc[i*lda:])
+		if !inPlace {
+			for i := 0; i < nb; i++ {
+				copy(dst[(r0+i)*ldd:(r0+i)*ldd+p.C], acc[i*lda:])
+			}
 		}
 	}
 }
@@ -356,4 +369,35 @@ func UsePath(name string) (restore func(), err error) {
 	}
 	convOverride = &cv
 	return restore, nil
+}
+
+// AtLeast appends to dst, ascending, every j with hi[j] ≥ t, and returns it.
+// len(hi) is a multiple of 8; mask is scratch of len(hi)/8 bytes.
+func AtLeast(dst []int, hi []float64, t float64, mask []uint8) []int {
+	if len(hi) == 0 {
+		return dst
+	}
+	if len(hi)%8 != 0 {
+		panic("kernel: AtLeast needs a multiple of 8 values")
+	}
+	atLeast(hi, t, mask)
+	for i, m := range mask[:len(hi)/8] {
+		for m != 0 {
+			dst = append(dst, 8*i+bits.TrailingZeros8(m))
+			m &= m - 1
+		}
+	}
+	return dst
+}
+
+func atLeastGo(hi []float64, t float64, mask []uint8) {
+	for i := range len(hi) / 8 {
+		var m uint8
+		for b, v := range hi[8*i : 8*i+8] {
+			if v >= t {
+				m |= 1 << b
+			}
+		}
+		mask[i] = m
+	}
 }

@@ -140,3 +140,22 @@ func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo,
 
 //go:noescape
 func boundsAsm(n8 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
+
+//go:noescape
+func atLeastAsm(n8 int, hi *float64, t float64, mask *uint8)
+
+//go:noescape
+func atLeast2(n8 int, hi *float64, t float64, mask *uint8)
+
+func atLeast(hi []float64, t float64, mask []uint8) {
+	n8 := len(hi) / 8
+	_ = mask[n8-1]
+	switch {
+	case use512:
+		atLeastAsm(n8, &hi[0], t, &mask[0])
+	case useAVX2i8:
+		atLeast2(n8, &hi[0], t, &mask[0])
+	default:
+		atLeastGo(hi, t, mask)
+	}
+}

@@ -718,6 +718,24 @@ bloop:
 	VZEROUPPER
 	RET
 
+// func atLeastAsm(n8 int, hi *float64, t float64, mask *uint8)
+// mask[i] bit b = hi[8i+b] ≥ t, i.e. t ≤ hi (LE_OQ: NaN never).
+TEXT ·atLeastAsm(SB), NOSPLIT, $0-32
+	MOVQ n8+0(FP), CX
+	MOVQ hi+8(FP), SI
+	VBROADCASTSD t+16(FP), Z1
+	MOVQ mask+24(FP), DI
+alloop:
+	VCMPPD $0x12, (SI), Z1, K1
+	KMOVB K1, AX
+	MOVB AX, (DI)
+	ADDQ $64, SI
+	INCQ DI
+	DECQ CX
+	JNZ alloop
+	VZEROUPPER
+	RET
+
 // func absMaxSumSq2(x *float32, n8 int) (m, ss float32)
 // absMaxSumSqAsm with AVX2 (n8 even).
 TEXT ·absMaxSumSq2(SB), NOSPLIT, $0-24
@@ -881,6 +899,28 @@ b2loop:
 	VPERMILPD $1, X14, X1
 	VMAXPD X1, X14, X14
 	VMOVSD X14, best+72(FP)
+	VZEROUPPER
+	RET
+
+// func atLeast2(n8 int, hi *float64, t float64, mask *uint8)
+// atLeastAsm with AVX2.
+TEXT ·atLeast2(SB), NOSPLIT, $0-32
+	MOVQ n8+0(FP), CX
+	MOVQ hi+8(FP), SI
+	VBROADCASTSD t+16(FP), Y1
+	MOVQ mask+24(FP), DI
+al2loop:
+	VCMPPD $0x12, (SI), Y1, Y2
+	VMOVMSKPD Y2, AX
+	VCMPPD $0x12, 32(SI), Y1, Y3
+	VMOVMSKPD Y3, BX
+	SHLQ $4, BX
+	ORQ BX, AX
+	MOVB AX, (DI)
+	ADDQ $64, SI
+	INCQ DI
+	DECQ CX
+	JNZ al2loop
 	VZEROUPPER
 	RET
 // func dotU8x2x1(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)

@@ -28,3 +28,5 @@ func dotU8(cv conv, panels, steps int, xu []uint8, ldx int, w []int8, acc []int3
 func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
 	return boundsGo(dots, scale, norm, resid, bias, p, lo, hi)
 }
+
+func atLeast(hi []float64, t float64, mask []uint8) { atLeastGo(hi, t, mask) }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -148,6 +149,17 @@ func TestInt8Exact(t *testing.T) {
 			st := make([]RowQuant, tc.n)
 			p.Dot(dst, tc.c+3, st, x, tc.n, p.NewScratch())
 			outs[asm] = dst
+			// In place (stride Stride(), two spare rows): the same sums.
+			ld := p.Stride()
+			inPlace := make([]int32, (tc.n+2)*ld)
+			p.Dot(inPlace, ld, make([]RowQuant, tc.n), x, tc.n, p.NewScratch())
+			for i := 0; i < tc.n; i++ {
+				for c := 0; c < tc.c; c++ {
+					if inPlace[i*ld+c] != dst[i*(tc.c+3)+c] {
+						t.Fatalf("%+v %s [%d,%d]: in place %d, copied %d", tc, asm, i, c, inPlace[i*ld+c], dst[i*(tc.c+3)+c])
+					}
+				}
+			}
 			for i := 0; i < tc.n; i++ {
 				xr := x[i*tc.d : (i+1)*tc.d]
 				if !st[i].OK {
@@ -313,6 +325,44 @@ func TestBounds(t *testing.T) {
 			if math.Abs(a.best-g.best) > 1e-14*math.Abs(g.best) {
 				t.Fatalf("best: asm %v, Go %v", a.best, g.best)
 			}
+		}
+	}
+}
+
+// TestAtLeast: the candidate masks of every path agree with a plain loop,
+// NaN never qualifies, padding (−Inf) never does.
+func TestAtLeast(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{8, 16, 104, 256} {
+		hi := make([]float64, n)
+		for j := range hi {
+			hi[j] = float64(r.IntN(7)) / 2 // many exact ties with the threshold
+		}
+		hi[0], hi[n-1] = math.NaN(), math.Inf(-1)
+		for _, th := range []float64{-1, 0, 1.5, 3, 4} {
+			var want []int
+			for j, v := range hi {
+				if v >= th {
+					want = append(want, j)
+				}
+			}
+			check := func(name string) {
+				got := AtLeast(nil, hi, th, make([]uint8, n/8))
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s n=%d t=%v: %v, want %v", name, n, th, got, want)
+				}
+			}
+			z, a2 := use512, useAVX2i8
+			if z {
+				check("avx512")
+			}
+			use512 = false
+			if a2 {
+				check("avx2")
+			}
+			useAVX2i8 = false
+			check("go")
+			use512, useAVX2i8 = z, a2
 		}
 	}
 }
