@@ -280,10 +280,14 @@ func (f *linearScorer) topK(method string, x []float32, k int, dst []int) error 
 // k best of a row with int8 products dots [c8] and quantisation stats st
 // (classes ≥ C are padding, never shortlisted).
 func (f *linearScorer) shortlist(s *rankScratch, dots []int32, st kernel.RowQuant, k int) {
-	const tiny = 0x1p-148 // float32 underflow, per summed term
+	// SumSq and ResidSq are float32 sums of D terms: relative error below
+	// (D+8)·2⁻²³ in any summation order (each term's own rounding included),
+	// plus float32 underflow, at most 2⁻¹⁴⁸ per term.
+	const tiny = 0x1p-148
 	dim := float64(f.d)
-	nrm := math.Sqrt(st.SumSq*(1+1e-5) + dim*tiny)
-	dx := math.Sqrt(st.ResidSq*(1+1e-5) + dim*tiny)
+	infl := 1 + (dim+8)*0x1p-23
+	nrm := math.Sqrt(st.SumSq*infl + dim*tiny)
+	dx := math.Sqrt(st.ResidSq*infl + dim*tiny)
 	a := f.alpha
 	p := [4]float64{a * st.Scale, a * dx, a * (nrm + dx), 1e-9 * (a*nrm*f.maxNorm + f.maxBias + nrm*nrm)}
 	best := kernel.Bounds(dots, f.scale8, f.norm8, f.resid8, f.bias8, &p, s.lo, s.hi)

@@ -151,8 +151,9 @@ type RowQuant struct {
 	// Scale is the float32 scale max|x|/127, as float64.
 	Scale float64
 	// SumSq is Σx² summed in float32 lanes; ResidSq is ‖x − Scale·q‖²,
-	// the residuals computed exactly and summed in float32 lanes. Both have
-	// relative error below 1e-5.
+	// each residual rounded once to float32 and summed in float32 lanes.
+	// Both have relative error below (D+8)·2⁻²³, plus float32 underflow
+	// (at most 2⁻¹⁴⁸ per term).
 	SumSq, ResidSq float64
 }
 
