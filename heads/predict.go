@@ -207,7 +207,7 @@ const rankBlock = 768
 // rankScratch is TopK's working memory, pooled per scorer.
 type rankScratch struct {
 	k8    *kernel.Scratch
-	dots  []int32 // [rankBlock+2, q.Stride()]
+	dots  []int32 // [rankBlock, q.Stride()]
 	mask  []uint8 // [c8/8] candidate bits
 	stats []kernel.RowQuant
 	row   []float64 // [D]
@@ -226,7 +226,7 @@ func (f *linearScorer) getScratch() *rankScratch {
 	s := &rankScratch{row: make([]float64, f.d), lo: make([]float64, f.c8), hi: make([]float64, f.c8), top: make([]float64, 0, 16)}
 	if f.q != nil {
 		s.k8 = f.q.NewScratch()
-		s.dots = make([]int32, (rankBlock+2)*f.q.Stride()) // in place: see kernel.Int8Classes.Dot
+		s.dots = make([]int32, rankBlock*f.q.Stride()) // summed in place: see kernel.Int8Classes.Dot
 		s.mask = make([]uint8, f.c8/8)
 		s.stats = make([]kernel.RowQuant, rankBlock)
 	}

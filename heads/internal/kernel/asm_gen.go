@@ -23,13 +23,17 @@ func main() {
 	dotAcc(p)
 	dotAcc512(p)
 	b.WriteString(quantAsm)
-	for j := 1; j <= 7; j++ {
-		dotU8(p, j)
+	for _, r := range []int{3, 1} {
+		for j := 1; j <= 7; j++ {
+			dotU8(p, r, j)
+		}
 	}
 	b.WriteString(boundsAsm)
 	b.WriteString(avx2Asm)
-	for j := 1; j <= 3; j++ {
-		dotU8avx2(p, j)
+	for _, r := range []int{2, 1} {
+		for j := 1; j <= 3; j++ {
+			dotU8avx2(p, r, j)
+		}
 	}
 	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -97,16 +101,16 @@ func dotAcc512(p func(string, ...any)) {
 	p("")
 }
 
-// dotU8avx2: the AVX2 tile of 2 rows × J panels of 16 classes (2J ymm
+// dotU8avx2: the AVX2 tile of R ≤ 2 rows × J panels of 16 classes (2J ymm
 // halves of 8 classes). VPMADDUBSW multiplies the unsigned row bytes
 // (≤ 127, so pairs cannot saturate int16) by the signed class bytes and adds
 // pairs; VPMADDWD by ones adds the pairs of int16 into int32: the four
 // products of VPDPBUSD. Row r, half h accumulates in Y(2J·r+h); x
 // broadcasts in Y12, Y13; ones in Y14; Y15 is the temporary.
-func dotU8avx2(p func(string, ...any), J int) {
-	p("// func dotU8x2x%d(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)", J)
-	p("// dotU8x3x%d for 2 rows with AVX2 (row bytes ≤ 127).", J)
-	p("TEXT ·dotU8x2x%d(SB), NOSPLIT, $0-48", J)
+func dotU8avx2(p func(string, ...any), R, J int) {
+	p("// func dotU8x%dx%davx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)", R, J)
+	p("// dotU8x%dx%d with AVX2 (row bytes ≤ 127).", R, J)
+	p("TEXT ·dotU8x%dx%davx2(SB), NOSPLIT, $0-48", R, J)
 	p("\tMOVQ steps+0(FP), CX")
 	p("\tMOVQ xu+8(FP), SI")
 	p("\tMOVQ ldx+16(FP), R8")
@@ -118,17 +122,19 @@ func dotU8avx2(p func(string, ...any), J int) {
 	p("\tMOVL $0x00010001, AX")
 	p("\tMOVL AX, X14")
 	p("\tVPBROADCASTD X14, Y14")
-	bases := []string{"DI", "R10"}
+	bases := []string{"DI", "R10"}[:R]
+	xs := []string{"(SI)", "(SI)(R8*1)"}
 	for r, base := range bases {
 		for h := 0; h < 2*J; h++ {
 			p("\tVMOVDQU %d(%s), Y%d", 32*h, base, 2*J*r+h)
 		}
 	}
-	p("u8avx2loop%d:", J)
-	p("\tVPBROADCASTD (SI), Y12")
-	p("\tVPBROADCASTD (SI)(R8*1), Y13")
+	p("u8avx2loop%dx%d:", R, J)
+	for r := 0; r < R; r++ {
+		p("\tVPBROADCASTD %s, Y%d", xs[r], 12+r)
+	}
 	for h := 0; h < 2*J; h++ {
-		for r := 0; r < 2; r++ {
+		for r := 0; r < R; r++ {
 			p("\tVPMADDUBSW %d(DX), Y%d, Y15", 32*h, 12+r)
 			p("\tVPMADDWD Y14, Y15, Y15")
 			p("\tVPADDD Y15, Y%d, Y%d", 2*J*r+h, 2*J*r+h)
@@ -137,7 +143,7 @@ func dotU8avx2(p func(string, ...any), J int) {
 	p("\tADDQ $4, SI")
 	p("\tADDQ $%d, DX", 64*J)
 	p("\tDECQ CX")
-	p("\tJNZ u8avx2loop%d", J)
+	p("\tJNZ u8avx2loop%dx%d", R, J)
 	for r, base := range bases {
 		for h := 0; h < 2*J; h++ {
 			p("\tVMOVDQU Y%d, %d(%s)", 2*J*r+h, 32*h, base)
@@ -148,14 +154,14 @@ func dotU8avx2(p func(string, ...any), J int) {
 	p("")
 }
 
-// dotU8: the 3-row × J-panel VNNI tile. Row r, panel j accumulates in
+// dotU8: the R-row (R ≤ 3) × J-panel VNNI tile. Row r, panel j accumulates in
 // Z(J·r+j); x broadcasts in Z21–Z23; panels load alternately into Z24/Z25.
-func dotU8(p func(string, ...any), J int) {
-	p("// func dotU8x3x%d(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)", J)
-	p("// For rows r < 3 (xu + r·ldx) and the %d panels j of 16 classes of w", J)
+func dotU8(p func(string, ...any), R, J int) {
+	p("// func dotU8x%dx%d(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)", R, J)
+	p("// For rows r < %d (xu + r·ldx) and the %d panels j of 16 classes of w", R, J)
 	p("// ([steps][%d][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b", J)
 	p("// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).")
-	p("TEXT ·dotU8x3x%d(SB), NOSPLIT, $0-48", J)
+	p("TEXT ·dotU8x%dx%d(SB), NOSPLIT, $0-48", R, J)
 	p("\tMOVQ steps+0(FP), CX")
 	p("\tMOVQ xu+8(FP), SI")
 	p("\tMOVQ ldx+16(FP), R8")
@@ -165,27 +171,28 @@ func dotU8(p func(string, ...any), J int) {
 	p("\tSHLQ $2, R9")
 	p("\tLEAQ (DI)(R9*1), R10")
 	p("\tLEAQ (DI)(R9*2), R11")
-	bases := []string{"DI", "R10", "R11"}
+	bases := []string{"DI", "R10", "R11"}[:R]
+	xs := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)"}
 	for r, base := range bases {
 		for j := 0; j < J; j++ {
 			p("\tVMOVDQU32 %d(%s), Z%d", 64*j, base, J*r+j)
 		}
 	}
-	p("u8loop%d:", J)
-	p("\tVPBROADCASTD (SI), Z21")
-	p("\tVPBROADCASTD (SI)(R8*1), Z22")
-	p("\tVPBROADCASTD (SI)(R8*2), Z23")
+	p("u8loop%dx%d:", R, J)
+	for r := 0; r < R; r++ {
+		p("\tVPBROADCASTD %s, Z%d", xs[r], 21+r)
+	}
 	for j := 0; j < J; j++ {
 		z := 24 + j%2
 		p("\tVMOVDQU32 %d(DX), Z%d", 64*j, z)
-		for r := 0; r < 3; r++ {
+		for r := 0; r < R; r++ {
 			p("\tVPDPBUSD Z%d, Z%d, Z%d", z, 21+r, J*r+j)
 		}
 	}
 	p("\tADDQ $4, SI")
 	p("\tADDQ $%d, DX", 64*J)
 	p("\tDECQ CX")
-	p("\tJNZ u8loop%d", J)
+	p("\tJNZ u8loop%dx%d", R, J)
 	for r, base := range bases {
 		for j := 0; j < J; j++ {
 			p("\tVMOVDQU32 Z%d, %d(%s)", J*r+j, 64*j, base)

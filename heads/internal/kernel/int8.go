@@ -9,7 +9,8 @@ import (
 
 // conv is how one instruction set runs the int8 products: feature rows are
 // quantised to [−qmax, qmax] and stored as q + offset (unsigned bytes); the
-// tile multiplies rows at a time against up to maxPanels panels of 16
+// tile multiplies rows rows at a time (single rows for the remainder)
+// against up to maxPanels panels of 16
 // classes (one AVX-512 register, or two AVX2 registers, of int32 sums).
 type conv struct {
 	mode            int
@@ -179,30 +180,25 @@ func (p *Int8Classes) Stride() int { return p.lda }
 
 // Dot quantises the n rows of x [n, D] and writes, for each row i and class
 // c < C, dst[i·ldd + c] = Σ_l q(x_i)[l]·q_c[l] (exact integers), and stats[i].
-// sc must come from p.NewScratch. With ldd = Stride() and len(dst) ≥
-// (n+2)·ldd the sums are accumulated in dst itself (no copy); the entries
-// past each row's C, and rows n and n+1, are then overwritten with junk.
+// sc must come from p.NewScratch. With ldd = Stride() and len(dst) ≥ n·ldd
+// the sums are accumulated in dst itself (no copy); the entries past each
+// row's C are then overwritten with junk.
 func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n int, sc *Scratch) {
 	d, lda := p.D, p.lda
 	if len(x) < n*d || len(stats) < n || (n > 0 && len(dst) < (n-1)*ldd+p.C) {
 		panic("kernel: short slice")
 	}
-	inPlace := ldd == lda && len(dst) >= (n+2)*ldd
+	inPlace := ldd == lda && len(dst) >= n*ldd
 	for r0 := 0; r0 < n; r0 += rowBlock {
 		nb := min(rowBlock, n-r0)
-		tr := p.cv.rows
-		nt := (nb + tr - 1) / tr * tr
 		for i := 0; i < nb; i++ {
 			stats[r0+i] = p.quantizeRow(x[(r0+i)*d:(r0+i+1)*d], sc.xu[i*p.dpad:(i+1)*p.dpad], sc.pad)
 		}
-		for i := nb; i < nt; i++ {
-			fill(sc.xu[i*p.dpad:(i+1)*p.dpad], p.cv.offset)
-		}
-		acc := sc.acc[:nt*lda]
+		acc := sc.acc[:nb*lda]
 		if inPlace {
-			acc = dst[r0*lda : (r0+nt)*lda]
+			acc = dst[r0*lda : (r0+nb)*lda]
 		}
-		for i := 0; i < nt; i++ {
+		for i := 0; i < nb; i++ {
 			copy(acc[i*lda:(i+1)*lda], p.negCorr)
 		}
 		for g := 0; g+1 < len(p.first); g++ {
@@ -210,8 +206,14 @@ func (p *Int8Classes) Dot(dst []int32, ldd int, stats []RowQuant, x []float32, n
 			for s0 := 0; s0 < p.steps; s0 += stepBlock {
 				st := min(stepBlock, p.steps-s0)
 				w := p.data[p.off[g]+s0*np*64:]
-				for t := 0; t < nt; t += tr {
-					dotU8(p.cv, np, st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+p.first[g]*16:], lda)
+				// Whole tiles of cv.rows rows, then single rows.
+				for t := 0; t < nb; {
+					tr := p.cv.rows
+					if nb-t < tr {
+						tr = 1
+					}
+					dotU8(p.cv, tr, np, st, sc.xu[t*p.dpad+4*s0:], p.dpad, w, acc[t*lda+p.first[g]*16:], lda)
+					t += tr
 				}
 			}
 		}

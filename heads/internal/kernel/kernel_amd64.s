@@ -230,7 +230,7 @@ TEXT ·dotU8x3x1(SB), NOSPLIT, $0-48
 	VMOVDQU32 0(DI), Z0
 	VMOVDQU32 0(R10), Z1
 	VMOVDQU32 0(R11), Z2
-u8loop1:
+u8loop3x1:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -241,7 +241,7 @@ u8loop1:
 	ADDQ $4, SI
 	ADDQ $64, DX
 	DECQ CX
-	JNZ u8loop1
+	JNZ u8loop3x1
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 0(R10)
 	VMOVDQU32 Z2, 0(R11)
@@ -268,7 +268,7 @@ TEXT ·dotU8x3x2(SB), NOSPLIT, $0-48
 	VMOVDQU32 64(R10), Z3
 	VMOVDQU32 0(R11), Z4
 	VMOVDQU32 64(R11), Z5
-u8loop2:
+u8loop3x2:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -283,7 +283,7 @@ u8loop2:
 	ADDQ $4, SI
 	ADDQ $128, DX
 	DECQ CX
-	JNZ u8loop2
+	JNZ u8loop3x2
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 64(DI)
 	VMOVDQU32 Z2, 0(R10)
@@ -316,7 +316,7 @@ TEXT ·dotU8x3x3(SB), NOSPLIT, $0-48
 	VMOVDQU32 0(R11), Z6
 	VMOVDQU32 64(R11), Z7
 	VMOVDQU32 128(R11), Z8
-u8loop3:
+u8loop3x3:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -335,7 +335,7 @@ u8loop3:
 	ADDQ $4, SI
 	ADDQ $192, DX
 	DECQ CX
-	JNZ u8loop3
+	JNZ u8loop3x3
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 64(DI)
 	VMOVDQU32 Z2, 128(DI)
@@ -374,7 +374,7 @@ TEXT ·dotU8x3x4(SB), NOSPLIT, $0-48
 	VMOVDQU32 64(R11), Z9
 	VMOVDQU32 128(R11), Z10
 	VMOVDQU32 192(R11), Z11
-u8loop4:
+u8loop3x4:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -397,7 +397,7 @@ u8loop4:
 	ADDQ $4, SI
 	ADDQ $256, DX
 	DECQ CX
-	JNZ u8loop4
+	JNZ u8loop3x4
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 64(DI)
 	VMOVDQU32 Z2, 128(DI)
@@ -442,7 +442,7 @@ TEXT ·dotU8x3x5(SB), NOSPLIT, $0-48
 	VMOVDQU32 128(R11), Z12
 	VMOVDQU32 192(R11), Z13
 	VMOVDQU32 256(R11), Z14
-u8loop5:
+u8loop3x5:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -469,7 +469,7 @@ u8loop5:
 	ADDQ $4, SI
 	ADDQ $320, DX
 	DECQ CX
-	JNZ u8loop5
+	JNZ u8loop3x5
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 64(DI)
 	VMOVDQU32 Z2, 128(DI)
@@ -520,7 +520,7 @@ TEXT ·dotU8x3x6(SB), NOSPLIT, $0-48
 	VMOVDQU32 192(R11), Z15
 	VMOVDQU32 256(R11), Z16
 	VMOVDQU32 320(R11), Z17
-u8loop6:
+u8loop3x6:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -551,7 +551,7 @@ u8loop6:
 	ADDQ $4, SI
 	ADDQ $384, DX
 	DECQ CX
-	JNZ u8loop6
+	JNZ u8loop3x6
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 64(DI)
 	VMOVDQU32 Z2, 128(DI)
@@ -608,7 +608,7 @@ TEXT ·dotU8x3x7(SB), NOSPLIT, $0-48
 	VMOVDQU32 256(R11), Z18
 	VMOVDQU32 320(R11), Z19
 	VMOVDQU32 384(R11), Z20
-u8loop7:
+u8loop3x7:
 	VPBROADCASTD (SI), Z21
 	VPBROADCASTD (SI)(R8*1), Z22
 	VPBROADCASTD (SI)(R8*2), Z23
@@ -643,7 +643,7 @@ u8loop7:
 	ADDQ $4, SI
 	ADDQ $448, DX
 	DECQ CX
-	JNZ u8loop7
+	JNZ u8loop3x7
 	VMOVDQU32 Z0, 0(DI)
 	VMOVDQU32 Z1, 64(DI)
 	VMOVDQU32 Z2, 128(DI)
@@ -665,6 +665,279 @@ u8loop7:
 	VMOVDQU32 Z18, 256(R11)
 	VMOVDQU32 Z19, 320(R11)
 	VMOVDQU32 Z20, 384(R11)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x1(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 1 panels j of 16 classes of w
+// ([steps][1][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x1(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+u8loop1x1:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	ADDQ $4, SI
+	ADDQ $64, DX
+	DECQ CX
+	JNZ u8loop1x1
+	VMOVDQU32 Z0, 0(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 2 panels j of 16 classes of w
+// ([steps][2][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x2(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+u8loop1x2:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	VMOVDQU32 64(DX), Z25
+	VPDPBUSD Z25, Z21, Z1
+	ADDQ $4, SI
+	ADDQ $128, DX
+	DECQ CX
+	JNZ u8loop1x2
+	VMOVDQU32 Z0, 0(DI)
+	VMOVDQU32 Z1, 64(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x3(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 3 panels j of 16 classes of w
+// ([steps][3][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x3(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VMOVDQU32 128(DI), Z2
+u8loop1x3:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	VMOVDQU32 64(DX), Z25
+	VPDPBUSD Z25, Z21, Z1
+	VMOVDQU32 128(DX), Z24
+	VPDPBUSD Z24, Z21, Z2
+	ADDQ $4, SI
+	ADDQ $192, DX
+	DECQ CX
+	JNZ u8loop1x3
+	VMOVDQU32 Z0, 0(DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x4(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 4 panels j of 16 classes of w
+// ([steps][4][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x4(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VMOVDQU32 128(DI), Z2
+	VMOVDQU32 192(DI), Z3
+u8loop1x4:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	VMOVDQU32 64(DX), Z25
+	VPDPBUSD Z25, Z21, Z1
+	VMOVDQU32 128(DX), Z24
+	VPDPBUSD Z24, Z21, Z2
+	VMOVDQU32 192(DX), Z25
+	VPDPBUSD Z25, Z21, Z3
+	ADDQ $4, SI
+	ADDQ $256, DX
+	DECQ CX
+	JNZ u8loop1x4
+	VMOVDQU32 Z0, 0(DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	VMOVDQU32 Z3, 192(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x5(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 5 panels j of 16 classes of w
+// ([steps][5][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x5(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VMOVDQU32 128(DI), Z2
+	VMOVDQU32 192(DI), Z3
+	VMOVDQU32 256(DI), Z4
+u8loop1x5:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	VMOVDQU32 64(DX), Z25
+	VPDPBUSD Z25, Z21, Z1
+	VMOVDQU32 128(DX), Z24
+	VPDPBUSD Z24, Z21, Z2
+	VMOVDQU32 192(DX), Z25
+	VPDPBUSD Z25, Z21, Z3
+	VMOVDQU32 256(DX), Z24
+	VPDPBUSD Z24, Z21, Z4
+	ADDQ $4, SI
+	ADDQ $320, DX
+	DECQ CX
+	JNZ u8loop1x5
+	VMOVDQU32 Z0, 0(DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	VMOVDQU32 Z3, 192(DI)
+	VMOVDQU32 Z4, 256(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x6(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 6 panels j of 16 classes of w
+// ([steps][6][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x6(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VMOVDQU32 128(DI), Z2
+	VMOVDQU32 192(DI), Z3
+	VMOVDQU32 256(DI), Z4
+	VMOVDQU32 320(DI), Z5
+u8loop1x6:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	VMOVDQU32 64(DX), Z25
+	VPDPBUSD Z25, Z21, Z1
+	VMOVDQU32 128(DX), Z24
+	VPDPBUSD Z24, Z21, Z2
+	VMOVDQU32 192(DX), Z25
+	VPDPBUSD Z25, Z21, Z3
+	VMOVDQU32 256(DX), Z24
+	VPDPBUSD Z24, Z21, Z4
+	VMOVDQU32 320(DX), Z25
+	VPDPBUSD Z25, Z21, Z5
+	ADDQ $4, SI
+	ADDQ $384, DX
+	DECQ CX
+	JNZ u8loop1x6
+	VMOVDQU32 Z0, 0(DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	VMOVDQU32 Z3, 192(DI)
+	VMOVDQU32 Z4, 256(DI)
+	VMOVDQU32 Z5, 320(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x7(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// For rows r < 1 (xu + r·ldx) and the 7 panels j of 16 classes of w
+// ([steps][7][16][4] int8): acc[r·lda + 16j + lane] += Σ_s Σ_b
+// xu[r][4s+b]·w[s][j][lane][b] (unsigned × signed bytes, VPDPBUSD).
+TEXT ·dotU8x1x7(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (DI)(R9*2), R11
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VMOVDQU32 128(DI), Z2
+	VMOVDQU32 192(DI), Z3
+	VMOVDQU32 256(DI), Z4
+	VMOVDQU32 320(DI), Z5
+	VMOVDQU32 384(DI), Z6
+u8loop1x7:
+	VPBROADCASTD (SI), Z21
+	VMOVDQU32 0(DX), Z24
+	VPDPBUSD Z24, Z21, Z0
+	VMOVDQU32 64(DX), Z25
+	VPDPBUSD Z25, Z21, Z1
+	VMOVDQU32 128(DX), Z24
+	VPDPBUSD Z24, Z21, Z2
+	VMOVDQU32 192(DX), Z25
+	VPDPBUSD Z25, Z21, Z3
+	VMOVDQU32 256(DX), Z24
+	VPDPBUSD Z24, Z21, Z4
+	VMOVDQU32 320(DX), Z25
+	VPDPBUSD Z25, Z21, Z5
+	VMOVDQU32 384(DX), Z24
+	VPDPBUSD Z24, Z21, Z6
+	ADDQ $4, SI
+	ADDQ $448, DX
+	DECQ CX
+	JNZ u8loop1x7
+	VMOVDQU32 Z0, 0(DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	VMOVDQU32 Z3, 192(DI)
+	VMOVDQU32 Z4, 256(DI)
+	VMOVDQU32 Z5, 320(DI)
+	VMOVDQU32 Z6, 384(DI)
 	VZEROUPPER
 	RET
 
@@ -923,9 +1196,9 @@ al2loop:
 	JNZ al2loop
 	VZEROUPPER
 	RET
-// func dotU8x2x1(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
-// dotU8x3x1 for 2 rows with AVX2 (row bytes ≤ 127).
-TEXT ·dotU8x2x1(SB), NOSPLIT, $0-48
+// func dotU8x2x1avx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// dotU8x2x1 with AVX2 (row bytes ≤ 127).
+TEXT ·dotU8x2x1avx2(SB), NOSPLIT, $0-48
 	MOVQ steps+0(FP), CX
 	MOVQ xu+8(FP), SI
 	MOVQ ldx+16(FP), R8
@@ -941,7 +1214,7 @@ TEXT ·dotU8x2x1(SB), NOSPLIT, $0-48
 	VMOVDQU 32(DI), Y1
 	VMOVDQU 0(R10), Y2
 	VMOVDQU 32(R10), Y3
-u8avx2loop1:
+u8avx2loop2x1:
 	VPBROADCASTD (SI), Y12
 	VPBROADCASTD (SI)(R8*1), Y13
 	VPMADDUBSW 0(DX), Y12, Y15
@@ -959,7 +1232,7 @@ u8avx2loop1:
 	ADDQ $4, SI
 	ADDQ $64, DX
 	DECQ CX
-	JNZ u8avx2loop1
+	JNZ u8avx2loop2x1
 	VMOVDQU Y0, 0(DI)
 	VMOVDQU Y1, 32(DI)
 	VMOVDQU Y2, 0(R10)
@@ -967,9 +1240,9 @@ u8avx2loop1:
 	VZEROUPPER
 	RET
 
-// func dotU8x2x2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
-// dotU8x3x2 for 2 rows with AVX2 (row bytes ≤ 127).
-TEXT ·dotU8x2x2(SB), NOSPLIT, $0-48
+// func dotU8x2x2avx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// dotU8x2x2 with AVX2 (row bytes ≤ 127).
+TEXT ·dotU8x2x2avx2(SB), NOSPLIT, $0-48
 	MOVQ steps+0(FP), CX
 	MOVQ xu+8(FP), SI
 	MOVQ ldx+16(FP), R8
@@ -989,7 +1262,7 @@ TEXT ·dotU8x2x2(SB), NOSPLIT, $0-48
 	VMOVDQU 32(R10), Y5
 	VMOVDQU 64(R10), Y6
 	VMOVDQU 96(R10), Y7
-u8avx2loop2:
+u8avx2loop2x2:
 	VPBROADCASTD (SI), Y12
 	VPBROADCASTD (SI)(R8*1), Y13
 	VPMADDUBSW 0(DX), Y12, Y15
@@ -1019,7 +1292,7 @@ u8avx2loop2:
 	ADDQ $4, SI
 	ADDQ $128, DX
 	DECQ CX
-	JNZ u8avx2loop2
+	JNZ u8avx2loop2x2
 	VMOVDQU Y0, 0(DI)
 	VMOVDQU Y1, 32(DI)
 	VMOVDQU Y2, 64(DI)
@@ -1031,9 +1304,9 @@ u8avx2loop2:
 	VZEROUPPER
 	RET
 
-// func dotU8x2x3(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
-// dotU8x3x3 for 2 rows with AVX2 (row bytes ≤ 127).
-TEXT ·dotU8x2x3(SB), NOSPLIT, $0-48
+// func dotU8x2x3avx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// dotU8x2x3 with AVX2 (row bytes ≤ 127).
+TEXT ·dotU8x2x3avx2(SB), NOSPLIT, $0-48
 	MOVQ steps+0(FP), CX
 	MOVQ xu+8(FP), SI
 	MOVQ ldx+16(FP), R8
@@ -1057,7 +1330,7 @@ TEXT ·dotU8x2x3(SB), NOSPLIT, $0-48
 	VMOVDQU 96(R10), Y9
 	VMOVDQU 128(R10), Y10
 	VMOVDQU 160(R10), Y11
-u8avx2loop3:
+u8avx2loop2x3:
 	VPBROADCASTD (SI), Y12
 	VPBROADCASTD (SI)(R8*1), Y13
 	VPMADDUBSW 0(DX), Y12, Y15
@@ -1099,7 +1372,7 @@ u8avx2loop3:
 	ADDQ $4, SI
 	ADDQ $192, DX
 	DECQ CX
-	JNZ u8avx2loop3
+	JNZ u8avx2loop2x3
 	VMOVDQU Y0, 0(DI)
 	VMOVDQU Y1, 32(DI)
 	VMOVDQU Y2, 64(DI)
@@ -1112,6 +1385,135 @@ u8avx2loop3:
 	VMOVDQU Y9, 96(R10)
 	VMOVDQU Y10, 128(R10)
 	VMOVDQU Y11, 160(R10)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x1avx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// dotU8x1x1 with AVX2 (row bytes ≤ 127).
+TEXT ·dotU8x1x1avx2(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	MOVL $0x00010001, AX
+	MOVL AX, X14
+	VPBROADCASTD X14, Y14
+	VMOVDQU 0(DI), Y0
+	VMOVDQU 32(DI), Y1
+u8avx2loop1x1:
+	VPBROADCASTD (SI), Y12
+	VPMADDUBSW 0(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y0, Y0
+	VPMADDUBSW 32(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y1, Y1
+	ADDQ $4, SI
+	ADDQ $64, DX
+	DECQ CX
+	JNZ u8avx2loop1x1
+	VMOVDQU Y0, 0(DI)
+	VMOVDQU Y1, 32(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x2avx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// dotU8x1x2 with AVX2 (row bytes ≤ 127).
+TEXT ·dotU8x1x2avx2(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	MOVL $0x00010001, AX
+	MOVL AX, X14
+	VPBROADCASTD X14, Y14
+	VMOVDQU 0(DI), Y0
+	VMOVDQU 32(DI), Y1
+	VMOVDQU 64(DI), Y2
+	VMOVDQU 96(DI), Y3
+u8avx2loop1x2:
+	VPBROADCASTD (SI), Y12
+	VPMADDUBSW 0(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y0, Y0
+	VPMADDUBSW 32(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y1, Y1
+	VPMADDUBSW 64(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y2, Y2
+	VPMADDUBSW 96(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y3, Y3
+	ADDQ $4, SI
+	ADDQ $128, DX
+	DECQ CX
+	JNZ u8avx2loop1x2
+	VMOVDQU Y0, 0(DI)
+	VMOVDQU Y1, 32(DI)
+	VMOVDQU Y2, 64(DI)
+	VMOVDQU Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// func dotU8x1x3avx2(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+// dotU8x1x3 with AVX2 (row bytes ≤ 127).
+TEXT ·dotU8x1x3avx2(SB), NOSPLIT, $0-48
+	MOVQ steps+0(FP), CX
+	MOVQ xu+8(FP), SI
+	MOVQ ldx+16(FP), R8
+	MOVQ w+24(FP), DX
+	MOVQ acc+32(FP), DI
+	MOVQ lda+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	MOVL $0x00010001, AX
+	MOVL AX, X14
+	VPBROADCASTD X14, Y14
+	VMOVDQU 0(DI), Y0
+	VMOVDQU 32(DI), Y1
+	VMOVDQU 64(DI), Y2
+	VMOVDQU 96(DI), Y3
+	VMOVDQU 128(DI), Y4
+	VMOVDQU 160(DI), Y5
+u8avx2loop1x3:
+	VPBROADCASTD (SI), Y12
+	VPMADDUBSW 0(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y0, Y0
+	VPMADDUBSW 32(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y1, Y1
+	VPMADDUBSW 64(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y2, Y2
+	VPMADDUBSW 96(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y3, Y3
+	VPMADDUBSW 128(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y4, Y4
+	VPMADDUBSW 160(DX), Y12, Y15
+	VPMADDWD Y14, Y15, Y15
+	VPADDD Y15, Y5, Y5
+	ADDQ $4, SI
+	ADDQ $192, DX
+	DECQ CX
+	JNZ u8avx2loop1x3
+	VMOVDQU Y0, 0(DI)
+	VMOVDQU Y1, 32(DI)
+	VMOVDQU Y2, 64(DI)
+	VMOVDQU Y3, 96(DI)
+	VMOVDQU Y4, 128(DI)
+	VMOVDQU Y5, 160(DI)
 	VZEROUPPER
 	RET
 

@@ -21,8 +21,8 @@ func quantRow(cv conv, x []float32, inv, s float32, xu []uint8) float32 {
 	return quantRowGo(cv, x, inv, s, xu)
 }
 
-func dotU8(cv conv, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
-	dotU8Go(cv.rows, panels, steps, xu, ldx, w, acc, lda)
+func dotU8(cv conv, rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+	dotU8Go(rows, panels, steps, xu, ldx, w, acc, lda)
 }
 
 func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {
