@@ -45,7 +45,7 @@ func Predict(ctx context.Context, h heads.Head, x []float32, d, k, batch int) ([
 		hi := min(lo+batch, n)
 		if fast {
 			// Same ranking as Scores + sort below, computed faster
-			// (float32 shortlist, exact float64 re-score).
+			// (int8 shortlist, exact float64 re-score).
 			dst := out[lo*k : hi*k]
 			if err := ranker.TopK(x[lo*d:hi*d], k, dst); err != nil {
 				return nil, 0, fmt.Errorf("%s scores: %w", h.Method(), err)

@@ -11,9 +11,9 @@
 //
 //	go build -tags openblas ./cmd/cl
 //
-// Results then differ from the pure-Go build in the last bits of rounding.
-// The heads package's TopK float32 shortlist, whose bound relies on gonum's
-// own Dgemm, switches itself to full float64 scoring under another BLAS.
+// Results of the BLAS-based heads (RanPAC, FeCAM, LDA's solve) then differ
+// from the pure-Go build in the last bits of rounding; prototype and LDA
+// scores and TopK use heads' own kernel.Dot and are the same in both builds.
 package openblas
 
 // #cgo pkg-config: openblas
