@@ -176,3 +176,45 @@ func TestFitAPERTwoFiles(t *testing.T) {
 		t.Error("aper head accepted one-branch features")
 	}
 }
+
+// TestMergeForgetSolvedHeads: merge and forget work for heads that solve a
+// system (RanPAC needed a new stage before heads.Refresh), and merging two
+// heads equals fitting both files into one head.
+func TestMergeForgetSolvedHeads(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	names := classNames(10)
+	writeClusters(t, p("a.safetensors"), names, []int{0, 1, 2, 3, 4}, 4, 16, 0, "mnv2")
+	writeClusters(t, p("b.safetensors"), names, []int{5, 6, 7, 8, 9}, 4, 16, 0.02, "mnv2")
+	writeClusters(t, p("test.safetensors"), names, nil, 2, 16, 0.01, "mnv2")
+	for _, m := range []struct{ method, opt string }{{"ranpac", "M=100"}, {"lda", "shrinkage=0.01"}, {"fecam", "variant=paper"}} {
+		fit := func(head string, files ...string) {
+			for i, f := range files {
+				args := []string{"fit", "--features", p(f), "--head", p(head)}
+				if i == 0 {
+					args = append(args, "--method", m.method, "--set", m.opt)
+				}
+				if _, stderr, err := runHeadsCL(args...); err != nil {
+					t.Fatalf("%s fit %s: %v %s", m.method, f, err, stderr)
+				}
+			}
+		}
+		fit(m.method+"a", "a.safetensors")
+		fit(m.method+"b", "b.safetensors")
+		fit(m.method+"ab", "a.safetensors", "b.safetensors")
+		if out, stderr, err := runHeadsCL("merge", p(m.method+"a"), p(m.method+"b"), "--out", p(m.method+"m")); err != nil {
+			t.Fatalf("%s merge: %v %s %s", m.method, err, out, stderr)
+		}
+		got, want := evalJSON(t, p(m.method+"m"), p("test.safetensors")), evalJSON(t, p(m.method+"ab"), p("test.safetensors"))
+		got.Head, want.Head = "", ""
+		if !reflect.DeepEqual(got, want) || got.Rows != 20 {
+			t.Errorf("%s: merged head %+v, fitted on both %+v", m.method, got, want)
+		}
+		if out, stderr, err := runHeadsCL("forget", "--head", p(m.method+"m"), "--features", p("b.safetensors"), "--out", p(m.method+"f")); err != nil {
+			t.Fatalf("%s forget: %v %s %s", m.method, err, out, stderr)
+		}
+		if r := evalJSON(t, p(m.method+"f"), p("test.safetensors")); r.Rows != 10 || r.Unknown != 10 || r.Top1 != 100 {
+			t.Errorf("%s after forgetting b: %+v", m.method, r)
+		}
+	}
+}

@@ -110,7 +110,7 @@ func runForget(headPath string, classes []string, featPath, out string, stdout i
 		what = fmt.Sprintf("unlearned %d rows of %s", set.N, featPath)
 	}
 	if len(h.Classes()) > 0 {
-		if err := h.EndStage(); err != nil {
+		if err := heads.Refresh(h); err != nil {
 			return fmt.Errorf("updating the head after forgetting: %w", err)
 		}
 	}

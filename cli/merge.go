@@ -106,7 +106,7 @@ func runMerge(pathA, pathB, out string, stdout io.Writer, log *slog.Logger) erro
 	if err := ha.Merge(hb); err != nil {
 		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
 	}
-	if err := ha.EndStage(); err != nil {
+	if err := heads.Refresh(ha); err != nil {
 		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
 	}
 	ia.Classes = names

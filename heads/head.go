@@ -95,3 +95,20 @@ func Methods() []string {
 	sort.Strings(names)
 	return names
 }
+
+// refresher is implemented by heads whose EndStage needs a new stage of
+// samples (RanPAC) but which can recompute their solved state from their
+// statistics alone.
+type refresher interface{ Refresh() error }
+
+// Refresh recomputes what a head derives from its statistics (a solved
+// system, class precisions, prototypes) after Merge, Unlearn or RemoveClass
+// when no new stage of samples follows, as in cl merge and cl forget. RanPAC
+// re-solves W_o with the λ it selected last (see RanPAC.Refresh); the other
+// heads run EndStage.
+func Refresh(h Head) error {
+	if r, ok := h.(refresher); ok {
+		return r.Refresh()
+	}
+	return h.EndStage()
+}

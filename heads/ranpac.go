@@ -446,6 +446,31 @@ func (h *RanPAC) EndStage() error {
 	return nil
 }
 
+// Refresh re-solves W_o from the statistics after Merge, Unlearn or
+// RemoveClass (see heads.Refresh). Samples still buffered from an unfinished
+// stage end that stage (EndStage, which selects λ on them); otherwise W_o is
+// solved with the fixed lambda option or, failing that, the λ selected at the
+// last EndStage (after Merge: the first head's, or the second's if the first
+// had none). A head that never selected λ and has no fixed one is an error.
+func (h *RanPAC) Refresh() error {
+	if len(h.stageY) > 0 {
+		return h.EndStage()
+	}
+	if len(h.Classes()) == 0 {
+		h.wo, h.woCls, h.woNorms = nil, nil, nil
+		return nil
+	}
+	lam := h.lambdaFix
+	if lam == 0 {
+		lam = h.lambda
+	}
+	if lam == 0 {
+		return errors.New("ranpac: Refresh: no λ has been selected yet (no stage was ever ended); learn a stage, or create the head with lambda=<value>")
+	}
+	h.lambda = lam
+	return h.solve()
+}
+
 // selectLosses computes the validation MSE of every λ of RidgeGrid on the
 // buffered stage.
 func (h *RanPAC) selectLosses() []float64 {

@@ -664,3 +664,124 @@ func TestRanPACSolveKeepsG(t *testing.T) {
 		}
 	}
 }
+
+// TestRanPACRefresh: after Merge, Unlearn or RemoveClass with no new stage,
+// Refresh re-solves W_o; with a fixed λ the merged head scores as the head
+// that learned both stages, and unlearning a stage gives back the head of
+// the other.
+func TestRanPACRefresh(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	const d = 12
+	data := func(classes []int, per int) ([]float32, []int) {
+		var x []float32
+		var y []int
+		for _, c := range classes {
+			for i := 0; i < per; i++ {
+				for j := 0; j < d; j++ {
+					v := float32(r.NormFloat64())
+					if j == c {
+						v += 4
+					}
+					x = append(x, v)
+				}
+				y = append(y, c)
+			}
+		}
+		return x, y
+	}
+	xa, ya := data([]int{0, 1, 2}, 20)
+	xb, yb := data([]int{3, 4, 5}, 20)
+	xt, _ := data([]int{0, 1, 2, 3, 4, 5}, 3)
+	opts := map[string]string{"M": "64", "lambda": "0.5", "class_gram": "true"}
+	fit := func(stages ...[2]any) *RanPAC {
+		h := newHead(t, "ranpac", opts).(*RanPAC)
+		for _, s := range stages {
+			if err := h.Learn(s[0].([]float32), s[1].([]int)); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.EndStage(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return h
+	}
+	a, b := [2]any{xa, ya}, [2]any{xb, yb}
+	both := fit(a, b)
+	merged := fit(a)
+	if err := merged.Merge(fit(b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Refresh(merged); err != nil {
+		t.Fatal(err)
+	}
+	closeScores(t, "merge", solvedScores(t, merged, xt), solvedScores(t, both, xt))
+
+	// Unlearn stage b, or remove its classes: the head of stage a.
+	onlyA := fit(a)
+	un := fit(a, b)
+	if err := un.Unlearn(xb, yb); err != nil {
+		t.Fatal(err)
+	}
+	if err := Refresh(un); err != nil {
+		t.Fatal(err)
+	}
+	closeScores(t, "unlearn", solvedScores(t, un, xt), solvedScores(t, onlyA, xt))
+	rm := fit(a, b)
+	for _, c := range []int{3, 4, 5} {
+		if err := rm.RemoveClass(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Refresh(rm); err != nil {
+		t.Fatal(err)
+	}
+	closeScores(t, "remove", solvedScores(t, rm, xt), solvedScores(t, onlyA, xt))
+
+	// λ selected by a stage is reused; a head that never selected one and
+	// has no fixed λ cannot be refreshed.
+	auto := newHead(t, "ranpac", map[string]string{"M": "64"}).(*RanPAC)
+	if err := auto.Learn(xa, ya); err != nil {
+		t.Fatal(err)
+	}
+	if err := auto.EndStage(); err != nil {
+		t.Fatal(err)
+	}
+	lam := auto.Lambda()
+	other := newHead(t, "ranpac", map[string]string{"M": "64"}).(*RanPAC)
+	if err := other.Learn(xb, yb); err != nil {
+		t.Fatal(err)
+	}
+	other.stageX, other.stageY = nil, nil // statistics without a finished stage
+	if err := Refresh(other); err == nil || !strings.Contains(err.Error(), "no λ") {
+		t.Errorf("Refresh without any λ: %v", err)
+	}
+	if err := auto.Merge(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := Refresh(auto); err != nil || auto.Lambda() != lam {
+		t.Errorf("Refresh after Merge: %v, λ %g (want %g)", err, auto.Lambda(), lam)
+	}
+}
+
+// closeScores requires two score matrices to agree to 1e-9 relative.
+func closeScores(t *testing.T, what string, got, want []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d scores, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-9*(1+math.Abs(want[i])) {
+			t.Fatalf("%s: score %d is %v, want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// solvedScores is Scores without the EndStage that scoresOf runs first.
+func solvedScores(t *testing.T, h Head, x []float32) []float64 {
+	t.Helper()
+	s, err := h.Scores(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
