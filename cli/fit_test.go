@@ -80,10 +80,30 @@ func TestFitEvalMergeForget(t *testing.T) {
 	if !reflect.DeepEqual(ra, rb) {
 		t.Errorf("merged head differs:\n%+v\n%+v", ra, rb)
 	}
-	// A head fitted from the reversed class list numbers classes differently: refused.
+	// A head fitted from the reversed class list numbers classes differently:
+	// classes are matched by name, and the result is the same head.
 	runHeadsCL("fit", "--method", "simplecil", "--features", p("brev.safetensors"), "--head", p("hrev.safetensors"))
-	if _, _, err := runHeadsCL("merge", p("ha.safetensors"), p("hrev.safetensors"), "--out", p("x.safetensors")); err == nil || !strings.Contains(err.Error(), "number classes alike") {
-		t.Errorf("conflicting merge: %v", err)
+	if _, stderr, err := runHeadsCL("merge", p("ha.safetensors"), p("hrev.safetensors"), "--out", p("hrevm.safetensors")); err != nil || !strings.Contains(stderr, "matched by name") {
+		t.Fatalf("merge of differently numbered heads: %v %s", err, stderr)
+	}
+	rr := evalJSON(t, p("hrevm.safetensors"), p("test.safetensors"))
+	rr.Head = ""
+	if !reflect.DeepEqual(rr, rb) {
+		t.Errorf("merged renumbered head differs:\n%+v\n%+v", rr, rb)
+	}
+	// Heads fitted on files that list only their own classes (labels 0…4 in
+	// both): the distributed case.
+	writeClusters(t, p("lo.safetensors"), names[:5], nil, 4, 16, 0, "mnv2")
+	writeClusters(t, p("hi.safetensors"), names[5:], nil, 4, 16, 0.02, "mnv2")
+	runHeadsCL("fit", "--method", "simplecil", "--features", p("lo.safetensors"), "--head", p("hlo.safetensors"))
+	runHeadsCL("fit", "--method", "simplecil", "--features", p("hi.safetensors"), "--head", p("hhi.safetensors"))
+	if _, stderr, err := runHeadsCL("merge", p("hlo.safetensors"), p("hhi.safetensors"), "--out", p("hlohi.safetensors")); err != nil {
+		t.Fatalf("merge of disjoint class lists: %v %s", err, stderr)
+	}
+	rd := evalJSON(t, p("hlohi.safetensors"), p("test.safetensors"))
+	rd.Head = ""
+	if !reflect.DeepEqual(rd, rb) {
+		t.Errorf("merged disjoint heads differ:\n%+v\n%+v", rd, rb)
 	}
 	runHeadsCL("fit", "--method", "ncm", "--features", p("b.safetensors"), "--head", p("hncm.safetensors"))
 	if _, _, err := runHeadsCL("merge", p("ha.safetensors"), p("hncm.safetensors"), "--out", p("x.safetensors")); err == nil || !strings.Contains(err.Error(), "same method") {

@@ -18,8 +18,9 @@ func init() {
 		OnUsageError: onUsageError,
 		Usage:        "merge two heads of the same method fitted on the same backbone (adds their statistics)",
 		ArgsUsage:    "A.safetensors B.safetensors",
-		Description: "The result equals one head fitted on both heads' samples. A class present in both heads gets\n" +
-			"the samples of both. Class labels must agree: a class B numbers differently from A is an error.",
+		Description: "The result equals one head fitted on both heads' samples. Classes are matched by name: a class\n" +
+			"present in both heads gets the samples of both, B's other classes are appended to A's class list\n" +
+			"(heads fitted from files that number their classes differently merge).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "merged head file to write (may be A or B)"},
 		},
@@ -54,30 +55,27 @@ func init() {
 	})
 }
 
-// mergeClassNames returns A's class list extended with B's names so that
-// every label B scores keeps its name, or an error when the two numberings
-// disagree.
-func mergeClassNames(a, b []string, bLabels []int) ([]string, error) {
+// mergeClassNames returns A's class list extended with the names of B's
+// classes that A does not list, and the label each of B's classes takes in
+// it (classes are matched by name, so heads fitted from files that number
+// their classes differently merge).
+func mergeClassNames(a, b []string, bLabels []int) ([]string, map[int]int, error) {
 	names := append([]string(nil), a...)
+	idx := classIndex(names)
+	to := map[int]int{}
 	for _, l := range bLabels {
 		if l >= len(b) {
-			return nil, fmt.Errorf("the second head scores label %d but lists only %d class names", l, len(b))
+			return nil, nil, fmt.Errorf("the second head scores label %d but lists only %d class names", l, len(b))
 		}
-		for len(names) <= l {
-			names = append(names, b[len(names)])
+		t, ok := idx[b[l]]
+		if !ok {
+			t = len(names)
+			names = append(names, b[l])
+			idx[b[l]] = t
 		}
-		if names[l] != b[l] {
-			return nil, fmt.Errorf("label %d is class %q in the first head but %q in the second; heads merge only when they number classes alike (fit both from feature files with the same class list)", l, names[l], b[l])
-		}
+		to[l] = t
 	}
-	idx := map[string]int{}
-	for i, n := range names {
-		if j, dup := idx[n]; dup {
-			return nil, fmt.Errorf("class %q would have two labels (%d and %d) in the merged head; fit both heads from feature files with the same class list", n, j, i)
-		}
-		idx[n] = i
-	}
-	return names, nil
+	return names, to, nil
 }
 
 func runMerge(pathA, pathB, out string, stdout io.Writer, log *slog.Logger) error {
@@ -96,9 +94,18 @@ func runMerge(pathA, pathB, out string, stdout io.Writer, log *slog.Logger) erro
 		return fmt.Errorf("%s was fitted on model %q (%s, dim %d) and %s on model %q (%s, dim %d); heads of different feature spaces cannot merge",
 			pathA, ia.Model, ia.Preprocess, ia.Dim, pathB, ib.Model, ib.Preprocess, ib.Dim)
 	}
-	names, err := mergeClassNames(ia.Classes, ib.Classes, hb.Classes())
+	names, to, err := mergeClassNames(ia.Classes, ib.Classes, hb.Classes())
 	if err != nil {
 		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
+	}
+	for l, t := range to {
+		if l != t {
+			if err := heads.Relabel(hb, to); err != nil {
+				return fmt.Errorf("renumbering the classes of %s as in %s: %w", pathB, pathA, err)
+			}
+			log.Info("classes matched by name", "renumbered", pathB)
+			break
+		}
 	}
 	if err := atomicfile.CheckWritable(out); err != nil {
 		return fmt.Errorf("--out: %w", err)

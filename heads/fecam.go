@@ -444,3 +444,16 @@ func (h *FeCAM) Scores(x []float32) ([]float64, error) {
 	}
 	return out, nil
 }
+
+// relabel renumbers the classes, keeping each class's solved mean and
+// precision.
+func (h *FeCAM) relabel(to map[int]int) {
+	h.st.relabel(to)
+	means, prec := map[int][]float64{}, map[int][]float64{}
+	for l, m := range h.means {
+		if t, ok := to[l]; ok {
+			means[t], prec[t] = m, h.prec[l]
+		}
+	}
+	h.means, h.prec = means, prec
+}

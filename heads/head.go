@@ -17,6 +17,7 @@
 package heads
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/cl-dev/cl/internal/safetensors"
@@ -111,4 +112,35 @@ func Refresh(h Head) error {
 		return r.Refresh()
 	}
 	return h.EndStage()
+}
+
+// relabeler is implemented by every head: renumber classes (see Relabel).
+type relabeler interface{ relabel(to map[int]int) }
+
+// Relabel renumbers a head's classes in place: class l becomes class to[l].
+// to must map every label of h.Classes() to distinct labels ≥ 0 (labels of
+// classes the head does not have are ignored). Solved state is recomputed
+// by the next EndStage or Refresh (RanPAC, LDA, FeCAM); cl merge uses it to
+// merge heads whose files number the same class names differently.
+func Relabel(h Head, to map[int]int) error {
+	r, ok := h.(relabeler)
+	if !ok {
+		return fmt.Errorf("%s heads cannot renumber their classes", h.Method())
+	}
+	seen := map[int]int{}
+	for _, l := range h.Classes() {
+		t, ok := to[l]
+		if !ok {
+			return fmt.Errorf("%s: Relabel: no new label for class %d", h.Method(), l)
+		}
+		if t < 0 {
+			return fmt.Errorf("%s: Relabel: class %d would get the negative label %d", h.Method(), l, t)
+		}
+		if o, dup := seen[t]; dup {
+			return fmt.Errorf("%s: Relabel: classes %d and %d would both become %d", h.Method(), o, l, t)
+		}
+		seen[t] = l
+	}
+	r.relabel(to)
+	return nil
 }

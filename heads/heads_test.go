@@ -390,3 +390,59 @@ func TestPinvFastPaths(t *testing.T) {
 		assertClose(t, variant, fast, slow, 1e-9)
 	}
 }
+
+// TestRelabel: renumbering classes permutes the score columns (Classes()
+// ascending) and nothing else, for every head; bad maps are refused.
+func TestRelabel(t *testing.T) {
+	g := loadGolden(t)
+	for _, m := range []string{"simplecil", "aper", "ncm", "lda", "fecam", "ranpac"} {
+		opts := map[string]string(nil)
+		if m == "ranpac" {
+			opts = map[string]string{"M": "64"}
+		}
+		h := newHead(t, m, opts)
+		if err := h.Learn(g.xtr, g.ytr); err != nil {
+			t.Fatal(err)
+		}
+		before := scoresOf(t, h, g.xte)
+		old := h.Classes()
+		// Reverse the order and shift: class l → 100 − l.
+		to := map[int]int{}
+		for _, l := range old {
+			to[l] = 100 - l
+		}
+		if err := Relabel(h, map[int]int{old[0]: 5, old[1]: 5}); err == nil {
+			t.Errorf("%s: a non-injective map was accepted", m)
+		}
+		if err := Relabel(h, map[int]int{old[0]: 1}); err == nil {
+			t.Errorf("%s: a partial map was accepted", m)
+		}
+		if err := Relabel(h, to); err != nil {
+			t.Fatal(err)
+		}
+		if err := Refresh(h); err != nil {
+			t.Fatal(err)
+		}
+		after, err := h.Scores(g.xte)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cls := h.Classes()
+		c := len(cls)
+		if c != len(old) {
+			t.Fatalf("%s: %d classes after relabel, want %d", m, c, len(old))
+		}
+		col := map[int]int{}
+		for j, l := range cls {
+			col[l] = j
+		}
+		for i := 0; i < len(before)/c; i++ {
+			for j, l := range old {
+				got, want := after[i*c+col[to[l]]], before[i*c+j]
+				if math.Abs(got-want) > 1e-9*(1+math.Abs(want)) {
+					t.Fatalf("%s row %d class %d→%d: %v, want %v", m, i, l, to[l], got, want)
+				}
+			}
+		}
+	}
+}

@@ -157,3 +157,6 @@ func (h *LDA) checkSolved() error {
 	}
 	return nil
 }
+
+// relabel renumbers the classes; the next EndStage re-solves.
+func (h *LDA) relabel(to map[int]int) { h.st.relabel(to) }

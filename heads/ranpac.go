@@ -1047,3 +1047,23 @@ func loadRanPAC(t map[string]safetensors.Tensor, params map[string]string) (Head
 	}
 	return h, nil
 }
+
+// relabel renumbers the classes (Q's columns, counts, class Grams and the
+// buffered stage's labels); W_o is solved again when next needed.
+func (h *RanPAC) relabel(to map[int]int) {
+	q, counts, gc := map[int][]float64{}, map[int]int64{}, map[int][]float64{}
+	for l, v := range h.q {
+		q[to[l]] = v
+	}
+	for l, n := range h.counts {
+		counts[to[l]] = n
+	}
+	for l, g := range h.gc {
+		gc[to[l]] = g
+	}
+	h.q, h.counts, h.gc = q, counts, gc
+	for i, l := range h.stageY {
+		h.stageY[i] = to[l]
+	}
+	h.wo, h.woCls, h.woNorms = nil, nil, nil
+}

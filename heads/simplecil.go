@@ -138,3 +138,8 @@ func (h *protoHead) Scores(x []float32) ([]float64, error) {
 	}
 	return h.scorer().scores(x), nil
 }
+
+func (h *protoHead) relabel(to map[int]int) {
+	h.st.relabel(to)
+	h.rebuild()
+}

@@ -389,6 +389,24 @@ func (s *classStats) tensors() map[string]safetensors.Tensor {
 	return t
 }
 
+// relabel renumbers the classes: label l becomes to[l] (to covers every
+// class and is injective; checked by Relabel). Dirty marks follow their
+// classes; marks of classes that are gone are dropped.
+func (s *classStats) relabel(to map[int]int) {
+	cls := make(map[int]*classStat, len(s.cls))
+	for l, cs := range s.cls {
+		cls[to[l]] = cs
+	}
+	dirty := map[int]bool{}
+	for l := range s.dirty {
+		if t, ok := to[l]; ok {
+			dirty[t] = true
+		}
+	}
+	s.cls, s.dirty = cls, dirty
+	s.version++
+}
+
 // maxDim bounds the feature dimension a head file may declare.
 const maxDim = 1 << 20
 
