@@ -35,6 +35,11 @@ func main() {
 			dotU8avx2(p, r, j)
 		}
 	}
+	for _, r := range []int{2, 1} {
+		for j := 1; j <= 3; j++ {
+			dotU8avxvnni(p, r, j)
+		}
+	}
 	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -120,7 +125,7 @@ func dotU8avx2(p func(string, ...any), R, J int) {
 	p("\tSHLQ $2, R9")
 	p("\tLEAQ (DI)(R9*1), R10")
 	p("\tMOVL $0x00010001, AX")
-	p("\tMOVL AX, X14")
+	p("\tVMOVD AX, X14")
 	p("\tVPBROADCASTD X14, Y14")
 	bases := []string{"DI", "R10"}[:R]
 	xs := []string{"(SI)", "(SI)(R8*1)"}
@@ -152,6 +157,75 @@ func dotU8avx2(p func(string, ...any), R, J int) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// dotU8avxvnni: the tile of dotU8avx2 with AVX-VNNI's VEX-encoded VPDPBUSD
+// (one instruction for VPMADDUBSW+VPMADDWD+VPADDD, full unsigned bytes).
+// Go's assembler encodes VPDPBUSD only as EVEX (AVX-512), so the VEX form
+// is written as bytes (vpdpbusdVEX).
+func dotU8avxvnni(p func(string, ...any), R, J int) {
+	p("// func dotU8x%dx%davxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)", R, J)
+	p("// dotU8x%dx%d with AVX-VNNI (VEX VPDPBUSD on ymm).", R, J)
+	p("TEXT ·dotU8x%dx%davxvnni(SB), NOSPLIT, $0-48", R, J)
+	p("\tMOVQ steps+0(FP), CX")
+	p("\tMOVQ xu+8(FP), SI")
+	p("\tMOVQ ldx+16(FP), R8")
+	p("\tMOVQ w+24(FP), DX")
+	p("\tMOVQ acc+32(FP), DI")
+	p("\tMOVQ lda+40(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tLEAQ (DI)(R9*1), R10")
+	bases := []string{"DI", "R10"}[:R]
+	xs := []string{"(SI)", "(SI)(R8*1)"}
+	for r, base := range bases {
+		for h := 0; h < 2*J; h++ {
+			p("\tVMOVDQU %d(%s), Y%d", 32*h, base, 2*J*r+h)
+		}
+	}
+	p("u8avxvnniloop%dx%d:", R, J)
+	for r := 0; r < R; r++ {
+		p("\tVPBROADCASTD %s, Y%d", xs[r], 12+r)
+	}
+	for h := 0; h < 2*J; h++ {
+		for r := 0; r < R; r++ {
+			p("\t%s // VPDPBUSD %d(DX), Y%d, Y%d", vpdpbusdVEX(2*J*r+h, 12+r, int32(32*h)), 32*h, 12+r, 2*J*r+h)
+		}
+	}
+	p("\tADDQ $4, SI")
+	p("\tADDQ $%d, DX", 64*J)
+	p("\tDECQ CX")
+	p("\tJNZ u8avxvnniloop%dx%d", R, J)
+	for r, base := range bases {
+		for h := 0; h < 2*J; h++ {
+			p("\tVMOVDQU Y%d, %d(%s)", 2*J*r+h, 32*h, base)
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// vpdpbusdVEX encodes VPDPBUSD ymm(dst), ymm(src1), [RDX + disp32]
+// (VEX.256.66.0F38.W0 50 /r: dst += unsigned bytes of src1 · signed bytes
+// of the memory operand) as BYTE directives.
+func vpdpbusdVEX(dst, src1 int, disp int32) string {
+	r := 1
+	if dst >= 8 {
+		r = 0
+	}
+	b := []byte{
+		0xc4,
+		byte(r<<7 | 1<<6 | 1<<5 | 0x02),    // R̄ X̄ B̄, map 0F38
+		byte((^src1&0xf)<<3 | 1<<2 | 0x01), // W0, v̄vvv, L = 256, pp = 66
+		0x50,
+		byte(0x80 | (dst&7)<<3 | 2), // mod = disp32, reg = dst, rm = RDX
+		byte(disp), byte(disp >> 8), byte(disp >> 16), byte(disp >> 24),
+	}
+	var out []string
+	for _, x := range b {
+		out = append(out, fmt.Sprintf("BYTE $0x%02x", x))
+	}
+	return strings.Join(out, "; ")
 }
 
 // dotU8: the R-row (R ≤ 3) × J-panel VNNI tile. Row r, panel j accumulates in
@@ -414,7 +488,7 @@ TEXT ·absMaxSumSq2(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), SI
 	MOVQ n8+8(FP), CX
 	MOVL $0x7fffffff, AX
-	MOVL AX, X15
+	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -451,11 +525,13 @@ am2loop:
 	VZEROUPPER
 	RET
 
-// func quantRow2(x *float32, n32 int, inv, s float32, xu *uint8, perm *[8]int32) (r2 float32)
-// q = clamp(round-to-even(x·inv), ±63); xu = q + 64; r2 = Σ (x − s·q)²,
-// 32 values per iteration: four int32 vectors packed to bytes (VPACKSSDW,
-// VPACKSSWB), then VPERMD by perm = (0,4,1,5,2,6,3,7) restores the order.
-TEXT ·quantRow2(SB), NOSPLIT, $0-44
+// func quantRow2(x *float32, n32 int, inv, s float32, xu *uint8, perm *[8]int32, lim int32, offs uint32) (r2 float32)
+// q = clamp(round-to-even(x·inv), ±lim); xu = q + offset (offs holds the
+// offset byte four times); r2 = Σ (x − s·q)² (a small tree per iteration,
+// so the loop carries one add), 32 values per iteration: four
+// int32 vectors packed to bytes (VPACKSSDW, VPACKSSWB), then VPERMD by
+// perm = (0,4,1,5,2,6,3,7) restores the order.
+TEXT ·quantRow2(SB), NOSPLIT, $0-52
 	MOVQ x+0(FP), SI
 	MOVQ n32+8(FP), CX
 	VBROADCASTSS inv+16(FP), Y9
@@ -463,14 +539,14 @@ TEXT ·quantRow2(SB), NOSPLIT, $0-44
 	MOVQ xu+24(FP), DI
 	MOVQ perm+32(FP), DX
 	VMOVDQU (DX), Y8
-	MOVL $63, AX
-	MOVL AX, X11
+	MOVL lim+40(FP), AX
+	VMOVD AX, X11
 	VPBROADCASTD X11, Y11
-	MOVL $-63, AX
-	MOVL AX, X12
+	NEGL AX
+	VMOVD AX, X12
 	VPBROADCASTD X12, Y12
-	MOVL $0x40404040, AX
-	MOVL AX, X13
+	MOVL offs+44(FP), AX
+	VMOVD AX, X13
 	VPBROADCASTD X13, Y13
 	VXORPS Y15, Y15, Y15
 q2loop:
@@ -496,16 +572,18 @@ q2loop:
 	VPMAXSD Y12, Y7, Y7
 	VCVTDQ2PS Y4, Y14
 	VFNMADD231PS Y10, Y14, Y0
-	VFMADD231PS Y0, Y0, Y15
 	VCVTDQ2PS Y5, Y14
 	VFNMADD231PS Y10, Y14, Y1
-	VFMADD231PS Y1, Y1, Y15
 	VCVTDQ2PS Y6, Y14
 	VFNMADD231PS Y10, Y14, Y2
-	VFMADD231PS Y2, Y2, Y15
 	VCVTDQ2PS Y7, Y14
 	VFNMADD231PS Y10, Y14, Y3
-	VFMADD231PS Y3, Y3, Y15
+	VMULPS Y0, Y0, Y0
+	VFMADD231PS Y1, Y1, Y0
+	VMULPS Y2, Y2, Y2
+	VFMADD231PS Y3, Y3, Y2
+	VADDPS Y2, Y0, Y0
+	VADDPS Y0, Y15, Y15
 	VPACKSSDW Y5, Y4, Y4
 	VPACKSSDW Y7, Y6, Y6
 	VPACKSSWB Y6, Y4, Y4
@@ -522,7 +600,7 @@ q2loop:
 	VADDPS X2, X15, X15
 	VPERMILPS $0xB1, X15, X2
 	VADDPS X2, X15, X15
-	VMOVSS X15, r2+40(FP)
+	VMOVSS X15, r2+48(FP)
 	VZEROUPPER
 	RET
 
@@ -543,7 +621,7 @@ TEXT ·bounds2(SB), NOSPLIT, $0-80
 	VBROADCASTSD 16(AX), Y12
 	VBROADCASTSD 24(AX), Y13
 	MOVQ $0xfff0000000000000, BX
-	MOVQ BX, X14
+	VMOVQ BX, X14
 	VBROADCASTSD X14, Y14
 b2loop:
 	VCVTDQ2PD (SI), Y0

@@ -23,6 +23,7 @@ const (
 	modeGo = iota
 	modeVNNI
 	modeAVX2
+	modeAVXVNNI
 )
 
 var (
@@ -31,6 +32,9 @@ var (
 	// convAVX2: AVX2 VPMADDUBSW+VPMADDWD, 2 rows × 3 panels; row bytes stay
 	// ≤ 127 so that pairs of products cannot saturate int16.
 	convAVX2 = conv{mode: modeAVX2, rows: 2, maxPanels: 3, qmax: 63, offset: 64}
+	// convAVXVNNI: AVX-VNNI (VEX VPDPBUSD on ymm; Intel since Alder
+	// Lake), the AVX2 tile shapes with full 8-bit rows.
+	convAVXVNNI = conv{mode: modeAVXVNNI, rows: 2, maxPanels: 3, qmax: 127, offset: 128}
 	// convOverride, when set (tests), replaces the machine's choice.
 	convOverride *conv
 )
@@ -43,6 +47,8 @@ func currentConv() conv {
 		return *convOverride
 	case useVNNI:
 		return convVNNI
+	case useAVXVNNI:
+		return convAVXVNNI
 	case useAVX2i8:
 		return convAVX2
 	}
@@ -67,7 +73,7 @@ const (
 // Int8Classes is a class matrix W [C, D] quantised for the int8 kernel:
 // W[c] ≈ Scale[c]·q_c with q_c ∈ [−127, 127]^D, q_c = round(W[c]/Scale[c]),
 // Scale[c] = max_l |W[c,l]| / 127. Feature rows are quantised to
-// [−127, 127] with AVX-512 VNNI and to [−63, 63] with AVX2.
+// [−127, 127] with AVX-512 VNNI and AVX-VNNI, and to [−63, 63] with AVX2.
 type Int8Classes struct {
 	C, D int
 	// Scale [C]: the scale of each class row; Norm [C]: ‖W[c]‖; ResidNorm
@@ -295,12 +301,14 @@ func dotU8Go(rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32
 }
 
 // Int8Available reports whether the int8 kernel runs in assembly here
-// (amd64 with AVX-512 F, BW, VL and VNNI, or with AVX2 and FMA). Elsewhere it
+// (amd64 with AVX-512 F, BW, VL and VNNI, with AVX-VNNI, or with AVX2 and
+// FMA). Elsewhere it
 // is correct but slower than exact float64 scoring, and heads does not use it.
 func Int8Available() bool { return currentConv().mode != modeGo }
 
-// Path names the path QuantizeClasses uses now: "vnni", "avx2" or "go".
-func Path() string { return [...]string{"go", "vnni", "avx2"}[currentConv().mode] }
+// Path names the path QuantizeClasses uses now: "vnni", "avxvnni", "avx2"
+// or "go".
+func Path() string { return [...]string{"go", "vnni", "avx2", "avxvnni"}[currentConv().mode] }
 
 // Bounds turns the int8 products of one row into score intervals: for each
 // class j, a = base·scale[j]·dots[j] + bias[j], δ = eps + t1·norm[j] +
@@ -330,11 +338,14 @@ func boundsGo(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, l
 }
 
 // Paths lists the int8 paths this machine runs in assembly, fastest first
-// ("vnni", "avx2"), then "go" (portable, slow: for tests).
+// ("vnni", "avxvnni", "avx2"), then "go" (portable, slow: for tests).
 func Paths() []string {
 	var ps []string
 	if useVNNI {
 		ps = append(ps, "vnni")
+	}
+	if useAVXVNNI {
+		ps = append(ps, "avxvnni")
 	}
 	if useAVX2i8 {
 		ps = append(ps, "avx2")
@@ -359,6 +370,11 @@ func UsePath(name string) (restore func(), err error) {
 			return restore, errors.New("kernel: this machine has no AVX-512 VNNI")
 		}
 		cv = convVNNI
+	case "avxvnni":
+		if !useAVXVNNI {
+			return restore, errors.New("kernel: this machine has no AVX-VNNI")
+		}
+		cv = convAVXVNNI
 	case "avx2":
 		if !useAVX2i8 {
 			return restore, errors.New("kernel: this machine has no AVX2+FMA")

@@ -11,8 +11,10 @@ var (
 	use512 = cpu.X86.HasAVX512F
 	// useVNNI selects the AVX-512 quantisation and VNNI products.
 	useVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
-	// useAVX2i8 selects the AVX2 int8 path where VNNI is missing.
-	useAVX2i8 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	// useAVXVNNI selects the AVX-VNNI (VEX, 256-bit) path where AVX-512
+	// VNNI is missing; useAVX2i8 the AVX2 path where both are.
+	useAVXVNNI = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVXVNNI
+	useAVX2i8  = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 )
 
 // dotAcc runs Dot's accumulation over blocks·Lanes elements of x and w.
@@ -35,10 +37,28 @@ func dotAccAsm(acc *[Lanes]float64, x, w *float64, blocks int) {
 func absMaxSumSq2(x *float32, n8 int) (m, ss float32)
 
 //go:noescape
-func quantRow2(x *float32, n32 int, inv, s float32, xu *uint8, perm *[8]int32) (r2 float32)
+func quantRow2(x *float32, n32 int, inv, s float32, xu *uint8, perm *[8]int32, lim int32, offs uint32) (r2 float32)
 
 //go:noescape
 func bounds2(n4 int, dots *int32, scale, norm, resid, bias *float64, p *[4]float64, lo, hi *float64) (best float64)
+
+//go:noescape
+func dotU8x2x1avxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x2x2avxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x2x3avxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x1x1avxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x1x2avxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
+
+//go:noescape
+func dotU8x1x3avxvnni(steps int, xu *uint8, ldx int, w *int8, acc *int32, lda int)
 
 // packPerm restores element order after VPACKSSDW/VPACKSSWB in quantRow2.
 var packPerm = [8]int32{0, 4, 1, 5, 2, 6, 3, 7}
@@ -61,6 +81,10 @@ var (
 	tilesAVX2 = [3][4]tileFunc{
 		1: {nil, dotU8x1x1avx2, dotU8x1x2avx2, dotU8x1x3avx2},
 		2: {nil, dotU8x2x1avx2, dotU8x2x2avx2, dotU8x2x3avx2},
+	}
+	tilesAVXVNNI = [3][4]tileFunc{
+		1: {nil, dotU8x1x1avxvnni, dotU8x1x2avxvnni, dotU8x1x3avxvnni},
+		2: {nil, dotU8x2x1avxvnni, dotU8x2x2avxvnni, dotU8x2x3avxvnni},
 	}
 )
 
@@ -128,7 +152,7 @@ func absMaxSumSq(cv conv, x []float32) (m, ss float32) {
 	switch cv.mode {
 	case modeVNNI:
 		return absMaxSumSqAsm(&x[0], len(x)/16)
-	case modeAVX2:
+	case modeAVX2, modeAVXVNNI:
 		return absMaxSumSq2(&x[0], len(x)/8)
 	}
 	return absMaxSumSqGo(x)
@@ -139,8 +163,8 @@ func quantRow(cv conv, x []float32, inv, s float32, xu []uint8) float32 {
 	switch cv.mode {
 	case modeVNNI:
 		return quantRowAsm(&x[0], len(x)/16, inv, s, &xu[0])
-	case modeAVX2:
-		return quantRow2(&x[0], len(x)/32, inv, s, &xu[0], &packPerm)
+	case modeAVX2, modeAVXVNNI:
+		return quantRow2(&x[0], len(x)/32, inv, s, &xu[0], &packPerm, int32(cv.qmax), uint32(cv.offset)*0x01010101)
 	}
 	return quantRowGo(cv, x, inv, s, xu)
 }
@@ -153,9 +177,12 @@ func dotU8(cv conv, rows, panels, steps int, xu []uint8, ldx int, w []int8, acc 
 	_ = xu[(rows-1)*ldx+4*steps-1]
 	_ = w[steps*panels*64-1]
 	_ = acc[(rows-1)*lda+panels*16-1]
-	if cv.mode == modeVNNI {
+	switch cv.mode {
+	case modeVNNI:
 		tilesVNNI[rows][panels](steps, &xu[0], ldx, &w[0], &acc[0], lda)
-	} else {
+	case modeAVXVNNI:
+		tilesAVXVNNI[rows][panels](steps, &xu[0], ldx, &w[0], &acc[0], lda)
+	default:
 		tilesAVX2[rows][panels](steps, &xu[0], ldx, &w[0], &acc[0], lda)
 	}
 }

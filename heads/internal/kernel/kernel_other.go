@@ -6,9 +6,10 @@ package kernel
 // offered (Int8Available reports false): portable int8 code is slower than
 // exact float64 scoring.
 var (
-	useFMA    = false
-	useVNNI   = false
-	useAVX2i8 = false
+	useFMA     = false
+	useVNNI    = false
+	useAVX2i8  = false
+	useAVXVNNI = false
 )
 
 var use512 = false

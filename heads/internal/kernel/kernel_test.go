@@ -42,13 +42,15 @@ func eachConv(t *testing.T, f func(t *testing.T, name string)) {
 	defer func() { convOverride = nil }()
 	goVNNI, goAVX2 := convVNNI, convAVX2
 	goVNNI.mode, goAVX2.mode = modeGo, modeGo
+	goAVXVNNI := convAVXVNNI
+	goAVXVNNI.mode = modeGo
 	for _, c := range []struct {
 		name string
 		cv   conv
 		ok   bool
 	}{
-		{"vnni", convVNNI, useVNNI}, {"avx2", convAVX2, useAVX2i8},
-		{"go-vnni", goVNNI, true}, {"go-avx2", goAVX2, true},
+		{"vnni", convVNNI, useVNNI}, {"avxvnni", convAVXVNNI, useAVXVNNI}, {"avx2", convAVX2, useAVX2i8},
+		{"go-vnni", goVNNI, true}, {"go-avxvnni", goAVXVNNI, true}, {"go-avx2", goAVX2, true},
 	} {
 		if !c.ok {
 			t.Logf("%s: not on this machine", c.name)
@@ -210,7 +212,7 @@ func TestInt8Exact(t *testing.T) {
 				}
 			}
 		})
-		for asm, twin := range map[string]string{"vnni": "go-vnni", "avx2": "go-avx2"} {
+		for asm, twin := range map[string]string{"vnni": "go-vnni", "avxvnni": "go-avxvnni", "avx2": "go-avx2"} {
 			if a, ok := outs[asm]; ok {
 				for i := range a {
 					if a[i] != outs[twin][i] {
