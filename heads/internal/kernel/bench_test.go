@@ -29,7 +29,7 @@ func BenchmarkInt8Dot(b *testing.B) {
 			name string
 			cv   conv
 			ok   bool
-		}{{"vnni", convVNNI, useVNNI}, {"avxvnni", convAVXVNNI, useAVXVNNI}, {"avx2", convAVX2, useAVX2i8}} {
+		}{{"vnni", convVNNI, useVNNI}, {"avxvnni", convAVXVNNI, useAVXVNNI}, {"avx2", convAVX2, useAVX2i8}, {"sdot", convSDOT, useSDOT}} {
 			if !cv.ok {
 				continue
 			}

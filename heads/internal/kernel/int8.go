@@ -17,6 +17,7 @@ type conv struct {
 	rows, maxPanels int
 	qmax            float32
 	offset          uint8
+	signed          bool // row bytes are signed q (offset 0: arm64 SDOT)
 }
 
 const (
@@ -24,6 +25,7 @@ const (
 	modeVNNI
 	modeAVX2
 	modeAVXVNNI
+	modeSDOT
 )
 
 var (
@@ -35,6 +37,9 @@ var (
 	// convAVXVNNI: AVX-VNNI (VEX VPDPBUSD on ymm; Intel since Alder
 	// Lake), the AVX2 tile shapes with full 8-bit rows.
 	convAVXVNNI = conv{mode: modeAVXVNNI, rows: 2, maxPanels: 3, qmax: 127, offset: 128}
+	// convSDOT: arm64 SDOT (Armv8.2 dot product, signed × signed), 2 rows ×
+	// 3 panels; rows stored as signed q.
+	convSDOT = conv{mode: modeSDOT, rows: 2, maxPanels: 3, qmax: 127, offset: 0, signed: true}
 	// convOverride, when set (tests), replaces the machine's choice.
 	convOverride *conv
 )
@@ -51,6 +56,8 @@ func currentConv() conv {
 		return convAVXVNNI
 	case useAVX2i8:
 		return convAVX2
+	case useSDOT:
+		return convSDOT
 	}
 	c := convVNNI
 	c.mode = modeGo
@@ -284,14 +291,21 @@ func quantRowGo(cv conv, x []float32, inv, s float32, xu []uint8) (r2 float32) {
 // dotU8Go adds, for the rows r < rows of xu (stride ldx bytes) and the
 // 16·panels classes of one group block w ([steps][panels][16][4]),
 // Σ_{s<steps, b<4} xu[r][4s+b]·w[s][j][lane][b] into acc[r·lda + 16j + lane].
-func dotU8Go(rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
+// Signed rows (offset 0) read the bytes as int8.
+func dotU8Go(signed bool, rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
 	nc := panels * 16
+	val := func(b uint8) int32 {
+		if signed {
+			return int32(int8(b))
+		}
+		return int32(b)
+	}
 	for r := 0; r < rows; r++ {
 		a := acc[r*lda : r*lda+nc]
 		xr := xu[r*ldx:]
 		for s := 0; s < steps; s++ {
 			blk := w[s*nc*4 : (s+1)*nc*4]
-			x0, x1, x2, x3 := int32(xr[4*s]), int32(xr[4*s+1]), int32(xr[4*s+2]), int32(xr[4*s+3])
+			x0, x1, x2, x3 := val(xr[4*s]), val(xr[4*s+1]), val(xr[4*s+2]), val(xr[4*s+3])
 			for c := range a {
 				q := blk[c*4 : c*4+4]
 				a[c] += x0*int32(q[0]) + x1*int32(q[1]) + x2*int32(q[2]) + x3*int32(q[3])
@@ -302,13 +316,13 @@ func dotU8Go(rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32
 
 // Int8Available reports whether the int8 kernel runs in assembly here
 // (amd64 with AVX-512 F, BW, VL and VNNI, with AVX-VNNI, or with AVX2 and
-// FMA). Elsewhere it
+// FMA; arm64 with the dot product extension). Elsewhere it
 // is correct but slower than exact float64 scoring, and heads does not use it.
 func Int8Available() bool { return currentConv().mode != modeGo }
 
-// Path names the path QuantizeClasses uses now: "vnni", "avxvnni", "avx2"
-// or "go".
-func Path() string { return [...]string{"go", "vnni", "avx2", "avxvnni"}[currentConv().mode] }
+// Path names the path QuantizeClasses uses now: "vnni", "avxvnni", "avx2",
+// "sdot" or "go".
+func Path() string { return [...]string{"go", "vnni", "avx2", "avxvnni", "sdot"}[currentConv().mode] }
 
 // Bounds turns the int8 products of one row into score intervals: for each
 // class j, a = base·scale[j]·dots[j] + bias[j], δ = eps + t1·norm[j] +
@@ -338,7 +352,8 @@ func boundsGo(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, l
 }
 
 // Paths lists the int8 paths this machine runs in assembly, fastest first
-// ("vnni", "avxvnni", "avx2"), then "go" (portable, slow: for tests).
+// ("vnni", "avxvnni", "avx2" on amd64, "sdot" on arm64), then "go" (portable,
+// slow: for tests).
 func Paths() []string {
 	var ps []string
 	if useVNNI {
@@ -349,6 +364,9 @@ func Paths() []string {
 	}
 	if useAVX2i8 {
 		ps = append(ps, "avx2")
+	}
+	if useSDOT {
+		ps = append(ps, "sdot")
 	}
 	return append(ps, "go")
 }
@@ -380,6 +398,11 @@ func UsePath(name string) (restore func(), err error) {
 			return restore, errors.New("kernel: this machine has no AVX2+FMA")
 		}
 		cv = convAVX2
+	case "sdot":
+		if !useSDOT {
+			return restore, errors.New("kernel: this machine has no Armv8.2 dot product (SDOT)")
+		}
+		cv = convSDOT
 	case "go":
 		cv = convVNNI
 		cv.mode = modeGo

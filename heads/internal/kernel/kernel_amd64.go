@@ -15,6 +15,7 @@ var (
 	// VNNI is missing; useAVX2i8 the AVX2 path where both are.
 	useAVXVNNI = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVXVNNI
 	useAVX2i8  = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	useSDOT    = false
 )
 
 // dotAcc runs Dot's accumulation over blocks·Lanes elements of x and w.
@@ -171,7 +172,7 @@ func quantRow(cv conv, x []float32, inv, s float32, xu []uint8) float32 {
 
 func dotU8(cv conv, rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
 	if cv.mode == modeGo {
-		dotU8Go(rows, panels, steps, xu, ldx, w, acc, lda)
+		dotU8Go(cv.signed, rows, panels, steps, xu, ldx, w, acc, lda)
 		return
 	}
 	_ = xu[(rows-1)*ldx+4*steps-1]

@@ -1,4 +1,4 @@
-//go:build purego || !amd64
+//go:build purego || !(amd64 || arm64)
 
 package kernel
 
@@ -10,6 +10,7 @@ var (
 	useVNNI    = false
 	useAVX2i8  = false
 	useAVXVNNI = false
+	useSDOT    = false
 )
 
 var use512 = false
@@ -23,7 +24,7 @@ func quantRow(cv conv, x []float32, inv, s float32, xu []uint8) float32 {
 }
 
 func dotU8(cv conv, rows, panels, steps int, xu []uint8, ldx int, w []int8, acc []int32, lda int) {
-	dotU8Go(rows, panels, steps, xu, ldx, w, acc, lda)
+	dotU8Go(cv.signed, rows, panels, steps, xu, ldx, w, acc, lda)
 }
 
 func bounds(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, lo, hi []float64) float64 {

@@ -42,15 +42,16 @@ func eachConv(t *testing.T, f func(t *testing.T, name string)) {
 	defer func() { convOverride = nil }()
 	goVNNI, goAVX2 := convVNNI, convAVX2
 	goVNNI.mode, goAVX2.mode = modeGo, modeGo
-	goAVXVNNI := convAVXVNNI
-	goAVXVNNI.mode = modeGo
+	goAVXVNNI, goSDOT := convAVXVNNI, convSDOT
+	goAVXVNNI.mode, goSDOT.mode = modeGo, modeGo
 	for _, c := range []struct {
 		name string
 		cv   conv
 		ok   bool
 	}{
 		{"vnni", convVNNI, useVNNI}, {"avxvnni", convAVXVNNI, useAVXVNNI}, {"avx2", convAVX2, useAVX2i8},
-		{"go-vnni", goVNNI, true}, {"go-avxvnni", goAVXVNNI, true}, {"go-avx2", goAVX2, true},
+		{"sdot", convSDOT, useSDOT},
+		{"go-vnni", goVNNI, true}, {"go-avxvnni", goAVXVNNI, true}, {"go-avx2", goAVX2, true}, {"go-sdot", goSDOT, true},
 	} {
 		if !c.ok {
 			t.Logf("%s: not on this machine", c.name)
@@ -212,7 +213,7 @@ func TestInt8Exact(t *testing.T) {
 				}
 			}
 		})
-		for asm, twin := range map[string]string{"vnni": "go-vnni", "avxvnni": "go-avxvnni", "avx2": "go-avx2"} {
+		for asm, twin := range map[string]string{"vnni": "go-vnni", "avxvnni": "go-avxvnni", "avx2": "go-avx2", "sdot": "go-sdot"} {
 			if a, ok := outs[asm]; ok {
 				for i := range a {
 					if a[i] != outs[twin][i] {
