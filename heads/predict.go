@@ -29,7 +29,8 @@ type Ranker interface {
 // and Scores computes every dot product and ‖x‖² with kernel.Dot, whose
 // float64 operation order is fixed: the same bits on every machine.
 //
-// How TopK is exact and fast. The int8 kernel (AVX-512 VNNI) gives, for each
+// How TopK is exact and fast. The int8 kernel (AVX-512 VNNI, AVX-VNNI, AVX2
+// or arm64 SDOT; heads/internal/kernel) gives, for each
 // row, the exact integer products of the row and the centred class rows
 // v_c = w_c − w̄ (w̄ the mean class row: ⟨x, w̄⟩ is the same for every class,
 // so it does not change the ranking), both quantised with one scale per
