@@ -25,12 +25,8 @@ func BenchmarkInt8Dot(b *testing.B) {
 		}
 		dst := make([]int32, n*c)
 		st := make([]RowQuant, n)
-		for _, cv := range []struct {
-			name string
-			cv   conv
-			ok   bool
-		}{{"vnni", convVNNI, useVNNI}, {"avxvnni", convAVXVNNI, useAVXVNNI}, {"avx2", convAVX2, useAVX2i8}, {"sdot", convSDOT, useSDOT}} {
-			if !cv.ok {
+		for _, cv := range paths {
+			if !*cv.on {
 				continue
 			}
 			convOverride = &cv.cv

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -10,8 +9,8 @@ import (
 // conv is how one instruction set runs the int8 products: feature rows are
 // quantised to [−qmax, qmax] and stored as q + offset (unsigned bytes); the
 // tile multiplies rows rows at a time (single rows for the remainder)
-// against up to maxPanels panels of 16
-// classes (one AVX-512 register, or two AVX2 registers, of int32 sums).
+// against up to maxPanels panels of 16 classes (one AVX-512 register, two
+// ymm or four arm64 registers of int32 sums).
 type conv struct {
 	mode            int
 	rows, maxPanels int
@@ -40,38 +39,52 @@ var (
 	// convSDOT: arm64 SDOT (Armv8.2 dot product, signed × signed), 2 rows ×
 	// 3 panels; rows stored as signed q.
 	convSDOT = conv{mode: modeSDOT, rows: 2, maxPanels: 3, qmax: 127, offset: 0, signed: true}
+	// convGo: portable Go with VNNI's layout.
+	convGo = conv{mode: modeGo, rows: 3, maxPanels: 7, qmax: 127, offset: 128}
 	// convOverride, when set (tests), replaces the machine's choice.
 	convOverride *conv
 )
 
-// currentConv is the fastest conv this machine runs (portable Go with
-// VNNI's layout where neither assembly runs).
+// path is one way of running the int8 products in assembly: its name, its
+// conv, the flag saying this machine runs it, and what the machine lacks
+// when it does not.
+type path struct {
+	name string
+	cv   conv
+	on   *bool
+	need string
+}
+
+// paths lists the assembly paths, fastest first.
+var paths = []path{
+	{"vnni", convVNNI, &useVNNI, "AVX-512 VNNI"},
+	{"avxvnni", convAVXVNNI, &useAVXVNNI, "AVX-VNNI"},
+	{"avx2", convAVX2, &useAVX2i8, "AVX2+FMA"},
+	{"sdot", convSDOT, &useSDOT, "the Armv8.2 dot product (SDOT)"},
+}
+
+// currentConv is the fastest conv this machine runs (portable Go where no
+// assembly runs).
 func currentConv() conv {
-	switch {
-	case convOverride != nil:
+	if convOverride != nil {
 		return *convOverride
-	case useVNNI:
-		return convVNNI
-	case useAVXVNNI:
-		return convAVXVNNI
-	case useAVX2i8:
-		return convAVX2
-	case useSDOT:
-		return convSDOT
 	}
-	c := convVNNI
-	c.mode = modeGo
-	return c
+	for _, p := range paths {
+		if *p.on {
+			return p.cv
+		}
+	}
+	return convGo
 }
 
 // MaxInt8Dim is the largest D the int8 products take: d·255·127 must fit in
 // int32.
 const MaxInt8Dim = 65536
 
-// rowBlock is the number of feature rows quantised and multiplied at a time
-// (a multiple of the tile's 3 rows); stepBlock the number of 4-dimension
-// steps per pass over a tile, so that the classes' block (stepBlock·448
-// bytes) stays in L1.
+// rowBlock is the number of feature rows quantised and multiplied at a time;
+// stepBlock the number of 4-dimension steps per pass over a tile, so that
+// the classes' block (stepBlock·64 bytes per panel, 28 KB for 7 panels)
+// stays in L1.
 const (
 	rowBlock  = 192
 	stepBlock = 64
@@ -155,14 +168,14 @@ func QuantizeClasses(w []float64, c, d int) *Int8Classes {
 }
 
 // RowQuant describes one quantised feature row x ≈ Scale·q (q ∈
-// [−127, 127]^D).
+// [−qmax, qmax]^D: qmax = 127, or 63 on the AVX2 path).
 type RowQuant struct {
 	// OK is false when the row was not quantised (a value that is not
-	// finite, every |x| outside [1e-30, 1e30], or Σx² overflowing float32);
+	// finite, max|x| outside [1e-15, 1e15], or Σx² overflowing float32);
 	// its products are then meaningless and the caller must score it
 	// another way.
 	OK bool
-	// Scale is the float32 scale max|x|/127, as float64.
+	// Scale is the float32 scale max|x|/qmax, as float64.
 	Scale float64
 	// SumSq is Σx² summed in float32 lanes; ResidSq is ‖x − Scale·q‖²,
 	// each residual rounded once to float32 and summed in float32 lanes.
@@ -173,9 +186,9 @@ type RowQuant struct {
 
 // Scratch is reusable working memory for Int8Classes.Dot; one per goroutine.
 type Scratch struct {
-	xu  []uint8   // [rowBlock][dpad]: q + 128
+	xu  []uint8   // [rowBlock][dpad]: q + offset
 	acc []int32   // [rowBlock][lda]
-	pad []float32 // [dpad]: a row copied when D is not a multiple of 16
+	pad []float32 // [dpad]: a row copied when D is not a multiple of 32
 }
 
 // NewScratch returns scratch sized for p.
@@ -322,7 +335,15 @@ func Int8Available() bool { return currentConv().mode != modeGo }
 
 // Path names the path QuantizeClasses uses now: "vnni", "avxvnni", "avx2",
 // "sdot" or "go".
-func Path() string { return [...]string{"go", "vnni", "avx2", "avxvnni", "sdot"}[currentConv().mode] }
+func Path() string {
+	cv := currentConv()
+	for _, p := range paths {
+		if p.cv.mode == cv.mode {
+			return p.name
+		}
+	}
+	return "go"
+}
 
 // Bounds turns the int8 products of one row into score intervals: for each
 // class j, a = base·scale[j]·dots[j] + bias[j], δ = eps + t1·norm[j] +
@@ -356,17 +377,10 @@ func boundsGo(dots []int32, scale, norm, resid, bias []float64, p *[4]float64, l
 // slow: for tests).
 func Paths() []string {
 	var ps []string
-	if useVNNI {
-		ps = append(ps, "vnni")
-	}
-	if useAVXVNNI {
-		ps = append(ps, "avxvnni")
-	}
-	if useAVX2i8 {
-		ps = append(ps, "avx2")
-	}
-	if useSDOT {
-		ps = append(ps, "sdot")
+	for _, p := range paths {
+		if *p.on {
+			ps = append(ps, p.name)
+		}
 	}
 	return append(ps, "go")
 }
@@ -378,39 +392,26 @@ func Paths() []string {
 func UsePath(name string) (restore func(), err error) {
 	prev := convOverride
 	restore = func() { convOverride = prev }
-	var cv conv
 	switch name {
 	case "":
 		convOverride = nil
 		return restore, nil
-	case "vnni":
-		if !useVNNI {
-			return restore, errors.New("kernel: this machine has no AVX-512 VNNI")
-		}
-		cv = convVNNI
-	case "avxvnni":
-		if !useAVXVNNI {
-			return restore, errors.New("kernel: this machine has no AVX-VNNI")
-		}
-		cv = convAVXVNNI
-	case "avx2":
-		if !useAVX2i8 {
-			return restore, errors.New("kernel: this machine has no AVX2+FMA")
-		}
-		cv = convAVX2
-	case "sdot":
-		if !useSDOT {
-			return restore, errors.New("kernel: this machine has no Armv8.2 dot product (SDOT)")
-		}
-		cv = convSDOT
 	case "go":
-		cv = convVNNI
-		cv.mode = modeGo
-	default:
-		return restore, fmt.Errorf("kernel: unknown int8 path %q (known: %v)", name, Paths())
+		cv := convGo
+		convOverride = &cv
+		return restore, nil
 	}
-	convOverride = &cv
-	return restore, nil
+	for _, p := range paths {
+		if p.name == name {
+			if !*p.on {
+				return restore, fmt.Errorf("kernel: this machine has no %s", p.need)
+			}
+			cv := p.cv
+			convOverride = &cv
+			return restore, nil
+		}
+	}
+	return restore, fmt.Errorf("kernel: unknown int8 path %q (known: %v)", name, Paths())
 }
 
 // AtLeast appends to dst, ascending, every j with hi[j] ≥ t, and returns it.

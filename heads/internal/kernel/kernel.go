@@ -6,8 +6,9 @@
 // bit with or without the assembly and on every platform.
 //
 // Int8Classes is the approximate side: class rows and feature rows quantised
-// to int8 with one scale per row, multiplied exactly in int32 (AVX-512 VNNI
-// assembly on amd64). heads uses those products only to shortlist classes,
+// to int8 with one scale per row, multiplied exactly in int32 (assembly for
+// AVX-512 VNNI, AVX-VNNI and AVX2 on amd64, SDOT on arm64; see Paths). heads
+// uses those products only to shortlist classes,
 // under a rigorous bound on the quantisation error, and re-scores the
 // shortlist with Dot.
 package kernel

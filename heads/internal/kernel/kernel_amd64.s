@@ -20,7 +20,7 @@ TEXT ·dotAcc(SB), NOSPLIT, $0-32
 	VMOVUPD 160(DI), Y5
 	VMOVUPD 192(DI), Y6
 	VMOVUPD 224(DI), Y7
-dotloop:
+dotAccloop:
 	VMOVUPD 0(SI), Y8
 	VFMADD231PD 0(DX), Y8, Y0
 	VMOVUPD 32(SI), Y9
@@ -40,7 +40,7 @@ dotloop:
 	ADDQ $256, SI
 	ADDQ $256, DX
 	DECQ CX
-	JNZ dotloop
+	JNZ dotAccloop
 	VMOVUPD Y0, 0(DI)
 	VMOVUPD Y1, 32(DI)
 	VMOVUPD Y2, 64(DI)
@@ -53,7 +53,8 @@ dotloop:
 	RET
 
 // func dotAcc512(acc *[32]float64, x, w *float64, blocks int)
-// dotAcc with AVX-512: lane t in register Z(t/8), element t%8.
+// Lane t (register Z(t/8), element t%8) accumulates fma(x[l], w[l], acc[t])
+// for l ≡ t (mod 32): exactly dotAccGo.
 TEXT ·dotAcc512(SB), NOSPLIT, $0-32
 	MOVQ acc+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -63,7 +64,7 @@ TEXT ·dotAcc512(SB), NOSPLIT, $0-32
 	VMOVUPD 64(DI), Z1
 	VMOVUPD 128(DI), Z2
 	VMOVUPD 192(DI), Z3
-dot512loop:
+dotAcc512loop:
 	VMOVUPD 0(SI), Z4
 	VFMADD231PD 0(DX), Z4, Z0
 	VMOVUPD 64(SI), Z5
@@ -75,7 +76,7 @@ dot512loop:
 	ADDQ $256, SI
 	ADDQ $256, DX
 	DECQ CX
-	JNZ dot512loop
+	JNZ dotAcc512loop
 	VMOVUPD Z0, 0(DI)
 	VMOVUPD Z1, 64(DI)
 	VMOVUPD Z2, 128(DI)

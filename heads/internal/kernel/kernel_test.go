@@ -36,29 +36,22 @@ func withAsm(t *testing.T, f func(t *testing.T, asm bool)) {
 }
 
 // eachConv runs f once per way of running the int8 products: the assembly
-// paths this machine has (VNNI, AVX2) and portable Go with each path's
-// layout. name says which; twin names the Go run with the same layout.
+// paths this machine has and portable Go with each path's layout (named
+// "go-" + the path's name).
 func eachConv(t *testing.T, f func(t *testing.T, name string)) {
 	defer func() { convOverride = nil }()
-	goVNNI, goAVX2 := convVNNI, convAVX2
-	goVNNI.mode, goAVX2.mode = modeGo, modeGo
-	goAVXVNNI, goSDOT := convAVXVNNI, convSDOT
-	goAVXVNNI.mode, goSDOT.mode = modeGo, modeGo
-	for _, c := range []struct {
-		name string
-		cv   conv
-		ok   bool
-	}{
-		{"vnni", convVNNI, useVNNI}, {"avxvnni", convAVXVNNI, useAVXVNNI}, {"avx2", convAVX2, useAVX2i8},
-		{"sdot", convSDOT, useSDOT},
-		{"go-vnni", goVNNI, true}, {"go-avxvnni", goAVXVNNI, true}, {"go-avx2", goAVX2, true}, {"go-sdot", goSDOT, true},
-	} {
-		if !c.ok {
-			t.Logf("%s: not on this machine", c.name)
-			continue
+	for _, p := range paths {
+		if *p.on {
+			cv := p.cv
+			convOverride = &cv
+			f(t, p.name)
+		} else {
+			t.Logf("%s: not on this machine", p.name)
 		}
-		convOverride = &c.cv
-		f(t, c.name)
+		cv := p.cv
+		cv.mode = modeGo
+		convOverride = &cv
+		f(t, "go-"+p.name)
 	}
 	convOverride = nil
 }
@@ -213,11 +206,11 @@ func TestInt8Exact(t *testing.T) {
 				}
 			}
 		})
-		for asm, twin := range map[string]string{"vnni": "go-vnni", "avxvnni": "go-avxvnni", "avx2": "go-avx2", "sdot": "go-sdot"} {
-			if a, ok := outs[asm]; ok {
+		for _, p := range paths {
+			if a, ok := outs[p.name]; ok {
 				for i := range a {
-					if a[i] != outs[twin][i] {
-						t.Fatalf("%+v: %s and %s differ at %d", tc, asm, twin, i)
+					if a[i] != outs["go-"+p.name][i] {
+						t.Fatalf("%+v: %s and its Go twin differ at %d", tc, p.name, i)
 					}
 				}
 			}
