@@ -77,20 +77,9 @@ func runEval(ctx context.Context, headPath, featPath string, asJSON bool, stdout
 	if err := heads.CheckFeatures(info, set); err != nil {
 		return fmt.Errorf("--features %s: %w", featPath, err)
 	}
-	scored := map[int]bool{}
-	for _, l := range h.Classes() {
-		scored[l] = true
-	}
-	idx := classIndex(info.Classes)
 	// head label of each feature class, −1 when the head cannot predict it
-	remap := make([]int, len(set.Classes))
+	remap := scoredLabels(h, info.Classes, set.Classes)
 	unknownNames := map[string]bool{}
-	for c, name := range set.Classes {
-		remap[c] = -1
-		if k, ok := idx[name]; ok && scored[k] {
-			remap[c] = k
-		}
-	}
 	var rows []int
 	var y []int
 	unknown := 0

@@ -341,3 +341,22 @@ func requireFlags(c *cli.Context, names ...string) error {
 	}
 	return nil
 }
+
+// scoredLabels returns, for each class of a feature file (index = its
+// label), the label the head scores it as, or −1 when the head has no class
+// of that name (headClasses is the head file's class list).
+func scoredLabels(h heads.Head, headClasses, featureClasses []string) []int {
+	scored := map[int]bool{}
+	for _, l := range h.Classes() {
+		scored[l] = true
+	}
+	idx := classIndex(headClasses)
+	out := make([]int, len(featureClasses))
+	for c, name := range featureClasses {
+		out[c] = -1
+		if k, ok := idx[name]; ok && scored[k] {
+			out[c] = k
+		}
+	}
+	return out
+}

@@ -93,14 +93,10 @@ func runPredict(ctx context.Context, o predictOptions, stdout io.Writer, log *sl
 	}
 	elapsed := time.Since(start)
 
-	idx := classIndex(info.Classes)
-	known := map[int]bool{}
-	for _, l := range h.Classes() {
-		known[l] = true
-	}
+	remap := scoredLabels(h, info.Classes, set.Classes)
 	rows, right := 0, 0
 	for i, l := range set.Labels {
-		if k, ok := idx[set.Classes[l]]; ok && known[k] {
+		if k := remap[l]; k >= 0 {
 			rows++
 			if pred[i*o.Top] == k {
 				right++
