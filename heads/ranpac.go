@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 
+	"github.com/cl-dev/cl/internal/linalg"
 	"github.com/cl-dev/cl/internal/safetensors"
 )
 
@@ -365,7 +366,7 @@ func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
 	for s := 0; s < n; s += learnChunk {
 		e := min(s+learnChunk, n)
 		hm := h.projectInto(x[s*h.d:e*h.d], e-s, scratch)
-		syrkUpper(true, sign, hm, h.g, p)
+		linalg.SyrkUpper(true, sign, hm, h.g, p)
 		byClass := map[int][]int{}
 		for i := s; i < e; i++ {
 			l := y[i]
@@ -393,7 +394,7 @@ func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
 				gcl = make([]float64, p*p)
 				h.gc[l] = gcl
 			}
-			syrkUpper(true, sign, sub, gcl, p)
+			linalg.SyrkUpper(true, sign, sub, gcl, p)
 		}
 	}
 }
@@ -520,13 +521,13 @@ func (h *RanPAC) selectLosses() []float64 {
 	switch {
 	case h.search == "solve":
 		a := make([]float64, p*p)
-		syrkUpper(true, 1, hf, a, p)
+		linalg.SyrkUpper(true, 1, hf, a, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
 		sums = solveLosses(a, p, b, hv, yv, RidgeGrid)
 	default:
 		a := make([]float64, p*p)
-		syrkUpper(true, 1, hf, a, p)
+		linalg.SyrkUpper(true, 1, hf, a, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
 		sums = gridLosses(a, p, b, hv, yv, RidgeGrid)
@@ -564,7 +565,7 @@ func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.Genera
 	add := func(hb blas64.General) {
 		hf := blas64.General{Rows: nf, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[:nf*hb.Stride]}
 		hv := blas64.General{Rows: nv, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[nf*hb.Stride:]}
-		syrkUpper(false, 1, hf, k, nf)
+		linalg.SyrkUpper(false, 1, hf, k, nf)
 		blas64.Gemm(blas.NoTrans, blas.Trans, 1, hv, hf, 1, kvf)
 	}
 	if h.m == 0 {
@@ -866,7 +867,7 @@ func (h *RanPAC) State() (map[string]safetensors.Tensor, map[string]string, erro
 	c := len(cls)
 	// G's lower triangle is scratch: mirror the upper one into it in place
 	// (no P×P clone; FromFloat64s makes the one byte copy).
-	symmetrize(h.g, p)
+	linalg.Symmetrize(h.g, p)
 	t["G"] = safetensors.FromFloat64s([]int64{int64(p), int64(p)}, h.g)
 	q := make([]float64, p*c)
 	cl := make([]int64, c)
@@ -897,7 +898,7 @@ func (h *RanPAC) State() (map[string]safetensors.Tensor, map[string]string, erro
 	if h.classGram {
 		all := make([]float64, 0, c*p*p)
 		for _, l := range cls {
-			symmetrize(h.gc[l], p) // lower triangle is scratch, as G's
+			linalg.Symmetrize(h.gc[l], p) // lower triangle is scratch, as G's
 			all = append(all, h.gc[l]...)
 		}
 		t["class_gram"] = safetensors.FromFloat64s([]int64{int64(c), int64(p), int64(p)}, all)

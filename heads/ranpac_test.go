@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 	"gonum.org/v1/gonum/lapack/lapack64"
 
+	"github.com/cl-dev/cl/internal/linalg"
 	"github.com/cl-dev/cl/internal/npy"
 )
 
@@ -486,12 +487,12 @@ func ridgeSolveCopy(g []float64, n int, lam float64, b blas64.General) (blas64.G
 	}
 	fill()
 	w := blas64.General{Rows: n, Cols: b.Cols, Stride: b.Cols, Data: slices.Clone(b.Data)}
-	if cholUpper(a, n) {
+	if linalg.CholUpper(a, n) {
 		lapack64.Potrs(blas64.Triangular{N: n, Stride: n, Uplo: blas.Upper, Diag: blas.NonUnit, Data: a}, w)
 		return w, "cholesky", nil
 	}
 	fill()
-	symmetrize(a, n)
+	linalg.Symmetrize(a, n)
 	m := blas64.General{Rows: n, Cols: n, Stride: n, Data: a}
 	ipiv := make([]int, n)
 	if !lapack64.Getrf(m, ipiv) {
@@ -517,7 +518,7 @@ func sameW(t *testing.T, what string, got, want []float64) {
 		if math.Float64bits(got[i]) == math.Float64bits(want[i]) {
 			continue
 		}
-		if gonumGemm() || math.Abs(got[i]-want[i]) > 1e-12*scale {
+		if linalg.GonumGemm() || math.Abs(got[i]-want[i]) > 1e-12*scale {
 			t.Fatalf("%s: W[%d] = %v, copy-based solve %v", what, i, got[i], want[i])
 		}
 	}

@@ -3,9 +3,8 @@ package heads
 import (
 	"errors"
 	"math"
-	"runtime"
-	"sync"
 
+	"github.com/cl-dev/cl/internal/linalg"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/lapack/gonum"
@@ -21,23 +20,6 @@ var RidgeGrid = func() []float64 {
 	}
 	return g
 }()
-
-// syrkUpper adds into the upper triangle of c (n×n, row-major, stride n)
-// alpha·aᵀa when trans is true (a is k×n) or alpha·a·aᵀ when trans is false (a is n×k),
-// with the registered BLAS's Dsyrk (fastBLAS unless another was registered:
-// blocked onto gonum's parallel Dgemm). Entries below the diagonal of c are
-// not touched; readers use the upper triangle.
-func syrkUpper(trans bool, alpha float64, a blas64.General, c []float64, n int) {
-	t := blas.NoTrans
-	if trans {
-		t = blas.Trans
-	}
-	blas64.Syrk(t, alpha, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: n, Stride: n, Data: c})
-}
-
-// symmetrize copies the upper triangle of the n×n row-major c into its lower
-// triangle.
-func symmetrize(c []float64, n int) { copyTri(c, n, true) }
 
 // gridLosses returns, for each λ in grid, the sum of squared errors
 // ‖V (S + λI)⁻¹ R − Yv‖²_F, where S is symmetric n×n (upper triangle of s,
@@ -181,7 +163,7 @@ func ridgeSolve(g []float64, n int, lam float64, b blas64.General) (w blas64.Gen
 	if n == 0 {
 		return w, "cholesky", nil
 	}
-	if cholInPlace(g, n, lam, func(u []float64) {
+	if linalg.CholInPlace(g, n, lam, func(u []float64) {
 		lapack64.Potrs(blas64.Triangular{N: n, Stride: n, Uplo: blas.Upper, Diag: blas.NonUnit, Data: u}, w)
 	}) {
 		return w, "cholesky", nil
@@ -203,113 +185,4 @@ func ridgeSolve(g []float64, n int, lam float64, b blas64.General) (w blas64.Gen
 		}
 	}
 	return w, "lu", nil
-}
-
-// cholInPlace factorises G + λI, G the n×n symmetric matrix in the upper
-// triangle of g (row-major, stride n), with cholUpper in g's own memory and
-// calls use with the factor U (upper triangle of its argument) when G + λI
-// is numerically positive definite. Before returning, even by a panic, it
-// restores G: on return g's upper triangle and diagonal are G's bit for bit
-// and its strict lower triangle is their mirror. It reports whether the
-// factorisation succeeded (use is not called otherwise).
-func cholInPlace(g []float64, n int, lam float64, use func(u []float64)) bool {
-	diag := make([]float64, n)
-	for i := range diag {
-		diag[i] = g[i*n+i]
-	}
-	copyTri(g, n, true)
-	defer func() {
-		copyTri(g, n, false)
-		for i, v := range diag {
-			g[i*n+i] = v
-		}
-	}()
-	for i := 0; i < n; i++ {
-		g[i*n+i] += lam
-	}
-	if !cholUpper(g, n) {
-		return false
-	}
-	use(g)
-	return true
-}
-
-// triBlock is the tile size of copyTri.
-const triBlock = 64
-
-// copyTri copies the strict upper triangle of the n×n row-major c into its
-// strict lower triangle (toLower) or the other way round, tile by tile so
-// that both the rows read and the columns written stay in cache; large
-// matrices are split into block rows over goroutines. The diagonal is not
-// touched.
-func copyTri(c []float64, n int, toLower bool) {
-	tiles := func(b0, b1 int) {
-		for i0 := b0 * triBlock; i0 < min(b1*triBlock, n); i0 += triBlock {
-			i1 := min(i0+triBlock, n)
-			for j0 := i0; j0 < n; j0 += triBlock {
-				j1 := min(j0+triBlock, n)
-				for i := i0; i < i1; i++ {
-					for j := max(j0, i+1); j < j1; j++ {
-						if toLower {
-							c[j*n+i] = c[i*n+j]
-						} else {
-							c[i*n+j] = c[j*n+i]
-						}
-					}
-				}
-			}
-		}
-	}
-	nb := (n + triBlock - 1) / triBlock
-	workers := min(runtime.GOMAXPROCS(0), nb)
-	if workers < 2 || n < 1024 {
-		tiles(0, nb)
-		return
-	}
-	// Block row b holds about nb − b tiles: cut where the running sum
-	// reaches each worker's share.
-	var wg sync.WaitGroup
-	total := nb * (nb + 1) / 2
-	b0, acc := 0, 0
-	for w := 1; w <= workers; w++ {
-		b1 := b0
-		for b1 < nb && (w == workers || acc < total*w/workers) {
-			acc += nb - b1
-			b1++
-		}
-		wg.Add(1)
-		go func(b0, b1 int) {
-			defer wg.Done()
-			tiles(b0, b1)
-		}(b0, b1)
-		b0 = b1
-	}
-	wg.Wait()
-}
-
-// cholNB is the block size of cholUpper.
-const cholNB = 256
-
-// cholUpper overwrites the upper triangle of the n×n row-major a (stride n)
-// with its Cholesky factor U, A = UᵀU, as LAPACK dpotrf (Upper) does, and
-// reports whether A was numerically positive definite. It is the
-// right-looking blocked algorithm with 256-wide panels: gonum's Dpotrf uses
-// 64-wide ones, whose thin Dgemm updates run at about half gonum's Dgemm rate,
-// while here almost all the work is one rank-256 Dsyrk per panel, which
-// fastBLAS runs on the parallel Dgemm. The lower triangle is not referenced.
-func cholUpper(a []float64, n int) bool {
-	bi := blas64.Implementation()
-	var li gonum.Implementation
-	for j := 0; j < n; j += cholNB {
-		jb := min(cholNB, n-j)
-		if !li.Dpotrf(blas.Upper, jb, a[j*n+j:], n) {
-			return false
-		}
-		if rest := n - j - jb; rest > 0 {
-			// U₁₂ = U₁₁⁻ᵀ A₁₂, then A₂₂ −= U₁₂ᵀ U₁₂.
-			bi.Dtrsm(blas.Left, blas.Upper, blas.Trans, blas.NonUnit, jb, rest, 1, a[j*n+j:], n, a[j*n+j+jb:], n)
-			bi.Dsyrk(blas.Upper, blas.Trans, rest, jb, -1, a[j*n+j+jb:], n, 1, a[(j+jb)*n+j+jb:], n)
-		}
-	}
-	return true
 }

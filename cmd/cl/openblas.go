@@ -1,6 +1,16 @@
-//go:build openblas
-
 package main
 
-// Built with -tags openblas: register OpenBLAS as gonum's BLAS.
-import _ "github.com/cl-dev/cl/internal/openblas"
+import (
+	"github.com/cl-dev/cl/internal/linalg"
+	"github.com/cl-dev/cl/internal/openblas"
+)
+
+// selectBLAS chooses the BLAS of every head in the process, once, before
+// anything computes: OpenBLAS when the binary was built with -tags openblas,
+// otherwise cl's parallel pure-Go BLAS (linalg.FastBLAS). `cl version` prints
+// the choice (linalg.Backend).
+func selectBLAS() {
+	if !openblas.Use() {
+		linalg.UsePureGo()
+	}
+}

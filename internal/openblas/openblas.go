@@ -1,13 +1,14 @@
 //go:build openblas
 
-// Package openblas registers OpenBLAS (through gonum's cgo netlib wrapper,
+// Package openblas offers OpenBLAS (through gonum's cgo netlib wrapper,
 // gonum.org/v1/netlib/blas/netlib) as the BLAS of gonum's blas64 and
 // lapack/gonum packages, so that every float64 matrix product and every
 // factorisation in the process (RanPAC's Gram accumulation, Cholesky and
-// tridiagonal reduction, …) runs on OpenBLAS instead of gonum's pure-Go
-// kernels. Importing it is the whole API; it only builds with the `openblas`
-// build tag and needs libopenblas (Debian: apt-get install libopenblas-dev,
-// found through pkg-config):
+// tridiagonal reduction, …) runs on OpenBLAS instead of cl's pure-Go
+// kernels. Nothing happens on import: the program chooses it with Use
+// (cmd/cl does, next to its pure-Go default). It is linked only with the
+// `openblas` build tag and needs libopenblas (Debian: apt-get install
+// libopenblas-dev, found through pkg-config):
 //
 //	go build -tags openblas ./cmd/cl
 //
@@ -20,12 +21,14 @@ package openblas
 import "C"
 
 import (
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/netlib/blas/netlib"
+
+	"github.com/cl-dev/cl/internal/linalg"
 )
 
-func init() { blas64.Use(netlib.Implementation{}) }
-
-// Registered reports that the package is linked in: always true (the file
-// only builds with the openblas tag).
-func Registered() bool { return true }
+// Use selects OpenBLAS as the process's BLAS (linalg.Select) and reports
+// true: this build links it.
+func Use() bool {
+	linalg.Select(linalg.OpenBLAS, netlib.Implementation{})
+	return true
+}

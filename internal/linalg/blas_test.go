@@ -1,4 +1,4 @@
-package heads
+package linalg
 
 import (
 	"fmt"
@@ -49,7 +49,7 @@ func checkTri(t *testing.T, name string, ul blas.Uplo, n, ldc int, got, want, or
 func TestFastBLASSyrkSyr2k(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var ref gonum.Implementation
-	var f fastBLAS
+	var f FastBLAS
 	saved := syrkMinWork
 	syrkMinWork = 0 // exercise the blocked path on small shapes too
 	defer func() { syrkMinWork = saved }()
@@ -106,7 +106,7 @@ func TestFastBLASSyrkSyr2k(t *testing.T) {
 func TestFastBLASTrsmBitwise(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var ref gonum.Implementation
-	var f fastBLAS
+	var f FastBLAS
 	saved := trsmMinWork
 	trsmMinWork = 0
 	defer func() { trsmMinWork = saved }()
@@ -141,21 +141,34 @@ func TestFastBLASTrsmBitwise(t *testing.T) {
 	}
 }
 
-func TestFastBLASRegistered(t *testing.T) {
-	if _, ok := blas64.Implementation().(fastBLAS); !ok {
-		t.Skipf("blas64 implementation is %T (registered before heads), not fastBLAS", blas64.Implementation())
+// TestBackend checks the selection and its report: gonum's own BLAS until
+// something is selected, then the selected name.
+func TestBackend(t *testing.T) {
+	prev := blas64.Implementation()
+	defer blas64.Use(prev)
+	blas64.Use(gonum.Implementation{})
+	if got := Backend(); got != Gonum {
+		t.Fatalf("Backend() = %q with gonum's BLAS, want %q", got, Gonum)
 	}
-	if !gonumGemm() {
-		t.Fatal("gonumGemm() is false with fastBLAS registered")
+	UsePureGo()
+	if got := Backend(); got != PureGo {
+		t.Fatalf("Backend() = %q after UsePureGo, want %q", got, PureGo)
+	}
+	if _, ok := blas64.Implementation().(FastBLAS); !ok || !GonumGemm() {
+		t.Fatalf("after UsePureGo: blas64 is %T, GonumGemm %v", blas64.Implementation(), GonumGemm())
+	}
+	Select("custom", gonum.Implementation{})
+	if got := Backend(); got != "custom" {
+		t.Fatalf("Backend() = %q after Select(custom), want custom", got)
 	}
 }
 
-// TestFastBLASLapack runs gonum's Dpotrf and Dsytrd through fastBLAS (the
-// registered BLAS) and checks them against the factorisation's definition.
+// TestFastBLASLapack runs gonum's Dpotrf and Dsytrd through FastBLAS (as
+// the selected BLAS) and checks them against the factorisation's definition.
 func TestFastBLASLapack(t *testing.T) {
-	if _, ok := blas64.Implementation().(fastBLAS); !ok {
-		t.Skipf("blas64 implementation is %T, not fastBLAS", blas64.Implementation())
-	}
+	prev := blas64.Implementation()
+	defer blas64.Use(prev)
+	blas64.Use(FastBLAS{})
 	savedS, savedV, savedT := syrkMinWork, symvMinN, trsmMinWork
 	syrkMinWork, symvMinN, trsmMinWork = 0, 0, 0 // every call through the parallel paths
 	defer func() { syrkMinWork, symvMinN, trsmMinWork = savedS, savedV, savedT }()
@@ -217,7 +230,7 @@ func TestFastBLASLapack(t *testing.T) {
 }
 
 // BenchmarkFactor times gonum's Dpotrf and Dsytrd at n = 2000 with gonum's
-// plain BLAS and with fastBLAS, side by side. RANPAC_FACTOR_N overrides n.
+// plain BLAS and with FastBLAS, side by side. RANPAC_FACTOR_N overrides n.
 func BenchmarkFactor(b *testing.B) {
 	n := 2000
 	if s, err := strconv.Atoi(os.Getenv("RANPAC_FACTOR_N")); err == nil && s > 1 {
@@ -237,7 +250,7 @@ func BenchmarkFactor(b *testing.B) {
 	for _, bi := range []struct {
 		name string
 		impl blas.Float64
-	}{{"gonum", gonum.Implementation{}}, {"fast", fastBLAS{}}} {
+	}{{"gonum", gonum.Implementation{}}, {"fast", FastBLAS{}}} {
 		b.Run("potrf/"+bi.name, func(b *testing.B) {
 			blas64.Use(bi.impl)
 			for b.Loop() {
@@ -254,7 +267,7 @@ func BenchmarkFactor(b *testing.B) {
 			for b.Loop() {
 				copy(a, g)
 				start := time.Now()
-				if !cholUpper(a, n) {
+				if !CholUpper(a, n) {
 					b.Fatal("not PD")
 				}
 				b.ReportMetric(float64(n)*float64(n)*float64(n)/3/time.Since(start).Seconds()/1e9, "GFLOP/s")
@@ -290,7 +303,7 @@ func TestCholUpper(t *testing.T) {
 		}
 		got := append([]float64(nil), g...)
 		want := append([]float64(nil), g...)
-		if !cholUpper(got, n) {
+		if !CholUpper(got, n) {
 			t.Fatalf("n=%d: cholUpper failed on a PD matrix", n)
 		}
 		if !(lapackgonum.Implementation{}).Dpotrf(blas.Upper, n, want, n) {
@@ -312,7 +325,7 @@ func TestCholUpper(t *testing.T) {
 		}
 	}
 	ind := []float64{1, 2, 0, 1} // [[1 2] [2 1]] is indefinite
-	if cholUpper(ind, 2) {
+	if CholUpper(ind, 2) {
 		t.Fatal("cholUpper accepted an indefinite matrix")
 	}
 }
@@ -323,7 +336,7 @@ func TestFastBLASSymv(t *testing.T) {
 	symvMinN = 0
 	defer func() { symvMinN = saved }()
 	var ref gonum.Implementation
-	var f fastBLAS
+	var f FastBLAS
 	for _, n := range []int{1, 2, 7, 64, 301} {
 		for _, ul := range []blas.Uplo{blas.Upper, blas.Lower} {
 			for _, inc := range [][2]int{{1, 1}, {3, 2}, {-2, 1}, {1, -3}} {
@@ -357,7 +370,7 @@ func TestFastBLASSymv(t *testing.T) {
 	}
 }
 
-// BenchmarkCopyTri times the triangle mirror that ridgeSolve does twice
+// BenchmarkCopyTri times the triangle mirror that heads' ridge solve does twice
 // around its in-place Cholesky (upper → lower, then back), at n = 4000 or
 // RANPAC_FACTOR_N.
 func BenchmarkCopyTri(b *testing.B) {
@@ -367,8 +380,8 @@ func BenchmarkCopyTri(b *testing.B) {
 	}
 	c := randSlice(rand.New(rand.NewPCG(13, 14)), n*n)
 	for b.Loop() {
-		copyTri(c, n, true)
-		copyTri(c, n, false)
+		CopyTri(c, n, true)
+		CopyTri(c, n, false)
 	}
 }
 
@@ -390,7 +403,7 @@ func TestCopyTri(t *testing.T) {
 					}
 				}
 			}
-			copyTri(c, n, toLower)
+			CopyTri(c, n, toLower)
 			for k := range c {
 				if c[k] != want[k] {
 					t.Fatalf("n=%d toLower=%v: c[%d,%d] = %v, want %v", n, toLower, k/n, k%n, c[k], want[k])

@@ -1,32 +1,44 @@
-package heads
+// Package linalg is cl's float64 linear algebra beneath the heads: a faster
+// pure-Go BLAS (FastBLAS: gonum's BLAS with parallel Dsyrk, Dsyr2k, Dtrsm and
+// Dsymv), the blocked Cholesky factorisation (CholUpper, CholInPlace) and the
+// triangle helpers the heads' Gram matrices need.
+//
+// gonum's LAPACK (lapack/gonum: Dpotrf, Dsytrd, …) takes its BLAS from
+// blas64.Implementation() and cannot be handed one, so the BLAS is a process
+// setting. It is chosen explicitly by the program (cmd/cl: Select with
+// FastBLAS, or OpenBLAS from internal/openblas), never by importing a
+// package. A program or test that chooses nothing runs gonum's own pure-Go
+// BLAS, which is correct and only slower. Backend reports what runs.
+//
+// Matrices are row-major float64 slices with a stride (gonum's blas64
+// convention); n×n symmetric matrices keep their upper triangle, the lower
+// one being scratch unless a function says otherwise.
+package linalg
 
 import (
 	"runtime"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// fastBLAS is gonum's pure-Go BLAS with three level-3 routines replaced by
-// parallel versions: Dsyrk and Dsyr2k are blocked onto gonum's parallel Dgemm
-// (gonum's own are serial and about half Dgemm's rate), and Dtrsm splits the
-// right-hand sides over goroutines (bit-for-bit the serial result: every
-// column of B, or row for Side = Right, is computed by the same serial code).
+// FastBLAS is gonum's pure-Go BLAS with four routines replaced by parallel
+// versions: Dsyrk and Dsyr2k are blocked onto gonum's parallel Dgemm (gonum's
+// own are serial and about half Dgemm's rate), Dtrsm splits the right-hand
+// sides over goroutines (bit-for-bit the serial result: every column of B, or
+// row for Side = Right, is computed by the same serial code) and Dsymv splits
+// the rows (rounding differs from gonum's serial sum).
 // Every other routine, Dgemm included, is gonum's, so results that depend only
 // on them are unchanged.
 //
-// gonum's LAPACK (lapack/gonum: Dpotrf, Dsytrd, …) takes its BLAS from
-// blas64.Implementation() and cannot be handed one, so the heads package
-// registers fastBLAS with blas64.Use in init (see useFastBLAS) unless another
-// implementation (e.g. OpenBLAS through the `openblas` build tag) was
-// registered first.
-type fastBLAS struct {
+// Select(PureGo, FastBLAS{}) makes it the process's BLAS (gonum's LAPACK
+// included).
+type FastBLAS struct {
 	gonum.Implementation
 }
 
-// syrkNB is the block size (rows of C) of fastBLAS's Dsyrk and Dsyr2k, and
+// syrkNB is the block size (rows of C) of FastBLAS's Dsyrk and Dsyr2k, and
 // syrkMinWork the n·n·k below which they call gonum's serial version.
 var (
 	syrkNB      = 256
@@ -35,28 +47,6 @@ var (
 
 // trsmMinWork is the m·m·n (or n·n·m) below which Dtrsm runs serially.
 var trsmMinWork = 64 * 64 * 64
-
-func init() { useFastBLAS() }
-
-// useFastBLAS registers fastBLAS as the blas64 implementation when the
-// current one is gonum's default (so an explicitly registered BLAS, e.g.
-// OpenBLAS, is kept).
-func useFastBLAS() {
-	if _, ok := blas64.Implementation().(gonum.Implementation); ok {
-		blas64.Use(fastBLAS{})
-	}
-}
-
-// gonumGemm reports whether the registered BLAS computes Dgemm with gonum's
-// native code (gonum.Implementation itself or fastBLAS, which keeps it), so
-// that results bit-for-bit equal to gonum's Dgemm can be relied on.
-func gonumGemm() bool {
-	switch blas64.Implementation().(type) {
-	case gonum.Implementation, fastBLAS:
-		return true
-	}
-	return false
-}
 
 var scratchPool = sync.Pool{New: func() any { s := make([]float64, 0); return &s }}
 
@@ -73,11 +63,11 @@ func getScratch(n int) *[]float64 {
 // C = alpha·Aᵀ·A + beta·C (A k×n) on the uplo triangle of the n×n C only; the
 // other triangle is not read or written. Semantics are those of
 // gonum.Implementation.Dsyrk (beta = 0 ignores C's old values).
-func (f fastBLAS) Dsyrk(ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
+func (f FastBLAS) Dsyrk(ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
 	f.syrk(syrkNB, ul, tA, n, k, alpha, a, lda, beta, c, ldc)
 }
 
-func (f fastBLAS) syrk(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
+func (f FastBLAS) syrk(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
 	if n*n*k < syrkMinWork || alpha == 0 || k == 0 || n <= 1 || !validUT(ul, tA) {
 		// Small problems, quick returns and argument errors (panics) are gonum's.
 		if beta == 0 && validUT(ul, tA) && n > 0 {
@@ -129,11 +119,11 @@ func (f fastBLAS) syrk(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha 
 // n×k) or C = alpha·Aᵀ·B + alpha·Bᵀ·A + beta·C (A and B k×n) on the uplo
 // triangle of the n×n C only. Semantics are those of
 // gonum.Implementation.Dsyr2k.
-func (f fastBLAS) Dsyr2k(ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func (f FastBLAS) Dsyr2k(ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	f.syr2k(syrkNB, ul, tA, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-func (f fastBLAS) syr2k(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func (f FastBLAS) syr2k(nb int, ul blas.Uplo, tA blas.Transpose, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	if n*n*k < syrkMinWork || alpha == 0 || k == 0 || n <= 1 || !validUT(ul, tA) {
 		if beta == 0 && validUT(ul, tA) && n > 0 {
 			f.Implementation.Dsyr2k(ul, tA, n, 0, alpha, a, lda, b, ldb, 1, c, ldc)
@@ -200,7 +190,7 @@ func validUT(ul blas.Uplo, tA blas.Transpose) bool {
 
 // zeroTri zeroes the ul triangle of the n×n c. gonum's Dsyrk (Lower, Trans)
 // multiplies C by beta = 0, which keeps NaN and Inf; the reference BLAS
-// ignores C when beta = 0, and so does fastBLAS.
+// ignores C when beta = 0, and so does FastBLAS.
 func zeroTri(ul blas.Uplo, n int, c []float64, ldc int) {
 	for i := 0; i < n; i++ {
 		if ul == blas.Upper {
@@ -243,7 +233,7 @@ func mergeTri(ul blas.Uplo, m int, beta float64, s []float64, lds int, addT bool
 // (Side = Right) for X, overwriting the m×n B, as gonum.Implementation.Dtrsm
 // does; large problems run gonum's code on column blocks (Left) or row blocks
 // (Right) of B in parallel, which gives bit-for-bit the serial result.
-func (f fastBLAS) Dtrsm(s blas.Side, ul blas.Uplo, tA blas.Transpose, d blas.Diag, m, n int, alpha float64, a []float64, lda int, b []float64, ldb int) {
+func (f FastBLAS) Dtrsm(s blas.Side, ul blas.Uplo, tA blas.Transpose, d blas.Diag, m, n int, alpha float64, a []float64, lda int, b []float64, ldb int) {
 	workers := runtime.GOMAXPROCS(0)
 	tri, rhs := m, n
 	if s == blas.Right {
@@ -289,7 +279,7 @@ var symvMinN = 512
 // problems split A's rows over goroutines, each summing its rows' share of
 // A·x into its own buffer (the reduction to tridiagonal form, Dsytrd, spends
 // half its work here); the sum differs from gonum's in rounding only.
-func (f fastBLAS) Dsymv(ul blas.Uplo, n int, alpha float64, a []float64, lda int, x []float64, incx int, beta float64, y []float64, incy int) {
+func (f FastBLAS) Dsymv(ul blas.Uplo, n int, alpha float64, a []float64, lda int, x []float64, incx int, beta float64, y []float64, incy int) {
 	workers := runtime.GOMAXPROCS(0)
 	if workers < 2 || n < symvMinN || alpha == 0 || (ul != blas.Upper && ul != blas.Lower) ||
 		lda < n || incx == 0 || incy == 0 || len(a) < lda*(n-1)+n ||
