@@ -14,7 +14,7 @@ import (
 
 	"github.com/cl-dev/cl/extract"
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 func init() {
@@ -67,7 +67,7 @@ func init() {
 // extractOptions is everything `cl extract` needs.
 type extractOptions struct {
 	Model, Data, Out string
-	ORT              models.Options
+	ORT              ort.Options
 	Pipeline         extract.Options
 	// Terminal turns the progress bar on (stderr is a terminal).
 	Terminal bool
@@ -95,7 +95,7 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	if err := extract.CheckOut(o.Out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	bb, err := models.Open(o.Model, o.ORT)
+	bb, err := ort.Open(o.Model, o.ORT)
 	if err != nil {
 		return err
 	}

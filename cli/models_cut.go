@@ -9,6 +9,7 @@ import (
 
 	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 func init() {
@@ -63,7 +64,7 @@ type modelsCutOptions struct {
 	Cut        models.CutOptions
 	Preprocess *models.Preprocess // nil = take the input model's manifest
 	Verify     bool
-	ORT        models.Options
+	ORT        ort.Options
 }
 
 // runModelsCut cuts o.In and writes o.Out atomically, after checking (unless
@@ -99,7 +100,7 @@ func runModelsCut(w io.Writer, o modelsCutOptions) error {
 	}
 	dim := "D"
 	if o.Verify {
-		b, err := models.OpenData(o.Out, data, o.ORT)
+		b, err := ort.OpenData(o.Out, data, o.ORT)
 		if err != nil {
 			return fmt.Errorf("ONNX Runtime does not accept the cut model (nothing written; --no-verify skips this check): %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
 )
 
@@ -103,7 +104,7 @@ type modelsImportOptions struct {
 	Heads              int
 	Build              vit.Options
 	Verify             bool
-	ORT                models.Options
+	ORT                ort.Options
 }
 
 // runModelsImport reads the checkpoint, builds the graph, checks it in ONNX
@@ -141,7 +142,7 @@ func runModelsImport(w, stderr io.Writer, o modelsImportOptions) error {
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", o.Out, err)
 		}
-		b, err := models.OpenData(o.Out, data, o.ORT)
+		b, err := ort.OpenData(o.Out, data, o.ORT)
 		if err != nil {
 			return fmt.Errorf("checking the new model in ONNX Runtime (pass --no-verify to skip): %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 const vitTestdata = "../models/vit/testdata/"
@@ -21,7 +22,7 @@ func runImport(t *testing.T, args ...string) (string, string, error) {
 }
 
 func TestModelsImport(t *testing.T) {
-	if _, err := models.InitORT(""); err != nil {
+	if _, err := ort.Init(""); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("ONNX Runtime is required under CI: %v", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 const (
@@ -29,11 +30,11 @@ func runCL(t *testing.T, args ...string) (string, error) {
 
 func needORTLib(t *testing.T) {
 	t.Helper()
-	if _, err := models.InitORT(""); err != nil {
+	if _, err := ort.Init(""); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("ONNX Runtime is required under CI: %v", err)
 		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", models.ORTInstallCommand, err)
+		t.Skipf("ONNX Runtime not available (run %s): %v", ort.InstallCommand, err)
 	}
 }
 
@@ -121,7 +122,7 @@ func TestModelsCutMobileNet(t *testing.T) {
 	if !strings.Contains(out, "features float32 [N,1280] from 464_quantized (uint8, dequantized with 464_scale/464_zero_point)") {
 		t.Fatalf("output: %s", out)
 	}
-	b, err := models.Open(dst, models.Options{Threads: 1})
+	b, err := ort.Open(dst, ort.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,13 +207,13 @@ func TestModelsCutKeepsManifest(t *testing.T) {
 // ortFlags check --device and --threads when urfave parses them (commands
 // without SkipFlagParsing), as usage errors.
 func TestORTFlags(t *testing.T) {
-	var got models.Options
+	var got ort.Options
 	app := &cli.App{Name: "t", Commands: []*cli.Command{{Name: "x", Flags: ortFlags(),
 		Action: func(c *cli.Context) error { got = backboneOptions(c); return nil }}}}
 	if err := app.Run([]string{"t", "x", "--device", "cuda:2", "--threads", "3", "--ort-lib", "/l.so"}); err != nil {
 		t.Fatal(err)
 	}
-	if got != (models.Options{ORTLib: "/l.so", Device: "cuda:2", Threads: 3}) {
+	if got != (ort.Options{ORTLib: "/l.so", Device: "cuda:2", Threads: 3}) {
 		t.Fatalf("%+v", got)
 	}
 	if err := app.Run([]string{"t", "x"}); err != nil || got.Device != "cpu" || got.Threads != 0 {

@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 // ortFlags are the ONNX Runtime flags shared by every command that runs a
@@ -12,7 +12,7 @@ import (
 // is a usage error (exit code 2), raised when the flags are parsed.
 func ortFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default $" + models.ORTLibEnv +
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default $" + ort.LibEnv +
 			", then the location scripts/install-onnxruntime.sh installs to)"},
 		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "where the backbone runs: cpu, cuda or cuda:N",
 			Action: func(_ *cli.Context, s string) error { return checkDevice(s) }},
@@ -21,10 +21,10 @@ func ortFlags() []cli.Flag {
 	}
 }
 
-// backboneOptions reads the ortFlags of c into models.Options (for
-// models.Open).
-func backboneOptions(c *cli.Context) models.Options {
-	return models.Options{ORTLib: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
+// backboneOptions reads the ortFlags of c into ort.Options (for
+// ort.Open).
+func backboneOptions(c *cli.Context) ort.Options {
+	return ort.Options{ORTLib: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}
 }
 
 // checkBackboneFlags validates the ortFlags of c; commands declared with
@@ -38,7 +38,7 @@ func checkBackboneFlags(c *cli.Context) error {
 }
 
 func checkDevice(s string) error {
-	if _, err := models.ParseDevice(s); err != nil {
+	if _, err := ort.ParseDevice(s); err != nil {
 		return usageErrorf("--device: %v", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/extract/features"
 	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 const fashionMNIST = "/usr/share/datasets/fashion-mnist"
@@ -46,7 +47,7 @@ func need(t testing.TB, path, what string) {
 // mobileNetFeatures cuts the shipped MobileNetV2 (testdata/mobilenetv2, the
 // same bytes as ../shared/data's) at its 1280-d pooled
 // feature and opens it.
-func mobileNetFeatures(t testing.TB, threads int) *models.Backbone {
+func mobileNetFeatures(t testing.TB, threads int) *ort.Backbone {
 	t.Helper()
 	src := filepath.Join(moduleRoot(t), "testdata", "mobilenetv2", "mobilenetv2-12-int8.onnx")
 	need(t, src, "testdata/mobilenetv2/mobilenetv2-12-int8.onnx")

@@ -19,7 +19,7 @@ import (
 	"github.com/cl-dev/cl/models"
 )
 
-// Backbone is what the pipeline needs of a model; *models.Backbone is one.
+// Backbone is what the pipeline needs of a model; *ort.Backbone is one.
 type Backbone interface {
 	// Manifest gives the preprocessing (its Crop is the input side S).
 	Manifest() models.Manifest

@@ -13,21 +13,22 @@ import (
 	"github.com/cl-dev/cl/extract/features"
 	"github.com/cl-dev/cl/internal/npy"
 	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 const tinyViTDir = "../testdata/tinyvit"
 
 // openORT opens a model with ONNX Runtime, skipping the test when the
 // library is not installed (failing under CI=true).
-func openORT(t testing.TB, path string, threads int) *models.Backbone {
+func openORT(t testing.TB, path string, threads int) *ort.Backbone {
 	t.Helper()
-	if _, err := models.InitORT(""); err != nil {
+	if _, err := ort.Init(""); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("ONNX Runtime is required under CI: %v", err)
 		}
-		t.Skipf("ONNX Runtime not available (install it with %s): %v", models.ORTInstallCommand, err)
+		t.Skipf("ONNX Runtime not available (install it with %s): %v", ort.InstallCommand, err)
 	}
-	bb, err := models.Open(path, models.Options{Threads: threads})
+	bb, err := ort.Open(path, ort.Options{Threads: threads})
 	if err != nil {
 		t.Fatal(err)
 	}

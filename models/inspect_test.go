@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cl-dev/cl/internal/testenv"
 	"github.com/cl-dev/cl/models/onnxpb"
 )
 
@@ -44,7 +45,7 @@ func FuzzGraphTools(f *testing.F) {
 		f.Add(data)
 	}
 	flat := &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)}
-	small, _ := proto.Marshal(tinyGraph("Flatten", onnxpb.TensorProto_FLOAT, []int64{-1, 3, 4, 4}, onnxpb.TensorProto_FLOAT, []int64{-1, 48}, 4, flat))
+	small, _ := proto.Marshal(withManifest(testenv.OneNodeGraph("Flatten", onnxpb.TensorProto_FLOAT, []int64{-1, 3, 4, 4}, onnxpb.TensorProto_FLOAT, []int64{-1, 48}, flat), 4))
 	f.Add(small)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := &onnxpb.ModelProto{}
@@ -52,7 +53,7 @@ func FuzzGraphTools(f *testing.F) {
 			return
 		}
 		man := Manifest{Preprocess: Preprocess{Interpolation: "bilinear", Crop: 4}}
-		checkSignature("fuzz", m.GetGraph(), &man)
+		CheckSignature("fuzz", m.GetGraph(), &man)
 		ix := indexGraph(m.GetGraph())
 		for _, n := range m.GetGraph().GetNode() {
 			for _, o := range n.GetOutput() {
@@ -68,4 +69,9 @@ func FuzzGraphTools(f *testing.F) {
 			Cut(c, CutOptions{Tensor: tensor, Pool: pool, Preprocess: man.Preprocess})
 		}
 	})
+}
+
+func withManifest(m *onnxpb.ModelProto, crop int) *onnxpb.ModelProto {
+	SetManifest(m, Manifest{Input: "x", Output: "y", Preprocess: Preprocess{Resize: crop, Interpolation: "bilinear", Crop: crop}})
+	return m
 }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package vit
 
 import (
@@ -6,18 +8,17 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	ort "github.com/yalue/onnxruntime_go"
-
-	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/models/onnxpb"
+	"github.com/cl-dev/cl/models/ort"
 )
 
-// needORT initialises ONNX Runtime through models.InitORT (one environment
-// per process, shared with models.Open) or skips — fails under CI=true — when
+// needORT initialises ONNX Runtime through ort.Init (one environment
+// per process, shared with ort.Open) or skips — fails under CI=true — when
 // the library is not installed.
 func needORT(t testing.TB) {
 	t.Helper()
-	if _, err := models.InitORT(""); err != nil {
+	if _, err := ort.Init(""); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("ONNX Runtime is required in CI: %v", err)
 		}
@@ -32,10 +33,14 @@ type feed struct {
 	data  []float32
 }
 
-// session runs graphs with several inputs (variants), which models.Open (a
+func tensorFeed(name string, t safetensors.Tensor) feed {
+	return feed{name: name, shape: t.Shape, data: t.Float32s()}
+}
+
+// session runs graphs with several inputs (variants), which ort.Open (a
 // one-image-input backbone) does not take.
 type session struct {
-	s       *ort.DynamicAdvancedSession
+	s       *ort.Session
 	inputs  []string
 	outputs []string
 }
@@ -46,19 +51,6 @@ func newSession(t testing.TB, m *onnxpb.ModelProto, threads int) *session {
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
-	}
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer so.Destroy()
-	if threads > 0 {
-		if err := so.SetIntraOpNumThreads(threads); err != nil {
-			t.Fatal(err)
-		}
-		if err := so.SetInterOpNumThreads(1); err != nil {
-			t.Fatal(err)
-		}
 	}
 	var ins, outs []string
 	inits := map[string]bool{}
@@ -73,17 +65,12 @@ func newSession(t testing.TB, m *onnxpb.ModelProto, threads int) *session {
 	for _, v := range m.GetGraph().GetOutput() {
 		outs = append(outs, v.GetName())
 	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, ins, outs, so)
+	s, err := ort.NewSession("test graph", data, ins, outs, ort.SessionOptions{Threads: threads})
 	if err != nil {
 		t.Fatalf("ONNX Runtime rejects the graph: %v", err)
 	}
-	ss := &session{s: s, inputs: ins, outputs: outs}
-	t.Cleanup(func() {
-		if ss.s != nil {
-			ss.s.Destroy()
-		}
-	})
-	return ss
+	t.Cleanup(func() { s.Close() })
+	return &session{s: s, inputs: ins, outputs: outs}
 }
 
 // run feeds the inputs (by name, all required) and returns every output.
@@ -93,31 +80,24 @@ func (s *session) run(t testing.TB, feeds ...feed) map[string][]float32 {
 	for _, f := range feeds {
 		byName[f.name] = f
 	}
-	in := make([]ort.Value, len(s.inputs))
+	in := make([]ort.Tensor, len(s.inputs))
 	for i, name := range s.inputs {
 		f, ok := byName[name]
 		if !ok {
 			t.Fatalf("no value for graph input %q", name)
 		}
-		x, err := ort.NewTensor(ort.NewShape(f.shape...), f.data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer x.Destroy()
-		in[i] = x
+		in[i] = ort.Tensor{Shape: f.shape, F32: f.data}
 	}
-	out := make([]ort.Value, len(s.outputs))
-	if err := s.s.Run(in, out); err != nil {
+	out, err := s.s.Run(in)
+	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	res := map[string][]float32{}
 	for i, v := range out {
-		tt, ok := v.(*ort.Tensor[float32])
-		if !ok {
+		if v.F32 == nil && v.Len() > 0 {
 			t.Fatalf("output %q is not float32", s.outputs[i])
 		}
-		res[s.outputs[i]] = append([]float32(nil), tt.GetData()...)
-		v.Destroy()
+		res[s.outputs[i]] = v.F32
 	}
 	return res
 }

@@ -1,4 +1,4 @@
-package models
+package ort
 
 import (
 	"math"
@@ -12,20 +12,22 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cl-dev/cl/internal/npy"
+	"github.com/cl-dev/cl/internal/testenv"
+	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/onnxpb"
 )
 
-const tinyViT = "../testdata/tinyvit/tinyvit.onnx"
+const tinyViT = "../../testdata/tinyvit/tinyvit.onnx"
 
 // needORT skips (or fails under CI=true) when the ONNX Runtime library is
 // not installed.
 func needORT(t testing.TB) {
 	t.Helper()
-	if _, err := InitORT(""); err != nil {
+	if _, err := Init(""); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("ONNX Runtime is required under CI: %v", err)
 		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", ORTInstallCommand, err)
+		t.Skipf("ONNX Runtime not available (run %s): %v", InstallCommand, err)
 	}
 }
 
@@ -49,15 +51,15 @@ func TestTinyViTGoldens(t *testing.T) {
 	if m.Input != "input" || m.Output != "features" || m.Preprocess.Resize != 36 || m.Preprocess.Interpolation != "bicubic" {
 		t.Fatalf("manifest %+v", m)
 	}
-	sha, err := FileSHA256(tinyViT)
+	sha, err := models.FileSHA256(tinyViT)
 	if err != nil || sha != b.SHA256() {
 		t.Fatalf("sha %s vs file %s (%v)", b.SHA256(), sha, err)
 	}
-	x, xs, err := npy.ReadFloat32("../testdata/tinyvit/inputs.npy")
+	x, xs, err := npy.ReadFloat32("../../testdata/tinyvit/inputs.npy")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, ws, err := npy.ReadFloat32("../testdata/tinyvit/features.npy")
+	want, ws, err := npy.ReadFloat32("../../testdata/tinyvit/features.npy")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +89,11 @@ func TestTinyViTGoldens(t *testing.T) {
 
 func TestBackboneConcurrentRuns(t *testing.T) {
 	b := openTiny(t, Options{Threads: 1})
-	x, _, err := npy.ReadFloat32("../testdata/tinyvit/inputs.npy")
+	x, _, err := npy.ReadFloat32("../../testdata/tinyvit/inputs.npy")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _, _ := npy.ReadFloat32("../testdata/tinyvit/features.npy")
+	want, _, _ := npy.ReadFloat32("../../testdata/tinyvit/features.npy")
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := 0; g < 4; g++ {
@@ -168,13 +170,13 @@ func TestOpenBadDeviceAndThreads(t *testing.T) {
 func TestOpenManifestOverride(t *testing.T) {
 	needORT(t)
 	// Wrong crop: the input is 32×32, a manifest saying 224 is refused.
-	bad := Manifest{Preprocess: ViTIN21K()}
+	bad := models.Manifest{Preprocess: models.ViTIN21K()}
 	_, err := Open(tinyViT, Options{Manifest: &bad})
 	if err == nil || !strings.Contains(err.Error(), "[N,3,224,224]") {
 		t.Fatalf("crop mismatch: %v", err)
 	}
 	// Names may be left empty when the graph has one input and output.
-	good := Manifest{Preprocess: Preprocess{Resize: 40, Interpolation: "bilinear", Crop: 32}}
+	good := models.Manifest{Preprocess: models.Preprocess{Resize: 40, Interpolation: "bilinear", Crop: 32}}
 	b, err := Open(tinyViT, Options{Manifest: &good})
 	if err != nil {
 		t.Fatal(err)
@@ -188,24 +190,15 @@ func TestOpenManifestOverride(t *testing.T) {
 // tinyGraph builds a one-node model: input in (elem, dims) → op → output
 // out (elem, outDims), with a manifest for crop.
 func tinyGraph(op string, inElem onnxpb.TensorProto_DataType, inDims []int64, outElem onnxpb.TensorProto_DataType, outDims []int64, crop int, attrs ...*onnxpb.AttributeProto) *onnxpb.ModelProto {
-	m := &onnxpb.ModelProto{
-		IrVersion:   proto.Int64(8),
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
-		Graph: &onnxpb.GraphProto{
-			Name:   proto.String("g"),
-			Node:   []*onnxpb.NodeProto{{OpType: proto.String(op), Input: []string{"x"}, Output: []string{"y"}, Attribute: attrs}},
-			Input:  []*onnxpb.ValueInfoProto{valueInfo("x", int32(inElem), inDims)},
-			Output: []*onnxpb.ValueInfoProto{valueInfo("y", int32(outElem), outDims)},
-		},
-	}
-	SetManifest(m, Manifest{Input: "x", Output: "y", Preprocess: Preprocess{Resize: crop, Interpolation: "bilinear", Crop: crop}})
+	m := testenv.OneNodeGraph(op, inElem, inDims, outElem, outDims, attrs...)
+	models.SetManifest(m, models.Manifest{Input: "x", Output: "y", Preprocess: models.Preprocess{Resize: crop, Interpolation: "bilinear", Crop: crop}})
 	return m
 }
 
 func writeModel(t *testing.T, m *onnxpb.ModelProto) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "m.onnx")
-	if err := WriteModel(p, m); err != nil {
+	if err := models.WriteModel(p, m); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -302,19 +295,6 @@ func TestOpenFixedBatch(t *testing.T) {
 			t.Fatalf("n=%d: flatten of a fixed-batch model changed values or length (%d vs %d)", n, len(y), len(x))
 		}
 	}
-}
-
-func valueInfo(name string, elem int32, dims []int64) *onnxpb.ValueInfoProto {
-	sh := &onnxpb.TensorShapeProto{}
-	for i, d := range dims {
-		if d < 0 {
-			sh.Dim = append(sh.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: []string{"N", "D", "H", "W"}[i]}})
-		} else {
-			sh.Dim = append(sh.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-		}
-	}
-	return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
-		TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(elem), Shape: sh}}}}
 }
 
 func maxAbsDiff(a, b []float32) float64 {

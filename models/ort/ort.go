@@ -1,4 +1,4 @@
-package models
+package ort
 
 import (
 	"errors"
@@ -9,24 +9,24 @@ import (
 	"strings"
 	"sync"
 
-	ort "github.com/yalue/onnxruntime_go"
+	onnxrt "github.com/yalue/onnxruntime_go"
 )
 
-// ORTVersion is the ONNX Runtime release that scripts/install-onnxruntime.sh
+// Version is the ONNX Runtime release that scripts/install-onnxruntime.sh
 // installs. onnxruntime_go v1.27.0 speaks C API 24, served by 1.24.x and newer.
-const ORTVersion = "1.24.3"
+const Version = "1.24.3"
 
-// ORTLibEnv is the environment variable that names the ONNX Runtime shared
+// LibEnv is the environment variable that names the ONNX Runtime shared
 // library when no --ort-lib flag is given.
-const ORTLibEnv = "CL_ORT_LIB"
+const LibEnv = "CL_ORT_LIB"
 
-// ORTInstallCommand is the one command that installs the library cl looks for.
-const ORTInstallCommand = "scripts/install-onnxruntime.sh"
+// InstallCommand is the one command that installs the library cl looks for.
+const InstallCommand = "scripts/install-onnxruntime.sh"
 
-// DefaultORTLib returns where scripts/install-onnxruntime.sh puts the library:
+// DefaultLib returns where scripts/install-onnxruntime.sh puts the library:
 // ${CL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cl}/onnxruntime-1.24.3/libonnxruntime.so.1.
 // getenv is os.Getenv in normal use (a parameter so tests can fake the environment).
-func DefaultORTLib(getenv func(string) string) string {
+func DefaultLib(getenv func(string) string) string {
 	cache := getenv("CL_CACHE_DIR")
 	if cache == "" {
 		base := getenv("XDG_CACHE_HOME")
@@ -35,30 +35,30 @@ func DefaultORTLib(getenv func(string) string) string {
 		}
 		cache = filepath.Join(base, "cl")
 	}
-	return filepath.Join(cache, "onnxruntime-"+ORTVersion, "libonnxruntime.so.1")
+	return filepath.Join(cache, "onnxruntime-"+Version, "libonnxruntime.so.1")
 }
 
-// ORTLibSource says where a library path came from.
-type ORTLibSource string
+// LibSource says where a library path came from.
+type LibSource string
 
-// The places FindORTLib looks, in order.
+// The places FindLib looks, in order.
 const (
-	FromFlag    ORTLibSource = "--ort-lib"
-	FromEnv     ORTLibSource = ORTLibEnv
-	FromDefault ORTLibSource = "default location"
+	FromFlag    LibSource = "--ort-lib"
+	FromEnv     LibSource = LibEnv
+	FromDefault LibSource = "default location"
 )
 
-// FindORTLib resolves the ONNX Runtime library path: the flag value if set,
-// else $CL_ORT_LIB if set, else DefaultORTLib. It does not check that the file
-// exists (InitORT does, with an error that says how to install it).
-func FindORTLib(flag string, getenv func(string) string) (string, ORTLibSource) {
+// FindLib resolves the ONNX Runtime library path: the flag value if set,
+// else $CL_ORT_LIB if set, else DefaultLib. It does not check that the file
+// exists (Init does, with an error that says how to install it).
+func FindLib(flag string, getenv func(string) string) (string, LibSource) {
 	if flag != "" {
 		return flag, FromFlag
 	}
-	if v := getenv(ORTLibEnv); v != "" {
+	if v := getenv(LibEnv); v != "" {
 		return v, FromEnv
 	}
-	return DefaultORTLib(getenv), FromDefault
+	return DefaultLib(getenv), FromDefault
 }
 
 var ortState struct {
@@ -66,14 +66,14 @@ var ortState struct {
 	path string // the library the environment was initialised with; "" = none yet
 }
 
-// InitORT loads the ONNX Runtime library found by FindORTLib(flag, os.Getenv)
+// Init loads the ONNX Runtime library found by FindLib(flag, os.Getenv)
 // and initialises the process-wide environment, once. Later calls with the
 // same (or an empty) choice are free; asking for a different library after one
 // is loaded is an error, as a process can hold only one ONNX Runtime. It
 // returns the path of the library in use. A missing or incompatible library
 // gives an error that names the path and the command that installs it.
-func InitORT(flag string) (string, error) {
-	path, src := FindORTLib(flag, os.Getenv)
+func Init(flag string) (string, error) {
+	path, src := FindLib(flag, os.Getenv)
 	ortState.mu.Lock()
 	defer ortState.mu.Unlock()
 	if ortState.path != "" {
@@ -85,27 +85,27 @@ func InitORT(flag string) (string, error) {
 	if _, err := os.Stat(path); err != nil {
 		return "", fmt.Errorf("ONNX Runtime library not found at %s (from %s): %v\n"+
 			"install it with: %s   (or point %s / --ort-lib at a libonnxruntime.so of version %s or newer)",
-			path, src, errors.Unwrap(err), ORTInstallCommand, ORTLibEnv, ORTVersion)
+			path, src, errors.Unwrap(err), InstallCommand, LibEnv, Version)
 	}
-	ort.SetSharedLibraryPath(path)
-	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+	onnxrt.SetSharedLibraryPath(path)
+	if err := onnxrt.InitializeEnvironment(onnxrt.WithLogLevelError()); err != nil {
 		return "", fmt.Errorf("cannot load ONNX Runtime from %s (from %s): %v\n"+
 			"cl needs ONNX Runtime %s or newer (C API 24); install it with: %s",
-			path, src, err, ORTVersion, ORTInstallCommand)
+			path, src, err, Version, InstallCommand)
 	}
 	ortState.path = path
 	return path, nil
 }
 
-// ORTVersionLoaded returns the version string of the loaded ONNX Runtime
+// VersionLoaded returns the version string of the loaded ONNX Runtime
 // library, or "" when none is loaded.
-func ORTVersionLoaded() string {
+func VersionLoaded() string {
 	ortState.mu.Lock()
 	defer ortState.mu.Unlock()
 	if ortState.path == "" {
 		return ""
 	}
-	return ort.GetVersion()
+	return onnxrt.GetVersion()
 }
 
 func sameFile(a, b string) bool {
@@ -139,7 +139,7 @@ func ParseDevice(s string) (Device, error) {
 	switch {
 	case t == "" || t == "cpu":
 		return Device{}, nil
-	case t == "cuda" || t == "gpu":
+	case t == "cuda":
 		return Device{CUDA: true}, nil
 	case strings.HasPrefix(t, "cuda:"):
 		id, err := strconv.Atoi(t[len("cuda:"):])

@@ -1,4 +1,4 @@
-package models
+package ort
 
 import (
 	"os"
@@ -13,18 +13,18 @@ func fakeEnv(m map[string]string) func(string) string {
 }
 
 func TestFindORTLibOrder(t *testing.T) {
-	env := map[string]string{"HOME": "/home/u", "XDG_CACHE_HOME": "/xdg", "CL_CACHE_DIR": "/clc", ORTLibEnv: "/env/lib.so"}
+	env := map[string]string{"HOME": "/home/u", "XDG_CACHE_HOME": "/xdg", "CL_CACHE_DIR": "/clc", LibEnv: "/env/lib.so"}
 	cases := []struct {
 		flag  string
 		unset []string
 		want  string
-		src   ORTLibSource
+		src   LibSource
 	}{
 		{"/flag/lib.so", nil, "/flag/lib.so", FromFlag},
 		{"", nil, "/env/lib.so", FromEnv},
-		{"", []string{ORTLibEnv}, "/clc/onnxruntime-1.24.3/libonnxruntime.so.1", FromDefault},
-		{"", []string{ORTLibEnv, "CL_CACHE_DIR"}, "/xdg/cl/onnxruntime-1.24.3/libonnxruntime.so.1", FromDefault},
-		{"", []string{ORTLibEnv, "CL_CACHE_DIR", "XDG_CACHE_HOME"}, "/home/u/.cache/cl/onnxruntime-1.24.3/libonnxruntime.so.1", FromDefault},
+		{"", []string{LibEnv}, "/clc/onnxruntime-1.24.3/libonnxruntime.so.1", FromDefault},
+		{"", []string{LibEnv, "CL_CACHE_DIR"}, "/xdg/cl/onnxruntime-1.24.3/libonnxruntime.so.1", FromDefault},
+		{"", []string{LibEnv, "CL_CACHE_DIR", "XDG_CACHE_HOME"}, "/home/u/.cache/cl/onnxruntime-1.24.3/libonnxruntime.so.1", FromDefault},
 	}
 	for _, c := range cases {
 		e := map[string]string{}
@@ -34,7 +34,7 @@ func TestFindORTLibOrder(t *testing.T) {
 		for _, k := range c.unset {
 			delete(e, k)
 		}
-		got, src := FindORTLib(c.flag, fakeEnv(e))
+		got, src := FindLib(c.flag, fakeEnv(e))
 		if got != c.want || src != c.src {
 			t.Errorf("flag %q unset %v: got %s (%s), want %s (%s)", c.flag, c.unset, got, src, c.want, c.src)
 		}
@@ -43,12 +43,12 @@ func TestFindORTLibOrder(t *testing.T) {
 
 func TestDefaultORTLibMatchesInstallScript(t *testing.T) {
 	// The install script's default destination, evaluated by bash.
-	out, err := exec.Command("bash", "-c", `cache=${CL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cl}; echo "$cache/onnxruntime-$(sed -n 's/^version=//p' ../scripts/install-onnxruntime.sh)/libonnxruntime.so.1"`).Output()
+	out, err := exec.Command("bash", "-c", `cache=${CL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cl}; echo "$cache/onnxruntime-$(sed -n 's/^version=//p' ../../scripts/install-onnxruntime.sh)/libonnxruntime.so.1"`).Output()
 	if err != nil {
 		t.Skipf("bash not available: %v", err)
 	}
-	if got, want := DefaultORTLib(os.Getenv), strings.TrimSpace(string(out)); got != want {
-		t.Fatalf("DefaultORTLib = %s, install script uses %s", got, want)
+	if got, want := DefaultLib(os.Getenv), strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("DefaultLib = %s, install script uses %s", got, want)
 	}
 }
 
@@ -60,7 +60,7 @@ func TestParseDevice(t *testing.T) {
 			t.Errorf("ParseDevice(%q) = %v, %v; want %v", s, got, err, want)
 		}
 	}
-	for _, s := range []string{"tpu", "cuda:x", "cuda:", "cuda:-1", "cuda0", "cpu:0", "cuda:1.5"} {
+	for _, s := range []string{"tpu", "gpu", "cuda:x", "cuda:", "cuda:-1", "cuda0", "cpu:0", "cuda:1.5"} {
 		if _, err := ParseDevice(s); err == nil {
 			t.Errorf("ParseDevice(%q) accepted", s)
 		} else if !strings.Contains(err.Error(), s) {
@@ -98,7 +98,7 @@ func TestInitORTErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestInitORTChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "CL_TEST_CHILD=1", "CL_TEST_FLAG="+c.flag, ORTLibEnv+"="+c.env)
+		cmd.Env = append(os.Environ(), "CL_TEST_CHILD=1", "CL_TEST_FLAG="+c.flag, LibEnv+"="+c.env)
 		out, _ := cmd.CombinedOutput()
 		for _, w := range c.want {
 			if !strings.Contains(string(out), w) {
@@ -112,14 +112,14 @@ func TestInitORTChild(t *testing.T) {
 	if os.Getenv("CL_TEST_CHILD") != "1" {
 		return // a helper for TestInitORTErrors
 	}
-	_, err := InitORT(os.Getenv("CL_TEST_FLAG"))
-	t.Logf("InitORT error: %v", err)
+	_, err := Init(os.Getenv("CL_TEST_FLAG"))
+	t.Logf("Init error: %v", err)
 	if err == nil {
-		t.Fatal("InitORT succeeded")
+		t.Fatal("Init succeeded")
 	}
 	// A failed load leaves the process free to load the real library.
-	if _, err := os.Stat(DefaultORTLib(os.Getenv)); err == nil {
-		if _, err := InitORT(DefaultORTLib(os.Getenv)); err != nil {
+	if _, err := os.Stat(DefaultLib(os.Getenv)); err == nil {
+		if _, err := Init(DefaultLib(os.Getenv)); err != nil {
 			t.Fatalf("after a failed load, the real library fails: %v", err)
 		}
 		t.Log("recovered: real library loaded")
@@ -128,18 +128,18 @@ func TestInitORTChild(t *testing.T) {
 
 func TestInitORTOnce(t *testing.T) {
 	needORT(t)
-	p1, err := InitORT("")
+	p1, err := Init("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := InitORT(p1)
+	p2, err := Init(p1)
 	if err != nil || p2 != p1 {
 		t.Fatalf("same library again: %s %v", p2, err)
 	}
-	if _, err := InitORT("/lib/x86_64-linux-gnu/libm.so.6"); err == nil || !strings.Contains(err.Error(), "already loaded") {
+	if _, err := Init("/lib/x86_64-linux-gnu/libm.so.6"); err == nil || !strings.Contains(err.Error(), "already loaded") {
 		t.Fatalf("switching library: %v", err)
 	}
-	if v := ORTVersionLoaded(); !strings.HasPrefix(v, "1.") {
+	if v := VersionLoaded(); !strings.HasPrefix(v, "1.") {
 		t.Fatalf("version %q", v)
 	}
 }

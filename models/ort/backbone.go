@@ -1,4 +1,4 @@
-package models
+package ort
 
 import (
 	"crypto/sha256"
@@ -8,19 +8,19 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
-	ort "github.com/yalue/onnxruntime_go"
+	onnxrt "github.com/yalue/onnxruntime_go"
 
+	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/onnxpb"
 )
 
 // Options choose the ONNX Runtime library, device and threads of a Backbone.
 type Options struct {
 	// ORTLib is the --ort-lib value; "" = $CL_ORT_LIB, then the default
-	// install location (see FindORTLib).
+	// install location (see FindLib).
 	ORTLib string
 	// Device is "cpu" (default when ""), "cuda" or "cuda:N".
 	Device string
@@ -28,7 +28,7 @@ type Options struct {
 	// physical cores).
 	Threads int
 	// Manifest, when set, overrides the manifest stored in the model.
-	Manifest *Manifest
+	Manifest *models.Manifest
 }
 
 // Backbone is a frozen feature extractor: float32 images [N,3,S,S] in,
@@ -37,11 +37,11 @@ type Options struct {
 type Backbone struct {
 	path     string
 	sha      string
-	man      Manifest
+	man      models.Manifest
 	dim      int
 	size     int
 	device   Device
-	session  *ort.DynamicAdvancedSession
+	session  *onnxrt.DynamicAdvancedSession
 	fixedN   int // > 0 when the model's batch dimension is fixed
 	closeErr error
 	closed   bool
@@ -76,7 +76,7 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 	if m.GetGraph() == nil {
 		return nil, fmt.Errorf("%s is not an ONNX model: it has no graph", name)
 	}
-	var man Manifest
+	var man models.Manifest
 	if opts.Manifest != nil {
 		man = *opts.Manifest
 		if err := man.Preprocess.Validate(); err != nil {
@@ -84,26 +84,26 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 		}
 	} else {
 		var ok bool
-		man, ok, err = ManifestOf(m)
+		man, ok, err = models.ManifestOf(m)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s has no cl manifest (metadata %q): add one with `cl models cut %s --tensor OUTPUT --preprocess vit-in21k|imagenet|JSON --out NEW.onnx`", name, ManifestKey, name)
+			return nil, fmt.Errorf("%s has no cl manifest (metadata %q): add one with `cl models cut %s --tensor OUTPUT --preprocess vit-in21k|imagenet|JSON --out NEW.onnx`", name, models.ManifestKey, name)
 		}
 	}
-	sig, err := checkSignature(name, m.GetGraph(), &man)
+	sig, err := models.CheckSignature(name, m.GetGraph(), &man)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	b := &Backbone{path: name, sha: hex.EncodeToString(sum[:]), man: man, dim: sig.dim,
-		size: man.Preprocess.Crop, device: dev, fixedN: sig.fixedN}
+	b := &Backbone{path: name, sha: hex.EncodeToString(sum[:]), man: man, dim: sig.Dim,
+		size: man.Preprocess.Crop, device: dev, fixedN: sig.FixedN}
 
-	if _, err := InitORT(opts.ORTLib); err != nil {
+	if _, err := Init(opts.ORTLib); err != nil {
 		return nil, err
 	}
-	so, err := ort.NewSessionOptions()
+	so, err := onnxrt.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("ONNX Runtime session options: %w", err)
 	}
@@ -118,7 +118,7 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 			return nil, err
 		}
 	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{man.Input}, []string{man.Output}, so)
+	s, err := onnxrt.NewDynamicAdvancedSessionWithONNXData(data, []string{man.Input}, []string{man.Output}, so)
 	if err != nil {
 		if dev.CUDA {
 			return nil, cudaError(dev, err)
@@ -146,8 +146,8 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 	return b, nil
 }
 
-func appendCUDA(so *ort.SessionOptions, dev Device) error {
-	co, err := ort.NewCUDAProviderOptions()
+func appendCUDA(so *onnxrt.SessionOptions, dev Device) error {
+	co, err := onnxrt.NewCUDAProviderOptions()
 	if err != nil {
 		return cudaError(dev, err)
 	}
@@ -163,158 +163,11 @@ func appendCUDA(so *ort.SessionOptions, dev Device) error {
 
 func cudaError(dev Device, err error) error {
 	return fmt.Errorf("the CUDA provider could not be loaded for %s: %v\n"+
-		"install the GPU build of ONNX Runtime (%s or newer) and CUDA 12, or use --device cpu", dev, err, ORTVersion)
-}
-
-type signature struct {
-	dim    int // feature width D; 0 when symbolic
-	fixedN int // batch size when the model fixes it; 0 when dynamic
-}
-
-// checkSignature validates the manifest's input and output against the
-// graph's declared types, filling empty manifest names when the graph has
-// exactly one candidate.
-func checkSignature(name string, g *onnxpb.GraphProto, man *Manifest) (signature, error) {
-	var sig signature
-	inits := map[string]bool{}
-	for _, t := range g.GetInitializer() {
-		inits[t.GetName()] = true
-	}
-	var inputs []*onnxpb.ValueInfoProto
-	for _, v := range g.GetInput() {
-		if !inits[v.GetName()] {
-			inputs = append(inputs, v)
-		}
-	}
-	in, err := pickValue(name, "input", man.Input, inputs)
-	if err != nil {
-		return sig, err
-	}
-	out, err := pickValue(name, "output", man.Output, g.GetOutput())
-	if err != nil {
-		return sig, err
-	}
-	if len(inputs) != 1 {
-		return sig, fmt.Errorf("%s has %d inputs (%s); a backbone takes one image input", name, len(inputs), valueNames(inputs))
-	}
-	man.Input, man.Output = in.GetName(), out.GetName()
-	s := man.Preprocess.Crop
-	et, dims, ok := tensorType(in)
-	if !ok || et != int32(onnxpb.TensorProto_FLOAT) || len(dims) != 4 {
-		return sig, fmt.Errorf("%s: input %q is %s; a backbone needs float32 [N,3,%d,%d] images", name, in.GetName(), typeString(in), s, s)
-	}
-	want := []int64{-1, 3, int64(s), int64(s)}
-	for i := 1; i < 4; i++ {
-		if dims[i] >= 0 && dims[i] != want[i] {
-			return sig, fmt.Errorf("%s: input %q is %s, but the manifest says [N,3,%d,%d] (preprocess crop %d)", name, in.GetName(), typeString(in), s, s, s)
-		}
-	}
-	if dims[0] > 0 {
-		sig.fixedN = int(dims[0])
-	}
-	et, dims, ok = tensorType(out)
-	if !ok || et != int32(onnxpb.TensorProto_FLOAT) || len(dims) != 2 {
-		return sig, fmt.Errorf("%s: output %q is %s; a backbone's feature output must be float32 [N,D] (use `cl models cut --tensor NAME` to expose a feature tensor)", name, out.GetName(), typeString(out))
-	}
-	if dims[1] > 0 {
-		sig.dim = int(dims[1])
-	}
-	return sig, nil
-}
-
-func pickValue(model, what, want string, vs []*onnxpb.ValueInfoProto) (*onnxpb.ValueInfoProto, error) {
-	if want == "" {
-		if len(vs) == 1 {
-			return vs[0], nil
-		}
-		return nil, fmt.Errorf("%s has %d graph %ss (%s) and the manifest names none", model, len(vs), what, valueNames(vs))
-	}
-	for _, v := range vs {
-		if v.GetName() == want {
-			return v, nil
-		}
-	}
-	return nil, fmt.Errorf("%s: the manifest's %s %q is not a graph %s (have %s)", model, what, want, what, valueNames(vs))
-}
-
-func valueNames(vs []*onnxpb.ValueInfoProto) string {
-	if len(vs) == 0 {
-		return "none"
-	}
-	var s []string
-	for _, v := range vs {
-		s = append(s, strconv.Quote(v.GetName()))
-	}
-	return strings.Join(s, ", ")
-}
-
-// tensorType returns the element type and dims (−1 = symbolic or unknown) of
-// a tensor value; ok is false when v is not a tensor or has no shape.
-func tensorType(v *onnxpb.ValueInfoProto) (elem int32, dims []int64, ok bool) {
-	tt := v.GetType().GetTensorType()
-	if tt == nil || tt.GetShape() == nil {
-		return tt.GetElemType(), nil, false
-	}
-	for _, d := range tt.GetShape().GetDim() {
-		if _, isVal := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); isVal {
-			dims = append(dims, d.GetDimValue())
-		} else {
-			dims = append(dims, -1)
-		}
-	}
-	return tt.GetElemType(), dims, true
-}
-
-// DTypeName is the lower-case name of an ONNX element type ("float32", "uint8", …).
-func DTypeName(elem int32) string {
-	switch onnxpb.TensorProto_DataType(elem) {
-	case onnxpb.TensorProto_FLOAT:
-		return "float32"
-	case onnxpb.TensorProto_DOUBLE:
-		return "float64"
-	case onnxpb.TensorProto_FLOAT16:
-		return "float16"
-	case onnxpb.TensorProto_BFLOAT16:
-		return "bfloat16"
-	case onnxpb.TensorProto_UNDEFINED:
-		return "?"
-	}
-	if n, ok := onnxpb.TensorProto_DataType_name[elem]; ok {
-		return strings.ToLower(n)
-	}
-	return "type" + strconv.Itoa(int(elem))
-}
-
-// ShapeString renders a value's shape as "[batch_size,3,224,224]"; unknown
-// dims print as "?".
-func ShapeString(v *onnxpb.ValueInfoProto) string {
-	tt := v.GetType().GetTensorType()
-	if tt == nil || tt.GetShape() == nil {
-		return "[?]"
-	}
-	var s []string
-	for _, d := range tt.GetShape().GetDim() {
-		switch x := d.GetValue().(type) {
-		case *onnxpb.TensorShapeProto_Dimension_DimValue:
-			s = append(s, strconv.FormatInt(x.DimValue, 10))
-		case *onnxpb.TensorShapeProto_Dimension_DimParam:
-			s = append(s, x.DimParam)
-		default:
-			s = append(s, "?")
-		}
-	}
-	return "[" + strings.Join(s, ",") + "]"
-}
-
-func typeString(v *onnxpb.ValueInfoProto) string {
-	if v.GetType().GetTensorType() == nil {
-		return "not a tensor"
-	}
-	return DTypeName(v.GetType().GetTensorType().GetElemType()) + " " + ShapeString(v)
+		"install the GPU build of ONNX Runtime (%s or newer) and CUDA 12, or use --device cpu", dev, err, Version)
 }
 
 // Manifest returns the manifest in use (input/output names filled in).
-func (b *Backbone) Manifest() Manifest { return b.man }
+func (b *Backbone) Manifest() models.Manifest { return b.man }
 
 // Dim is the feature width D.
 func (b *Backbone) Dim() int { return b.dim }
@@ -382,18 +235,18 @@ func (b *Backbone) runFixed(x []float32, n int) ([]float32, error) {
 }
 
 func (b *Backbone) run(x []float32, n int, probe bool) ([]float32, error) {
-	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(b.size), int64(b.size)), x)
+	in, err := onnxrt.NewTensor(onnxrt.NewShape(int64(n), 3, int64(b.size), int64(b.size)), x)
 	if err != nil {
 		return nil, fmt.Errorf("run: input tensor: %w", err)
 	}
 	defer in.Destroy()
 	if probe {
-		outs := []ort.Value{nil}
-		if err := b.session.Run([]ort.Value{in}, outs); err != nil {
+		outs := []onnxrt.Value{nil}
+		if err := b.session.Run([]onnxrt.Value{in}, outs); err != nil {
 			return nil, fmt.Errorf("running %s: %w", b.path, err)
 		}
 		defer outs[0].Destroy()
-		t, ok := outs[0].(*ort.Tensor[float32])
+		t, ok := outs[0].(*onnxrt.Tensor[float32])
 		if !ok {
 			return nil, fmt.Errorf("%s: output %q is not a float32 tensor", b.path, b.man.Output)
 		}
@@ -403,12 +256,12 @@ func (b *Backbone) run(x []float32, n int, probe bool) ([]float32, error) {
 		return append([]float32(nil), t.GetData()...), nil
 	}
 	y := make([]float32, n*b.dim)
-	out, err := ort.NewTensor(ort.NewShape(int64(n), int64(b.dim)), y)
+	out, err := onnxrt.NewTensor(onnxrt.NewShape(int64(n), int64(b.dim)), y)
 	if err != nil {
 		return nil, fmt.Errorf("run: output tensor: %w", err)
 	}
 	defer out.Destroy()
-	if err := b.session.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+	if err := b.session.Run([]onnxrt.Value{in}, []onnxrt.Value{out}); err != nil {
 		return nil, fmt.Errorf("running %s on %d images: %w", b.path, n, err)
 	}
 	runtime.KeepAlive(x)
