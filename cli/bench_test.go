@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/protocol"
 )
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 )
 
 // runCLErr runs cl with args and returns stdout, stderr and the error.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 )
 

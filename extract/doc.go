@@ -3,7 +3,7 @@
 //
 // Sub-packages: extract/data (data sources: ImageFolder, CIFAR binary, IDX,
 // CSV lists), extract/imageproc (Pillow-exact decoding and preprocessing),
-// extract/features (the safetensors feature file).
+// features (the safetensors feature file).
 //
 // Extract runs Workers goroutines that read, decode and preprocess images
 // into float32 [3,S,S] tensors, an ordered batcher that packs them, in

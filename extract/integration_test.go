@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/ort"
 )

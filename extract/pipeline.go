@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/extract/features"
 	"github.com/cl-dev/cl/extract/imageproc"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/models"
 )

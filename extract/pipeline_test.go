@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/models"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/internal/npy"
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/ort"

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 )
 
 // benchData is a synthetic 50,000 × 768 feature set (100 classes), shared

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 )
 
 func testSet(ids []string, labels []int, classes []string, d int, base float32) *features.Set {

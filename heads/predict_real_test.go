@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cl-dev/cl/extract/features"
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads/internal/kernel"
 )
 
