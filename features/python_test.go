@@ -14,7 +14,7 @@ import (
 
 // pythonSnippet returns the first ```python block of docs/FORMATS.md.
 func pythonSnippet(t *testing.T) string {
-	b, err := os.ReadFile("../../docs/FORMATS.md")
+	b, err := os.ReadFile("../docs/FORMATS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
