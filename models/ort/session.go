@@ -37,6 +37,9 @@ type SessionOptions struct {
 	Device string
 	// Threads is the intra-op thread count; 0 = ONNX Runtime's default.
 	Threads int
+	// NoOptimization turns ONNX Runtime's graph rewrites off. Needed for
+	// float64 graphs: its fusions (FusedMatMul) have float32 kernels only.
+	NoOptimization bool
 }
 
 // Session runs any ONNX graph with named inputs and outputs of the types
@@ -77,6 +80,11 @@ func NewSession(name string, onnx []byte, inputs, outputs []string, opts Session
 		}
 		if err := so.SetInterOpNumThreads(1); err != nil {
 			return nil, fmt.Errorf("setting inter-op threads: %w", err)
+		}
+	}
+	if opts.NoOptimization {
+		if err := so.SetGraphOptimizationLevel(onnxrt.GraphOptimizationLevelDisableAll); err != nil {
+			return nil, fmt.Errorf("turning graph optimizations off: %w", err)
 		}
 	}
 	if dev.CUDA {
