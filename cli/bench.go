@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,7 +51,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			return runBench(c.Context, opts, c.App.Writer, logger(c))
+			return runBench(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -79,8 +78,8 @@ var protocolKeys = map[string]bool{
 	"joint_lambda": true, "joint_iterations": true,
 }
 
-func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
-	o := &benchOptions{Train: c.String("train"), Test: c.String("test"), Out: c.String("out"), JSON: c.Bool("json"), Joint: c.Bool("joint")}
+func benchOptionsFrom(c *cli.Context) (benchOptions, error) {
+	o := benchOptions{Train: c.String("train"), Test: c.String("test"), Out: c.String("out"), JSON: c.Bool("json"), Joint: c.Bool("joint")}
 	init, inc, seed, shuffle := c.Int("init"), c.Int("inc"), c.Int64("seed"), !c.Bool("no-shuffle")
 	methods := c.String("method")
 	var soft [][2]string
@@ -88,7 +87,7 @@ func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
 	if path := c.String("config"); path != "" {
 		pc, err := readPilotConfig(path)
 		if err != nil {
-			return nil, UsageError{err}
+			return benchOptions{}, UsageError{err}
 		}
 		if pc.Init != nil && !c.IsSet("init") {
 			init = *pc.Init
@@ -104,7 +103,7 @@ func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
 		}
 		if methods == "" {
 			if pc.Method == "" {
-				return nil, usageErrorf("--config %s: model_name %q has no cl head; choose one with --method (%s)", path, pc.ModelName, strings.Join(heads.Methods(), ", "))
+				return benchOptions{}, usageErrorf("--config %s: model_name %q has no cl head; choose one with --method (%s)", path, pc.ModelName, strings.Join(heads.Methods(), ", "))
 			}
 			methods = pc.Method
 		}
@@ -115,11 +114,11 @@ func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
 		o.IgnoredPILOT = pc.Ignored
 	}
 	if methods == "" {
-		return nil, usageErrorf("--method is required (one or more of %s), or a --config whose model_name names one", strings.Join(heads.Methods(), ", "))
+		return benchOptions{}, usageErrorf("--method is required (one or more of %s), or a --config whose model_name names one", strings.Join(heads.Methods(), ", "))
 	}
 	specs, err := methodSpecs(methods)
 	if err != nil {
-		return nil, err
+		return benchOptions{}, err
 	}
 	o.Specs = specs
 	sets := setPairs(c)
@@ -129,42 +128,42 @@ func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
 		switch k {
 		case "init", "init_cls":
 			if init, err = strconv.Atoi(v); err != nil {
-				return nil, bad("an integer")
+				return benchOptions{}, bad("an integer")
 			}
 		case "inc", "increment":
 			if inc, err = strconv.Atoi(v); err != nil {
-				return nil, bad("an integer")
+				return benchOptions{}, bad("an integer")
 			}
 		case "seed":
 			if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return nil, bad("an integer")
+				return benchOptions{}, bad("an integer")
 			}
 		case "shuffle":
 			if shuffle, err = strconv.ParseBool(v); err != nil {
-				return nil, bad("true or false")
+				return benchOptions{}, bad("true or false")
 			}
 		case "joint_lambda":
 			if o.JointConfig.Lambda, err = strconv.ParseFloat(v, 64); err != nil || o.JointConfig.Lambda <= 0 {
-				return nil, bad("a positive number")
+				return benchOptions{}, bad("a positive number")
 			}
 		case "joint_iterations":
 			if o.JointConfig.Iterations, err = strconv.Atoi(v); err != nil || o.JointConfig.Iterations <= 0 {
-				return nil, bad("a positive integer")
+				return benchOptions{}, bad("a positive integer")
 			}
 		}
 	}
 	// Method options: config values first, --set overrides.
 	per, ignored, err := routeOptions(specs, append(append([][2]string(nil), soft...), sets...), protocolKeys, softKeys)
 	if err != nil {
-		return nil, err
+		return benchOptions{}, err
 	}
 	o.MethodOptions = per
 	o.IgnoredPILOT = append(o.IgnoredPILOT, ignored...)
 	if init < 0 || inc <= 0 {
-		return nil, usageErrorf("--init %d / --inc %d: need init ≥ 0 and inc ≥ 1", init, inc)
+		return benchOptions{}, usageErrorf("--init %d / --inc %d: need init ≥ 0 and inc ≥ 1", init, inc)
 	}
 	if seed < 0 || seed > 1<<32-1 {
-		return nil, usageErrorf("--seed %d: numpy seeds are in [0, 2^32−1]", seed)
+		return benchOptions{}, usageErrorf("--seed %d: numpy seeds are in [0, 2^32−1]", seed)
 	}
 	o.Init, o.Inc, o.Seed, o.Shuffle = init, inc, uint32(seed), shuffle
 	return o, nil
@@ -172,7 +171,7 @@ func benchOptionsFrom(c *cli.Context) (*benchOptions, error) {
 
 // benchData reads the train and test features and expresses the test labels
 // in the training file's class list.
-func benchData(o *benchOptions) (train, test *features.Set, testLabels []int, err error) {
+func benchData(o benchOptions) (train, test *features.Set, testLabels []int, err error) {
 	if train, err = readFeatures("train", o.Train); err != nil {
 		return nil, nil, nil, err
 	}
@@ -196,7 +195,8 @@ func benchData(o *benchOptions) (train, test *features.Set, testLabels []int, er
 
 // runBench runs `cl bench`: the protocol over every selected head, then
 // prints and optionally writes the report.
-func runBench(ctx context.Context, o *benchOptions, stdout io.Writer, log *slog.Logger) error {
+func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
+	log := newLogger(stderr)
 	methods := make([]protocol.Method, len(o.Specs))
 	for i, spec := range o.Specs {
 		opts := o.MethodOptions[i]

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -36,7 +35,8 @@ func init() {
 			if c.Args().Present() {
 				return usageErrorf("eval takes no arguments (got %q)", c.Args().First())
 			}
-			return runEval(c.Context, c.String("head"), c.String("features"), c.Bool("json"), c.App.Writer, logger(c))
+			return runEval(c.Context, evalOptions{Head: c.String("head"), Features: c.String("features"), JSON: c.Bool("json")},
+				c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -65,7 +65,15 @@ type EvalReport struct {
 	PerClass       []ClassAccuracy `json:"per_class"`
 }
 
-func runEval(ctx context.Context, headPath, featPath string, asJSON bool, stdout io.Writer, log *slog.Logger) error {
+// evalOptions is everything `cl eval` needs.
+type evalOptions struct {
+	Head, Features string
+	JSON           bool
+}
+
+func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error {
+	headPath, featPath, asJSON := o.Head, o.Features, o.JSON
+	log := newLogger(stderr)
 	h, info, err := heads.Load(headPath)
 	if err != nil {
 		return fmt.Errorf("--head: %w", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -47,7 +46,7 @@ func init() {
 				}
 				o.Options[p[0]] = p[1]
 			}
-			return runFit(c.Context, o, c.App.Writer, logger(c))
+			return runFit(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -81,7 +80,8 @@ func mapLabels(names []string, set *features.Set) ([]int, []string) {
 	return y, names
 }
 
-func runFit(ctx context.Context, o fitOptions, stdout io.Writer, log *slog.Logger) error {
+func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
+	log := newLogger(stderr)
 	var h heads.Head
 	var info heads.Info
 	_, statErr := os.Stat(o.Head)

@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -53,12 +53,22 @@ func init() {
 			if out == "" {
 				out = c.String("head")
 			}
-			return runForget(c.String("head"), classes, feats, out, c.App.Writer, logger(c))
+			return runForget(c.Context, forgetOptions{Head: c.String("head"), Classes: classes, Features: feats, Out: out},
+				c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
 
-func runForget(headPath string, classes []string, featPath, out string, stdout io.Writer, log *slog.Logger) error {
+// forgetOptions is everything `cl forget` needs: either Classes or Features.
+type forgetOptions struct {
+	Head     string
+	Classes  []string
+	Features string
+	Out      string // the file to write (Head when replacing it)
+}
+
+func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) error {
+	headPath, classes, featPath, out := o.Head, o.Classes, o.Features, o.Out
 	h, info, err := heads.Load(headPath)
 	if err != nil {
 		return fmt.Errorf("--head: %w", err)

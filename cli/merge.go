@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -50,7 +50,7 @@ func init() {
 			if len(args) != 2 {
 				return usageErrorf("merge needs two head files, got %d arguments (cl merge A B --out C)", len(args))
 			}
-			return runMerge(args[0], args[1], out, c.App.Writer, logger(c))
+			return runMerge(c.Context, mergeOptions{A: args[0], B: args[1], Out: out}, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -78,7 +78,12 @@ func mergeClassNames(a, b []string, bLabels []int) ([]string, map[int]int, error
 	return names, to, nil
 }
 
-func runMerge(pathA, pathB, out string, stdout io.Writer, log *slog.Logger) error {
+// mergeOptions is everything `cl merge` needs.
+type mergeOptions struct{ A, B, Out string }
+
+func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) error {
+	pathA, pathB, out := o.A, o.B, o.Out
+	log := newLogger(stderr)
 	ha, ia, err := heads.Load(pathA)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -54,7 +55,7 @@ func init() {
 				return err
 			}
 			o.ORT = backboneOptions(c)
-			return runModelsCut(c.App.Writer, o)
+			return runModelsCut(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -69,7 +70,8 @@ type modelsCutOptions struct {
 
 // runModelsCut cuts o.In and writes o.Out atomically, after checking (unless
 // o.Verify is false) that ONNX Runtime loads and runs the result.
-func runModelsCut(w io.Writer, o modelsCutOptions) error {
+func runModelsCut(ctx context.Context, o modelsCutOptions, stdout, stderr io.Writer) error {
+	w := stdout
 	if err := atomicfile.CheckWritable(o.Out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -71,7 +72,7 @@ func init() {
 				return err
 			}
 			o.ORT = backboneOptions(c)
-			return runModelsImport(c.App.Writer, c.App.ErrWriter, o)
+			return runModelsImport(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -110,7 +111,8 @@ type modelsImportOptions struct {
 // runModelsImport reads the checkpoint, builds the graph, checks it in ONNX
 // Runtime when it has the image as its only input (and o.Verify), then writes
 // o.Out atomically: a failure leaves no file. A summary goes to w, notes to stderr.
-func runModelsImport(w, stderr io.Writer, o modelsImportOptions) error {
+func runModelsImport(ctx context.Context, o modelsImportOptions, stdout, stderr io.Writer) error {
+	w := stdout
 	if err := atomicfile.CheckWritable(o.Out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}

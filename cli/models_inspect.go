@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,13 +32,21 @@ func init() {
 			if c.NArg() != 1 {
 				return usageErrorf("models inspect takes one MODEL.onnx, got %d arguments", c.NArg())
 			}
-			return runModelsInspect(c.App.Writer, c.Args().First(), c.Bool("json"), c.Bool("tensors"))
+			return runModelsInspect(c.Context, modelsInspectOptions{Model: c.Args().First(), JSON: c.Bool("json"), Tensors: c.Bool("tensors")},
+				c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
 
-// runModelsInspect prints the description of the model at path to w.
-func runModelsInspect(w io.Writer, path string, asJSON, tensors bool) error {
+// modelsInspectOptions is everything `cl models inspect` needs.
+type modelsInspectOptions struct {
+	Model         string
+	JSON, Tensors bool
+}
+
+// runModelsInspect prints the description of the model o.Model to stdout.
+func runModelsInspect(ctx context.Context, o modelsInspectOptions, stdout, stderr io.Writer) error {
+	w, path, asJSON, tensors := stdout, o.Model, o.JSON, o.Tensors
 	info, err := models.Inspect(path, tensors)
 	if err != nil {
 		return err

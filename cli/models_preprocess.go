@@ -54,7 +54,7 @@ func init() {
 			if opts.Workers < 0 {
 				return usageErrorf("models preprocess: --workers %d must be ≥ 0", opts.Workers)
 			}
-			return runModelsPreprocess(c.Context, c.App.ErrWriter, opts)
+			return runModelsPreprocess(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -96,7 +96,8 @@ func resolvePreprocess(model, override string) (models.Preprocess, error) {
 
 // runModelsPreprocess preprocesses opts.Images and writes them as one
 // float32 [N,3,S,S] .npy file; progress and the summary go to log.
-func runModelsPreprocess(ctx context.Context, log io.Writer, opts modelsPreprocessOptions) error {
+func runModelsPreprocess(ctx context.Context, opts modelsPreprocessOptions, stdout, stderr io.Writer) error {
+	log := stderr
 	p, err := resolvePreprocess(opts.Model, opts.Preprocess)
 	if err != nil {
 		return err

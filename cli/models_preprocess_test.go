@@ -80,9 +80,9 @@ func TestModelsPreprocessOverrideAndErrors(t *testing.T) {
 		}
 	}
 	// A bad image is a plain failure naming the file.
-	err = runModelsPreprocess(context.Background(), io.Discard, modelsPreprocessOptions{
+	err = runModelsPreprocess(context.Background(), modelsPreprocessOptions{
 		Preprocess: `{"resize":36,"interpolation":"bicubic","crop":32}`, Out: out,
-		Images: []string{img, "../testdata/tinyvit/README.md"}})
+		Images: []string{img, "../testdata/tinyvit/README.md"}}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "README.md") || !strings.Contains(err.Error(), "image 2 of 2") {
 		t.Errorf("bad image error: %v", err)
 	}

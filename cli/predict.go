@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"log/slog"
 	"runtime"
 	"strconv"
 	"sync"
@@ -52,7 +51,7 @@ func init() {
 			return runPredict(c.Context, predictOptions{
 				Head: c.String("head"), Features: c.String("features"), Top: c.Int("top"),
 				Out: c.String("out"), Threads: c.Int("threads"),
-			}, c.App.Writer, logger(c))
+			}, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -62,7 +61,8 @@ type predictOptions struct {
 	Top, Threads        int
 }
 
-func runPredict(ctx context.Context, o predictOptions, stdout io.Writer, log *slog.Logger) error {
+func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer) error {
+	log := newLogger(stderr)
 	if o.Out != "" {
 		if err := atomicfile.CheckWritable(o.Out); err != nil {
 			return fmt.Errorf("--out: %w", err)

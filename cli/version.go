@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/urfave/cli/v2"
@@ -12,8 +14,15 @@ func init() {
 		Name:  "version",
 		Usage: "print the cl version and Go runtime",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "cl %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return nil
+			return runVersion(c.Context, versionOptions{}, c.App.Writer, c.App.ErrWriter)
 		},
 	})
+}
+
+// versionOptions: `cl version` takes none.
+type versionOptions struct{}
+
+func runVersion(ctx context.Context, _ versionOptions, stdout, stderr io.Writer) error {
+	_, err := fmt.Fprintf(stdout, "cl %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return err
 }
