@@ -306,8 +306,8 @@ func TestCropDistribution(t *testing.T) {
 			}
 			m := len(area)
 			for _, q := range []struct {
-				name         string
-				x            []float64
+				name          string
+				x             []float64
 				tvMean, tvVar float64
 			}{{"area fraction", area, c.AreaMean, c.AreaVar}, {"log aspect ratio", logr, c.LogrMean, c.LogrVar}} {
 				mu, v := meanVar(q.x)
