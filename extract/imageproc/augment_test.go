@@ -458,3 +458,45 @@ func TestAugmentErrors(t *testing.T) {
 		t.Fatalf("short output: %v", err)
 	}
 }
+
+// BenchmarkAugmentRGB500: PILOT's training transform (random resized crop
+// to 224 bilinear, flip, float) of a 500×375 RGB image, one goroutine.
+// Compare with BenchmarkApplyRGB500 (the test transform).
+func BenchmarkAugmentRGB500(b *testing.B) {
+	src := Resize(readRGBGolden(b, "photo.jpg.rgb"), 500, 375, Bicubic)
+	p, _ := TrainPreset("pilot")
+	ag, err := NewAugmenter(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, ag.Len())
+	b.ReportAllocs()
+	k := 0
+	for b.Loop() {
+		if _, _, err := ag.ApplyRGB(src, SampleRNG(1, 0, k), dst); err != nil {
+			b.Fatal(err)
+		}
+		k++
+	}
+	perSecond(b)
+}
+
+// BenchmarkAugmentCIFAR: the same for a 32×32 image (up-scaled to 224).
+func BenchmarkAugmentCIFAR(b *testing.B) {
+	src := readRGBGolden(b, "cifar32.png.rgb")
+	p, _ := TrainPreset("pilot")
+	ag, err := NewAugmenter(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, ag.Len())
+	b.ReportAllocs()
+	k := 0
+	for b.Loop() {
+		if _, _, err := ag.ApplyRGB(src, SampleRNG(1, 0, k), dst); err != nil {
+			b.Fatal(err)
+		}
+		k++
+	}
+	perSecond(b)
+}

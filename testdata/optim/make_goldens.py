@@ -84,6 +84,8 @@ def build_scheduler(opt, sch, steps_per_epoch):
         return None
     if kind == "cosine":
         main = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=length - warm, eta_min=sch.get("min_lr", 0.0))
+    elif kind == "multistep":
+        main = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=sch["milestones"], gamma=sch["gamma"])
     else:
         main = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     if warm == 0:
@@ -181,6 +183,12 @@ CASES = {
                                   "groups": [{"name": "decay", "params": ["blocks.0.adapter.down", "blocks.1.ssf_scale"], "lr": 3e-3, "weight_decay": 0.1},
                                              {"name": "nodecay", "params": ["blocks.0.adapter.bias", "head.sigma"], "lr": 1e-2}],
                                   "steps_per_epoch": 4},
+    # SLCA: backbone at lr/100 and head at lr, SGD(0.9), wd 5e-4, MultiStepLR per epoch.
+    "sgd_groups_multistep_epoch": {"config": {"kind": "sgd", "momentum": 0.9,
+                                              "schedule": {"kind": "multistep", "per": "epoch", "milestones": [2, 4], "gamma": 0.1}},
+                                   "groups": [{"name": "backbone", "params": ["blocks.0.adapter.down", "blocks.1.ssf_scale"], "lr": 1e-4, "weight_decay": 5e-4},
+                                              {"name": "head", "params": ["blocks.0.adapter.bias", "head.sigma"], "lr": 1e-2, "weight_decay": 5e-4}],
+                                   "steps_per_epoch": 4},
 }
 
 

@@ -252,6 +252,8 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Kind: SGD, ClipNorm: -1}, []Group{{Params: []*Param{p()}}}, "clipping"},
 		{Config{Kind: SGD, Schedule: Schedule{Kind: Cosine, Length: 3, Warmup: 3}}, []Group{{Params: []*Param{p()}}}, "length (3) > warm-up (3)"},
 		{Config{Kind: SGD, Schedule: Schedule{Kind: "step"}}, []Group{{Params: []*Param{p()}}}, `schedule "step" unknown`},
+		{Config{Kind: SGD, Schedule: Schedule{Kind: MultiStep, Milestones: []int{3}}}, []Group{{Params: []*Param{p()}}}, "gamma 0"},
+		{Config{Kind: SGD, Schedule: Schedule{Kind: MultiStep, Gamma: 0.1, Milestones: []int{3, 2}}}, []Group{{Params: []*Param{p()}}}, "increasing"},
 		{Config{Kind: SGD}, nil, "no parameter groups"},
 		{Config{Kind: SGD}, []Group{{Params: []*Param{p(), p()}}}, `"w" appears twice`},
 		{Config{Kind: SGD}, []Group{{Params: []*Param{{Name: "x", Shape: []int64{3}, Data: make([]float32, 2)}}}}, "shape [3] holds 3 values but Data has 2"},

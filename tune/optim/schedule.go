@@ -16,6 +16,9 @@ const (
 	// lr = MinLR + (base − MinLR)·(1 + cos(π·t/T))/2 with t the position
 	// since the end of the warm-up and T = Length − Warmup.
 	Cosine ScheduleKind = "cosine"
+	// MultiStep is torch's MultiStepLR after the warm-up: lr = base·Gamma^k
+	// with k the number of Milestones ≤ t (SLCA's schedule).
+	MultiStep ScheduleKind = "multistep"
 )
 
 // Unit says what advances the schedule's position.
@@ -39,7 +42,8 @@ const (
 // its own position t − W, as torch's SequentialLR([LinearLR, …],
 // milestones=[W]) does. Length, Warmup and the position count in Per units.
 type Schedule struct {
-	// Kind is Constant (the zero value "" means Constant) or Cosine.
+	// Kind is Constant (the zero value "" means Constant), Cosine or
+	// MultiStep.
 	Kind ScheduleKind `json:"kind"`
 	// Per is PerStep or PerEpoch (the zero value "" means PerEpoch).
 	Per Unit `json:"per"`
@@ -55,6 +59,11 @@ type Schedule struct {
 	// MinLR is the cosine's floor (torch's eta_min, absolute, the same for
 	// every group).
 	MinLR float64 `json:"min_lr"`
+	// Milestones (MultiStep) are the positions after the warm-up, in Per
+	// units and increasing, at which the learning rate is multiplied by
+	// Gamma (0 < Gamma ≤ 1; torch's default 0.1).
+	Milestones []int   `json:"milestones,omitempty"`
+	Gamma      float64 `json:"gamma,omitempty"`
 }
 
 func (s Schedule) kind() ScheduleKind {
@@ -82,8 +91,17 @@ func (s Schedule) warmupFactor() float64 {
 func (s Schedule) Validate() error {
 	switch s.kind() {
 	case Constant, Cosine:
+	case MultiStep:
+		if !(s.Gamma > 0 && s.Gamma <= 1) {
+			return fmt.Errorf("schedule: multistep gamma %v must be in (0, 1]", s.Gamma)
+		}
+		for i, m := range s.Milestones {
+			if m < 1 || (i > 0 && m <= s.Milestones[i-1]) {
+				return fmt.Errorf("schedule: milestones %v must be positive and increasing", s.Milestones)
+			}
+		}
 	default:
-		return fmt.Errorf("schedule %q unknown (use constant or cosine)", s.Kind)
+		return fmt.Errorf("schedule %q unknown (use constant, cosine or multistep)", s.Kind)
 	}
 	switch s.unit() {
 	case PerStep, PerEpoch:
@@ -120,6 +138,14 @@ func (s Schedule) LR(base float64, pos int64) float64 {
 	case Cosine:
 		T := float64(s.Length - s.Warmup)
 		return s.MinLR + (base-s.MinLR)*(1+math.Cos(math.Pi*float64(t)/T))/2
+	case MultiStep:
+		lr := base
+		for _, m := range s.Milestones {
+			if int64(m) <= t {
+				lr *= s.Gamma
+			}
+		}
+		return lr
 	}
 	return base
 }
