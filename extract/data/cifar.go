@@ -101,7 +101,7 @@ func OpenCIFAR(k int, arg, spec string) (*CIFAR, error) {
 	c := &CIFAR{spec: spec, split: split, classes: names}
 	for _, f := range files {
 		path := filepath.Join(dir, f)
-		fh, err := os.Open(path)
+		fh, err := openRegular(path)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("cifar%d %s split: %w", k, split, err)

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,61 +37,84 @@ func ParseIDX(b []byte) (*IDXArray, error) {
 // raw file), or -1 (a gzip stream): the header is then checked against it
 // before any large allocation.
 func ReadIDX(r io.Reader, size int64) (*IDXArray, error) {
-	return readIDX(r, size, 0)
+	return readIDX(r, size, 0, -1)
 }
 
-// readIDX is ReadIDX; when size < 0, up to prealloc bytes are allocated at
-// once (the data grows as read beyond that), so a trustworthy bound avoids
-// the copies of a growing buffer.
-func readIDX(r io.Reader, size, prealloc int64) (*IDXArray, error) {
+// idxHeader reads the magic number and the sizes: dims and the element
+// count they announce, and the header's length in bytes.
+func idxHeader(r io.Reader) (dims []int, count, head int64, err error) {
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return nil, fmt.Errorf("not an IDX file: too short for the 4-byte magic number")
+		return nil, 0, 0, fmt.Errorf("not an IDX file: too short for the 4-byte magic number")
 	}
 	if magic[0] != 0 || magic[1] != 0 {
-		return nil, fmt.Errorf("not an IDX file: magic number %x does not start with two zero bytes", magic)
+		return nil, 0, 0, fmt.Errorf("not an IDX file: magic number %x does not start with two zero bytes", magic)
 	}
 	if magic[2] != idxUbyte {
-		return nil, fmt.Errorf("IDX element type 0x%02x not supported (only unsigned bytes, 0x08)", magic[2])
+		return nil, 0, 0, fmt.Errorf("IDX element type 0x%02x not supported (only unsigned bytes, 0x08)", magic[2])
 	}
 	nd := int(magic[3])
 	if nd == 0 {
-		return nil, fmt.Errorf("IDX file has 0 dimensions")
+		return nil, 0, 0, fmt.Errorf("IDX file has 0 dimensions")
 	}
 	dimBytes := make([]byte, 4*nd)
 	if _, err := io.ReadFull(r, dimBytes); err != nil {
-		return nil, fmt.Errorf("IDX header truncated: %d dimensions announced", nd)
+		return nil, 0, 0, fmt.Errorf("IDX header truncated: %d dimensions announced", nd)
 	}
-	a := &IDXArray{Dims: make([]int, nd)}
-	count := int64(1)
-	for i := range a.Dims {
+	dims = make([]int, nd)
+	count = 1
+	for i := range dims {
 		d := int64(binary.BigEndian.Uint32(dimBytes[4*i:]))
-		a.Dims[i] = int(d)
+		dims[i] = int(d)
 		if d != 0 && count > maxIDXBytes/d {
-			return nil, fmt.Errorf("IDX dimensions %v are too large", a.Dims[:i+1])
+			return nil, 0, 0, fmt.Errorf("IDX dimensions %v are too large", dims[:i+1])
 		}
 		count *= d
 	}
-	head := int64(4 + 4*nd)
+	return dims, count, int64(4 + 4*nd), nil
+}
+
+// readIDX is ReadIDX for the first rows entries of the first dimension
+// (all of them when rows < 0 or rows ≥ Dims[0]); Dims stays as the header
+// says and Data holds the rows read. Only when every row is read is the
+// stream checked to end right after the data (a gzip stream then also
+// verifies its checksum); reading stops after the rows otherwise. When size
+// < 0, up to prealloc bytes are allocated at once (the data grows as read
+// beyond that), so a trustworthy bound avoids the copies of a growing buffer.
+func readIDX(r io.Reader, size, prealloc int64, rows int) (*IDXArray, error) {
+	dims, count, head, err := idxHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	a := &IDXArray{Dims: dims}
 	if size >= 0 && size-head != count {
 		return nil, fmt.Errorf("IDX header says %v = %d bytes of data, but the file has %d (truncated or wrong file?)", a.Dims, count, size-head)
 	}
-	var err error
-	if size >= 0 || count <= prealloc {
-		a.Data = make([]byte, count)
+	want, all := count, true
+	if rows >= 0 && rows < dims[0] {
+		want, all = count/int64(dims[0])*int64(rows), false
+	}
+	if size >= 0 || want <= prealloc {
+		a.Data = make([]byte, want)
 		var n int
 		n, err = io.ReadFull(r, a.Data)
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
 			a.Data, err = a.Data[:n], nil
 		}
 	} else {
-		a.Data, err = io.ReadAll(io.LimitReader(r, count))
+		var buf bytes.Buffer
+		buf.Grow(int(min(want, prealloc)))
+		_, err = buf.ReadFrom(io.LimitReader(r, want))
+		a.Data = buf.Bytes()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading IDX data: %w", err)
 	}
-	if int64(len(a.Data)) != count {
+	if int64(len(a.Data)) != want {
 		return nil, fmt.Errorf("IDX header says %v = %d bytes of data, but there are only %d (truncated?)", a.Dims, count, len(a.Data))
+	}
+	if !all {
+		return a, nil
 	}
 	// Drain to EOF so that a gzip stream verifies its checksum.
 	var one [1]byte
@@ -108,8 +130,13 @@ func readIDX(r io.Reader, size, prealloc int64) (*IDXArray, error) {
 
 // ReadIDXFile reads an IDX file, gzipped (detected by its magic bytes, not
 // its name) or raw. Errors name the file.
-func ReadIDXFile(path string) (*IDXArray, error) {
-	f, err := os.Open(path)
+func ReadIDXFile(path string) (*IDXArray, error) { return readIDXFile(path, -1) }
+
+// readIDXFile is ReadIDXFile for the first rows entries of the first
+// dimension (all when rows < 0; see readIDX): a gzip stream is
+// decompressed only that far.
+func readIDXFile(path string, rows int) (*IDXArray, error) {
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("idx: %w", err)
 	}
@@ -128,12 +155,12 @@ func ReadIDXFile(path string) (*IDXArray, error) {
 		zr.Multistream(false)
 		// Deflate expands at most 1032:1, so the header's count is trusted
 		// for a single allocation when the file could hold it.
-		a, err = readIDX(zr, -1, 1032*st.Size())
+		a, err = readIDX(zr, -1, 1032*st.Size(), rows)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	} else {
-		a, err = ReadIDX(br, st.Size())
+		a, err = readIDX(br, st.Size(), 0, rows)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -152,17 +179,28 @@ type IDX struct {
 	classes []string
 }
 
-// OpenIDX opens arg = IMAGES,LABELS[,NAMES.txt].
-func OpenIDX(arg, spec string) (*IDX, error) {
+// OpenIDX opens arg = IMAGES,LABELS[,NAMES.txt], reading both files
+// whole.
+func OpenIDX(arg, spec string) (*IDX, error) { return OpenIDXFirst(arg, spec, 0) }
+
+// OpenIDXFirst is OpenIDX for the first n samples (all when n ≤ 0): the
+// headers are checked in full (both files announce the same N; a raw file
+// has exactly the bytes its header announces), but only the first n images
+// and labels are read, and a gzip stream is decompressed no further.
+func OpenIDXFirst(arg, spec string, n int) (*IDX, error) {
 	parts := strings.Split(arg, ",")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
 		return nil, fmt.Errorf("--data %s: want idx:IMAGES,LABELS[,NAMES.txt] (e.g. idx:train-images-idx3-ubyte.gz,train-labels-idx1-ubyte.gz)", spec)
 	}
-	images, err := ReadIDXFile(parts[0])
+	rows := -1
+	if n > 0 {
+		rows = n
+	}
+	images, err := readIDXFile(parts[0], rows)
 	if err != nil {
 		return nil, err
 	}
-	labels, err := ReadIDXFile(parts[1])
+	labels, err := readIDXFile(parts[1], rows)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +230,10 @@ func newIDX(spec, base string, images, labels *IDXArray, names []string) (*IDX, 
 	}
 	if images.Dims[1] == 0 || images.Dims[2] == 0 {
 		return nil, fmt.Errorf("images have size %dx%d", images.Dims[2], images.Dims[1])
+	}
+	// Both may hold only their first rows (OpenIDXFirst).
+	if rows := len(images.Data) / (images.Dims[1] * images.Dims[2]); rows != len(labels.Data) {
+		return nil, fmt.Errorf("read %d images but %d labels", rows, len(labels.Data))
 	}
 	maxY := -1
 	for _, y := range labels.Data {

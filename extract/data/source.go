@@ -1,6 +1,7 @@
-// Package data reads labelled image data sets for feature extraction: image
+// Package data reads image data sets for feature extraction: labelled image
 // folders in torchvision's ImageFolder layout, the CIFAR-10/100 binary
-// releases, IDX files (MNIST, Fashion-MNIST) and CSV file lists.
+// releases, IDX files (MNIST, Fashion-MNIST) and CSV file lists; and
+// unlabelled images to predict (a folder, a CSV list of paths, or files).
 //
 // Open parses a --data spec and validates everything it can (folders exist,
 // file sizes match their headers, labels are in range) before any image is
@@ -11,16 +12,21 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
-// Source is a labelled image data set with a fixed order. Index i runs over
-// [0, Len()). Implementations are safe for concurrent Load calls.
+// Source is an image data set with a fixed order. Index i runs over
+// [0, Len()). Implementations are safe for concurrent Load calls. A source
+// is labelled (Classes non-empty, every label a class index) or unlabelled
+// (no classes, every label Unlabelled).
 type Source interface {
 	// Len is the number of samples.
 	Len() int
-	// Classes are the class names; a label is an index into it.
+	// Classes are the class names (valid UTF-8, unique); a label is an
+	// index into it. Empty for an unlabelled source.
 	Classes() []string
-	// Label is the class index of sample i, in [0, len(Classes())).
+	// Label is the class index of sample i, in [0, len(Classes())), or
+	// Unlabelled.
 	Label(i int) int
 	// ID identifies sample i: a path relative to the data set
 	// ("cat/001.jpg") or "split:index" ("train:123").
@@ -33,6 +39,12 @@ type Source interface {
 	// Close releases open files.
 	Close() error
 }
+
+// Unlabelled is the label of every sample of an unlabelled source.
+const Unlabelled = -1
+
+// Labelled reports whether s has classes (and so a label for every sample).
+func Labelled(s Source) bool { return len(s.Classes()) > 0 }
 
 // Sample is one image as a source stores it: exactly one of Encoded and Raw
 // is set.
@@ -54,7 +66,7 @@ type Raw struct {
 // Specs is the one-line summary of the accepted --data forms, for help texts
 // and errors.
 const Specs = "DIR (ImageFolder: DIR/<class>/<image>), cifar10:DIR[:train|test], cifar100:DIR[:train|test], " +
-	"idx:IMAGES,LABELS[,NAMES.txt], list:FILE.csv"
+	"idx:IMAGES,LABELS[,NAMES.txt], list:FILE.csv, images:DIR (unlabelled)"
 
 // Open parses a --data spec and opens the data set it names:
 //
@@ -62,10 +74,27 @@ const Specs = "DIR (ImageFolder: DIR/<class>/<image>), cifar10:DIR[:train|test],
 //	cifar10:DIR[:train|test]  CIFAR-10 binary (DIR = cifar-10-batches-bin or its parent)
 //	cifar100:DIR[:train|test] CIFAR-100 binary (DIR = cifar-100-binary or its parent), fine labels
 //	idx:IMAGES,LABELS[,NAMES] IDX files (MNIST, Fashion-MNIST), gzipped or raw
-//	list:FILE.csv             rows "path,label"; paths relative to the CSV's folder
+//	list:FILE.csv             rows "path,label" (or "path": unlabelled); paths relative to the CSV's folder
+//	images:DIR                every image under DIR, unlabelled (for prediction)
 //
-// The split defaults to train. Every file is checked before Open returns.
-func Open(spec string) (Source, error) {
+// The split defaults to train. Every file is checked before Open returns;
+// files that must be regular files (lists, IDX, CIFAR, names) are refused
+// without reading when they are not (a named pipe would block for ever).
+func Open(spec string) (Source, error) { return OpenFirst(spec, 0) }
+
+// OpenFirst is Open for the first n samples only (all when n ≤ 0): the
+// source returned has at most n samples, and a source that is read into
+// memory (IDX) reads no more than those, so that a small n on a large file
+// costs little.
+func OpenFirst(spec string, n int) (Source, error) {
+	s, err := open(spec, n)
+	if err != nil {
+		return nil, err
+	}
+	return Limit(s, n), nil
+}
+
+func open(spec string, n int) (Source, error) {
 	kind, rest, ok := strings.Cut(spec, ":")
 	if ok {
 		switch kind {
@@ -74,9 +103,11 @@ func Open(spec string) (Source, error) {
 		case "cifar100":
 			return OpenCIFAR(100, rest, spec)
 		case "idx":
-			return OpenIDX(rest, spec)
+			return OpenIDXFirst(rest, spec, n)
 		case "list":
 			return OpenList(rest, spec)
+		case "images":
+			return OpenImages(rest, spec)
 		}
 	}
 	if spec == "" {
@@ -113,12 +144,16 @@ func (l limited) Len() int { return l.n }
 
 func (l limited) Spec() string { return l.Source.Spec() }
 
-// validateNames checks class names from a names file: non-empty, unique.
+// validateNames checks class names from a names file: non-empty, valid
+// UTF-8, unique.
 func validateNames(file string, names []string) error {
 	seen := map[string]int{}
 	for i, n := range names {
 		if n == "" {
 			return fmt.Errorf("%s: line %d: empty class name", file, i+1)
+		}
+		if !utf8.ValidString(n) {
+			return fmt.Errorf("%s: line %d: class name %q is not valid UTF-8 (class names are stored as JSON text; re-encode the file as UTF-8)", file, i+1, n)
 		}
 		if j, ok := seen[n]; ok {
 			return fmt.Errorf("%s: lines %d and %d: class name %q repeated", file, j+1, i+1, n)
@@ -131,7 +166,7 @@ func validateNames(file string, names []string) error {
 // readNames reads one class name per line, ignoring trailing blank lines and
 // surrounding white space (batches.meta.txt ends with blank lines).
 func readNames(file string) ([]string, error) {
-	b, err := os.ReadFile(file)
+	b, err := readRegular(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading class names: %w", err)
 	}
