@@ -19,6 +19,13 @@ const (
 	// MultiStep is torch's MultiStepLR after the warm-up: lr = base·Gamma^k
 	// with k the number of Milestones ≤ t (SLCA's schedule).
 	MultiStep ScheduleKind = "multistep"
+	// CodaCosine is the CosineSchedule of PILOT's CODA-Prompt learner (and
+	// the CODA-Prompt repository), lr = base·cos(99π·e/(200·(K−1))) with
+	// K = Length, as it actually runs: the scheduler's constructor already
+	// applies e = 0 and its first step() applies e = 0 again, so position
+	// t trains with e = max(t − 1, 0). It never reaches 0 (cos(99π/200) ≈
+	// 0.016 at e = K−1). Needs Length ≥ 2.
+	CodaCosine ScheduleKind = "coda-cosine"
 )
 
 // Unit says what advances the schedule's position.
@@ -42,8 +49,8 @@ const (
 // its own position t − W, as torch's SequentialLR([LinearLR, …],
 // milestones=[W]) does. Length, Warmup and the position count in Per units.
 type Schedule struct {
-	// Kind is Constant (the zero value "" means Constant), Cosine or
-	// MultiStep.
+	// Kind is Constant (the zero value "" means Constant), Cosine,
+	// MultiStep or CodaCosine.
 	Kind ScheduleKind `json:"kind"`
 	// Per is PerStep or PerEpoch (the zero value "" means PerEpoch).
 	Per Unit `json:"per"`
@@ -91,6 +98,10 @@ func (s Schedule) warmupFactor() float64 {
 func (s Schedule) Validate() error {
 	switch s.kind() {
 	case Constant, Cosine:
+	case CodaCosine:
+		if s.Length-s.Warmup < 2 {
+			return fmt.Errorf("schedule: coda-cosine needs length − warm-up ≥ 2 (the number of epochs K), got %d", s.Length-s.Warmup)
+		}
 	case MultiStep:
 		if !(s.Gamma > 0 && s.Gamma <= 1) {
 			return fmt.Errorf("schedule: multistep gamma %v must be in (0, 1]", s.Gamma)
@@ -101,7 +112,7 @@ func (s Schedule) Validate() error {
 			}
 		}
 	default:
-		return fmt.Errorf("schedule %q unknown (use constant, cosine or multistep)", s.Kind)
+		return fmt.Errorf("schedule %q unknown (use constant, cosine, multistep or coda-cosine)", s.Kind)
 	}
 	switch s.unit() {
 	case PerStep, PerEpoch:
@@ -138,6 +149,10 @@ func (s Schedule) LR(base float64, pos int64) float64 {
 	case Cosine:
 		T := float64(s.Length - s.Warmup)
 		return s.MinLR + (base-s.MinLR)*(1+math.Cos(math.Pi*float64(t)/T))/2
+	case CodaCosine:
+		e := max(t-1, 0)
+		K := float64(s.Length - s.Warmup)
+		return base * math.Cos(99*math.Pi*float64(e)/(200*(K-1)))
 	case MultiStep:
 		lr := base
 		for _, m := range s.Milestones {

@@ -83,3 +83,26 @@ func TestClipGradNorm(t *testing.T) {
 		t.Fatalf("a gradient below the limit changed: %v", c)
 	}
 }
+
+// CODA-Prompt's schedule as PILOT runs it, traced by hand through its
+// scheduler: the constructor sets lr = base·cos(0) and leaves
+// last_epoch = −1, so the step() after epoch 0 computes e = 0 again; epoch
+// t ≥ 1 trains with e = t − 1.
+func TestCodaCosine(t *testing.T) {
+	s := Schedule{Kind: CodaCosine, Per: PerEpoch, Length: 20}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := func(e int) float64 { return 1e-3 * math.Cos(99*math.Pi*float64(e)/(200*19)) }
+	if s.LR(1e-3, 0) != 1e-3 || s.LR(1e-3, 1) != 1e-3 {
+		t.Fatalf("epochs 0 and 1: %v %v, want the base lr twice", s.LR(1e-3, 0), s.LR(1e-3, 1))
+	}
+	for e := 2; e < 20; e++ {
+		if got := s.LR(1e-3, int64(e)); math.Abs(got-want(e-1)) > 1e-18 {
+			t.Fatalf("epoch %d: %v, want %v", e, got, want(e-1))
+		}
+	}
+	if err := (Schedule{Kind: CodaCosine, Length: 1}).Validate(); err == nil {
+		t.Fatal("coda-cosine with one epoch accepted (division by K−1 = 0)")
+	}
+}
