@@ -288,7 +288,7 @@ func readPilotConfig(path string) (*pilotConfig, error) {
 }
 
 // readFeatures reads "F" or "F,G"; two files are joined row-wise by sample
-// id (heads.ConcatByID), as APER's two branches.
+// id (features.ConcatByID), as APER's two branches.
 func readFeatures(flag, spec string) (*features.Set, error) {
 	parts := strings.Split(spec, ",")
 	if spec == "" || len(parts) > 2 {
@@ -305,7 +305,7 @@ func readFeatures(flag, spec string) (*features.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flag, err)
 	}
-	s, err := heads.ConcatByID(a, b)
+	s, err := features.ConcatByID(a, b)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: joining %s and %s: %w", flag, parts[0], parts[1], err)
 	}

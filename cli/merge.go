@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
 )
@@ -95,9 +96,9 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if ha.Method() != hb.Method() {
 		return fmt.Errorf("%s is a %s head and %s a %s head; only heads of the same method merge", pathA, ha.Method(), pathB, hb.Method())
 	}
-	if ia.Fingerprint() != ib.Fingerprint() || (ia.Dim != 0 && ib.Dim != 0 && ia.Dim != ib.Dim) {
-		return fmt.Errorf("%s was fitted on model %q (%s, dim %d) and %s on model %q (%s, dim %d); heads of different feature spaces cannot merge",
-			pathA, ia.Model, ia.Preprocess, ia.Dim, pathB, ib.Model, ib.Preprocess, ib.Dim)
+	if !features.Same(ia.Space(), ib.Space()) || (ia.Dim != 0 && ib.Dim != 0 && ia.Dim != ib.Dim) {
+		return fmt.Errorf("%s was fitted on %s (dim %d) and %s on %s (dim %d); heads of different feature spaces cannot merge",
+			pathA, ia.Space(), ia.Dim, pathB, ib.Space(), ib.Dim)
 	}
 	names, to, err := mergeClassNames(ia.Classes, ib.Classes, hb.Classes())
 	if err != nil {

@@ -2,9 +2,14 @@
 // safetensors file with tensor "features" F32 [N,D], tensor "labels" I64 [N]
 // and string metadata: format "cl.features/1", classes (JSON array, index =
 // label), ids (JSON array of sample identifiers, one per row), model,
-// model_sha256, preprocess (JSON), source.
+// model_sha256, fingerprint, preprocess (JSON), source.
 //
 // A Python user reads it with numpy and json alone (see docs/FORMATS.md).
+//
+// Besides the file format the package holds the operations on feature sets
+// that heads and the command line share: the feature space and its
+// fingerprint (Space, Same), class lists (ValidateClasses, MapClasses), and
+// row and column set operations (Select, Concat, ConcatByID).
 package features
 
 import (
@@ -35,6 +40,9 @@ type Set struct {
 	ModelSHA256 string
 	// Preprocess is the JSON of the preprocessing that produced the rows.
 	Preprocess string
+	// Fingerprint identifies what determines the features (see Space); ""
+	// in files written before it existed.
+	Fingerprint string
 	// Source describes the data (the --data spec).
 	Source string
 }
@@ -42,11 +50,8 @@ type Set struct {
 // Row returns row i of X (a view, not a copy).
 func (s *Set) Row(i int) []float32 { return s.X[i*s.D : (i+1)*s.D] }
 
-// Fingerprint identifies the feature space: model hash + preprocessing.
-// Heads refuse features whose fingerprint differs from their own.
-func (s *Set) Fingerprint() string { return s.ModelSHA256 + "|" + s.Preprocess }
-
-// Validate checks shapes, labels and finiteness; errors name the row.
+// Validate checks shapes, class names (ValidateClasses), labels and
+// finiteness; errors name the row.
 func (s *Set) Validate() error {
 	if s.N < 0 || s.D <= 0 || len(s.X) != s.N*s.D {
 		return fmt.Errorf("features: %d values for %d rows of dimension %d", len(s.X), s.N, s.D)
@@ -56,6 +61,9 @@ func (s *Set) Validate() error {
 	}
 	if s.IDs != nil && len(s.IDs) != s.N {
 		return fmt.Errorf("features: %d ids for %d rows", len(s.IDs), s.N)
+	}
+	if err := ValidateClasses(s.Classes); err != nil {
+		return fmt.Errorf("features: %w", err)
 	}
 	for i, y := range s.Labels {
 		if y < 0 || y >= len(s.Classes) {
@@ -97,6 +105,7 @@ func (s *Set) Write(path string) error {
 		"ids":          string(ids),
 		"model":        s.Model,
 		"model_sha256": s.ModelSHA256,
+		"fingerprint":  s.Fingerprint,
 		"preprocess":   s.Preprocess,
 		"source":       s.Source,
 	}
@@ -138,7 +147,8 @@ func fromFile(f *safetensors.File) (*Set, error) {
 	s := &Set{
 		N: int(x.Shape[0]), D: int(x.Shape[1]),
 		Model: f.Metadata["model"], ModelSHA256: f.Metadata["model_sha256"],
-		Preprocess: f.Metadata["preprocess"], Source: f.Metadata["source"],
+		Fingerprint: f.Metadata["fingerprint"],
+		Preprocess:  f.Metadata["preprocess"], Source: f.Metadata["source"],
 	}
 	if y.Shape[0] != x.Shape[0] {
 		return nil, fmt.Errorf("features has %d rows but labels has %d", x.Shape[0], y.Shape[0])

@@ -18,8 +18,8 @@ type Header struct {
 	D int
 	// Classes are the class names; a label indexes it.
 	Classes []string
-	// Model, ModelSHA256, Preprocess and Source are as in Set.
-	Model, ModelSHA256, Preprocess, Source string
+	// Model, ModelSHA256, Fingerprint, Preprocess and Source are as in Set.
+	Model, ModelSHA256, Fingerprint, Preprocess, Source string
 }
 
 // Writer streams rows into a feature file so that the rows never need to be
@@ -48,6 +48,9 @@ type Writer struct {
 func Create(path string, h Header, ids []string) (*Writer, error) {
 	if h.D <= 0 {
 		return nil, fmt.Errorf("features: dimension %d must be positive", h.D)
+	}
+	if err := ValidateClasses(h.Classes); err != nil {
+		return nil, fmt.Errorf("features: %w", err)
 	}
 	w := &Writer{path: path, h: h, rowBuf: make([]byte, 4*h.D)}
 	js, err := w.header(len(ids), ids)
@@ -93,6 +96,7 @@ func (w *Writer) header(n int, ids []string) ([]byte, error) {
 			"ids":          string(idsJSON),
 			"model":        w.h.Model,
 			"model_sha256": w.h.ModelSHA256,
+			"fingerprint":  w.h.Fingerprint,
 			"preprocess":   w.h.Preprocess,
 			"source":       w.h.Source,
 		},

@@ -25,26 +25,34 @@ type Info struct {
 	ModelSHA256 string
 	// Preprocess is the JSON of the preprocessing that produced the features.
 	Preprocess string
+	// Fingerprint identifies the feature space (features.Space); "" in head
+	// files written before it existed.
+	Fingerprint string
 	// Dim is the feature dimension D (set by Load; Save takes it from the head).
 	Dim int
+	// Ledger lists the rows the head learned (see Ledger); nil when the file
+	// has none (written before ledgers, or by a program that keeps none).
+	Ledger *Ledger
 }
 
-// Fingerprint identifies the feature space as features.Set.Fingerprint does:
-// model hash + "|" + preprocessing.
-func (i Info) Fingerprint() string { return i.ModelSHA256 + "|" + i.Preprocess }
+// Space is the feature space the head was fitted in.
+func (i Info) Space() features.Space {
+	return features.Space{Model: i.Model, ModelSHA256: i.ModelSHA256, Preprocess: i.Preprocess, Fingerprint: i.Fingerprint}
+}
 
-// InfoFrom returns the Info of a feature set (its classes, model and
-// preprocessing, dimension).
+// InfoFrom returns the Info of a feature set (its classes, model,
+// fingerprint and preprocessing, dimension).
 func InfoFrom(s *features.Set) Info {
-	return Info{Classes: append([]string(nil), s.Classes...), Model: s.Model, ModelSHA256: s.ModelSHA256, Preprocess: s.Preprocess, Dim: s.D}
+	return Info{Classes: append([]string(nil), s.Classes...), Model: s.Model, ModelSHA256: s.ModelSHA256,
+		Preprocess: s.Preprocess, Fingerprint: s.Fingerprint, Dim: s.D}
 }
 
 // CheckFeatures refuses a feature set that the head described by info cannot
-// score: another model or preprocessing (fingerprint) or another dimension.
+// score: another feature space (features.Same) or another dimension.
 func CheckFeatures(info Info, set *features.Set) error {
-	if info.Fingerprint() != set.Fingerprint() {
-		return fmt.Errorf("features come from model %q (sha256 %.12s…, preprocess %s) but the head was fitted on model %q (sha256 %.12s…, preprocess %s): extract features with the head's model and preprocessing",
-			set.Model, set.ModelSHA256, set.Preprocess, info.Model, info.ModelSHA256, info.Preprocess)
+	if !features.Same(info.Space(), set.Space()) {
+		return fmt.Errorf("features come from %s but the head was fitted on %s: extract features with the head's model and preprocessing",
+			set.Space(), info.Space())
 	}
 	if info.Dim != 0 && set.D != info.Dim {
 		return fmt.Errorf("features have dimension %d but the head expects %d", set.D, info.Dim)
@@ -55,7 +63,9 @@ func CheckFeatures(info Info, set *features.Set) error {
 // Save writes h atomically to path as a safetensors file: the tensors of
 // h.State() plus metadata format "cl.head/1", method, params (JSON object of
 // the options), classes (JSON array, index = label), model, model_sha256,
-// preprocess and dim. Every label the head scores must have a class name.
+// fingerprint, preprocess and dim, and the ledger when info has one (see
+// Ledger). Every label the head scores must have a class name; class names
+// must be valid UTF-8 and unique.
 func Save(path string, h Head, info Info) error {
 	f, err := encode(h, info)
 	if err != nil {
@@ -73,6 +83,9 @@ func encode(h Head, info Info) (*safetensors.File, error) {
 		if l >= len(info.Classes) {
 			return nil, fmt.Errorf("class label %d has no name (%d class names given)", l, len(info.Classes))
 		}
+	}
+	if err := features.ValidateClasses(info.Classes); err != nil {
+		return nil, err
 	}
 	if info.Dim != 0 && h.Dim() != 0 && info.Dim != h.Dim() {
 		return nil, fmt.Errorf("info says dimension %d but the head has %d", info.Dim, h.Dim())
@@ -95,8 +108,12 @@ func encode(h Head, info Info) (*safetensors.File, error) {
 		"classes":      string(cj),
 		"model":        info.Model,
 		"model_sha256": info.ModelSHA256,
+		"fingerprint":  info.Fingerprint,
 		"preprocess":   info.Preprocess,
 		"dim":          strconv.Itoa(h.Dim()),
+	}
+	if err := info.Ledger.encode(f, h); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -136,6 +153,13 @@ func decode(data []byte) (h Head, info Info, err error) {
 		return nil, Info{}, fmt.Errorf("metadata classes: %v", err)
 	}
 	info.Model, info.ModelSHA256, info.Preprocess = md["model"], md["model_sha256"], md["preprocess"]
+	info.Fingerprint = md["fingerprint"]
+	if err := features.ValidateClasses(info.Classes); err != nil {
+		return nil, Info{}, err
+	}
+	if info.Ledger, err = decodeLedger(f); err != nil {
+		return nil, Info{}, err
+	}
 	dim, err := strconv.Atoi(md["dim"])
 	if err != nil || dim < 0 {
 		return nil, Info{}, fmt.Errorf("metadata dim %q: want a dimension ≥ 0", md["dim"])
@@ -148,6 +172,9 @@ func decode(data []byte) (h Head, info Info, err error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if isLedgerTensor(n) {
+			continue
+		}
 		t := f.Tensors[n]
 		t.Data = append([]byte(nil), t.Data...)
 		tensors[n] = t
@@ -170,6 +197,9 @@ func decode(data []byte) (h Head, info Info, err error) {
 		if l >= len(info.Classes) {
 			return nil, Info{}, fmt.Errorf("class label %d has no name (%d class names)", l, len(info.Classes))
 		}
+	}
+	if err := info.Ledger.check(h, dim); err != nil {
+		return nil, Info{}, err
 	}
 	info.Dim = dim
 	return h, info, nil

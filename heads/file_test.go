@@ -21,53 +21,6 @@ func testSet(ids []string, labels []int, classes []string, d int, base float32) 
 	return s
 }
 
-func TestConcatByID(t *testing.T) {
-	classes := []string{"cat", "dog"}
-	a := testSet([]string{"x", "y", "z"}, []int{0, 1, 0}, classes, 2, 0)
-	// b lists the same samples in another order, with its classes reversed.
-	b := testSet([]string{"z", "x", "y"}, []int{1, 1, 0}, []string{"dog", "cat"}, 3, 100)
-	c, err := ConcatByID(a, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.N != 3 || c.D != 5 || strings.Join(c.IDs, ",") != "x,y,z" {
-		t.Fatalf("got N=%d D=%d ids %v", c.N, c.D, c.IDs)
-	}
-	// Row "y" = a row 1 ++ b row 2.
-	want := []float32{10, 11, 120, 121, 122}
-	for i, v := range c.Row(1) {
-		if v != want[i] {
-			t.Fatalf("row y = %v, want %v", c.Row(1), want)
-		}
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	c2, _ := ConcatByID(a, b)
-	if c.Fingerprint() != c2.Fingerprint() || c.Fingerprint() == a.Fingerprint() {
-		t.Errorf("fingerprint %q", c.Fingerprint())
-	}
-
-	for name, tc := range map[string]struct {
-		b    *features.Set
-		want string
-	}{
-		"missing in second": {testSet([]string{"z", "x"}, []int{1, 1}, []string{"dog", "cat"}, 3, 0), `"y" is in the first`},
-		"extra in second":   {testSet([]string{"z", "x", "y", "w"}, []int{1, 1, 0, 0}, []string{"dog", "cat"}, 3, 0), `"w" is in the second`},
-		"duplicate":         {testSet([]string{"z", "x", "x"}, []int{1, 1, 1}, []string{"dog", "cat"}, 3, 0), `duplicate sample id "x"`},
-		"label differs":     {testSet([]string{"z", "x", "y"}, []int{1, 1, 1}, []string{"dog", "cat"}, 3, 0), `"y" has class "dog"`},
-		"no ids":            {&features.Set{N: 1, D: 1, X: []float32{1}, Labels: []int{0}, Classes: classes}, "sample ids"},
-	} {
-		if _, err := ConcatByID(a, tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want it to mention %s", name, err, tc.want)
-		}
-	}
-	dupA := testSet([]string{"x", "x"}, []int{0, 0}, classes, 2, 0)
-	if _, err := ConcatByID(dupA, testSet([]string{"x"}, []int{0}, classes, 1, 0)); err == nil || !strings.Contains(err.Error(), `"x"`) {
-		t.Errorf("duplicate in first: %v", err)
-	}
-}
-
 func TestCheckFeatures(t *testing.T) {
 	set := testSet([]string{"a"}, []int{0}, []string{"c"}, 4, 0)
 	info := InfoFrom(set)
@@ -88,6 +41,18 @@ func TestCheckFeatures(t *testing.T) {
 	other.D = 8
 	if err := CheckFeatures(info, &other); err == nil || !strings.Contains(err.Error(), "dimension 8") {
 		t.Errorf("other dimension: %v", err)
+	}
+	// With fingerprints on both sides, they decide: another file of the same
+	// graph (other name and file hash) is accepted, another graph is not.
+	info.Fingerprint, set.Fingerprint = "fp", "fp"
+	other = *set
+	other.Model, other.ModelSHA256 = "renamed.onnx", "other"
+	if err := CheckFeatures(info, &other); err != nil {
+		t.Errorf("same fingerprint, other file: %v", err)
+	}
+	other.Fingerprint = "fp2"
+	if err := CheckFeatures(info, &other); err == nil || !strings.Contains(err.Error(), "fingerprint fp2") {
+		t.Errorf("other fingerprint: %v", err)
 	}
 }
 

@@ -214,7 +214,7 @@ func TestSaveLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h2.Method() != tc.method || h2.Dim() != g.d || info2.Fingerprint() != info.Fingerprint() || info2.Dim != g.d ||
+			if h2.Method() != tc.method || h2.Dim() != g.d || info2.Fingerprint != info.Fingerprint || info2.Dim != g.d ||
 				strings.Join(info2.Classes, ",") != strings.Join(names, ",") || info2.Model != info.Model {
 				t.Fatalf("loaded %s dim %d info %+v", h2.Method(), h2.Dim(), info2)
 			}

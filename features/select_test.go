@@ -1,0 +1,55 @@
+package features
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestSubsetAndSelectClasses(t *testing.T) {
+	s := testSet([]string{"r0", "r1", "r2", "r3", "r4"}, []int{2, 0, 2, 1, 0}, []string{"cat", "dog", "bird"}, 2, 0)
+	sub, err := s.Subset([]int{4, 0, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Classes without rows are dropped; the others keep their order.
+	if !reflect.DeepEqual(sub.Classes, []string{"cat", "bird"}) || !reflect.DeepEqual(sub.Labels, []int{0, 1, 1}) ||
+		!reflect.DeepEqual(sub.IDs, []string{"r4", "r0", "r2"}) || sub.N != 3 || sub.Space() != s.Space() {
+		t.Fatalf("subset %+v", sub)
+	}
+	for i, r := range []int{4, 0, 2} {
+		if !reflect.DeepEqual(sub.Row(i), s.Row(r)) {
+			t.Errorf("row %d = %v, want row %d = %v", i, sub.Row(i), r, s.Row(r))
+		}
+	}
+	if err := sub.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Subset([]int{5}); err == nil || !strings.Contains(err.Error(), "row 5 out of range") {
+		t.Errorf("out of range: %v", err)
+	}
+
+	sel, err := s.SelectClasses([]string{"bird", "cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sel.IDs, []string{"r0", "r1", "r2", "r4"}) || !reflect.DeepEqual(sel.Classes, []string{"cat", "bird"}) {
+		t.Fatalf("selected %+v", sel)
+	}
+	for i := range sel.Labels {
+		if sel.Classes[sel.Labels[i]] == "dog" {
+			t.Errorf("row %d is a dog", i)
+		}
+	}
+	if _, err := s.SelectClasses([]string{"cow"}); err == nil || !strings.Contains(err.Error(), `no class "cow" (the classes are: bird, cat, dog)`) {
+		t.Errorf("unknown class: %v", err)
+	}
+	if got := s.ClassCounts(); !reflect.DeepEqual(got, []int{2, 1, 2}) {
+		t.Errorf("counts %v", got)
+	}
+	// No ids: the subset has none either.
+	s.IDs = nil
+	if sub, err := s.Subset([]int{1}); err != nil || sub.IDs != nil {
+		t.Errorf("no ids: %v %v", err, sub.IDs)
+	}
+}
