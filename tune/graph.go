@@ -161,4 +161,3 @@ func valueInfoBatch(name string, dims ...int64) *onnxpb.ValueInfoProto {
 	}
 	return tensorInfo(name, d)
 }
-
