@@ -243,9 +243,6 @@ func TestViTAgainstTorch(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range cases {
 		for _, att := range []string{vit.AttentionONNX, vit.AttentionMHA} {
-			if att == vit.AttentionMHA && c.Variant != "adapter" && c.Variant != "prefix" {
-				continue
-			}
 			seen[c.Variant] = true
 			t.Run(c.Name+"/"+att, func(t *testing.T) { checkViT(t, f, w, c, cfg, att) })
 		}

@@ -154,6 +154,21 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 		return nil, fmt.Errorf("grad: the loss %q does not depend on any trainable tensor", spec.Loss)
 	}
 
+	// Every node on a path from a trainable tensor to the loss needs a rule.
+	for _, n := range nodes {
+		on := false
+		for _, o := range n.GetOutput() {
+			on = on || (active[o] && toLoss[o])
+		}
+		if !on {
+			continue
+		}
+		if _, ok := rules[n.GetOpType()]; !ok || (n.GetDomain() != "" && n.GetDomain() != "ai.onnx") {
+			return nil, fmt.Errorf("grad: no gradient rule for operator %s (node %q); rules exist for %s",
+				opName(n), n.GetName(), strings.Join(RuleOps(), ", "))
+		}
+	}
+
 	// Reverse sweep.
 	contrib := map[string][]string{}
 	if li.rank == 0 {
@@ -178,13 +193,8 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 		for j, in := range n.GetInput() {
 			need[j] = in != "" && active[in]
 		}
-		r, ok := rules[n.GetOpType()]
-		if !ok || (n.GetDomain() != "" && n.GetDomain() != "ai.onnx") {
-			return nil, fmt.Errorf("grad: no gradient rule for operator %s (node %q); rules exist for %s",
-				opName(n), n.GetName(), strings.Join(RuleOps(), ", "))
-		}
 		c := &rctx{e: e, s: s, n: n, need: need}
-		gx, err := r(c, gy)
+		gx, err := rules[n.GetOpType()](c, gy)
 		if err != nil {
 			return nil, fmt.Errorf("grad: %s (node %q): %w", opName(n), n.GetName(), err)
 		}
