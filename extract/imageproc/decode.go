@@ -13,7 +13,8 @@ import (
 	"os"
 	"strings"
 
-	_ "golang.org/x/image/bmp" // register BMP
+	_ "golang.org/x/image/bmp"  // register BMP
+	_ "golang.org/x/image/tiff" // register TIFF
 	"golang.org/x/image/webp"
 
 	"github.com/cl-dev/cl/extract/imageproc/internal/ljpeg"
@@ -27,31 +28,40 @@ const MaxPixels = 100_000_000
 // maxSide bounds either side in pixels (JPEG's own limit).
 const maxSide = 65535
 
-// Formats lists the image formats Decode reads.
-const Formats = "JPEG, PNG, GIF (first frame), BMP, WebP"
+// DefaultDecodeBudget is the memory Decode lets one image take (Inspect's
+// estimate): 1 GiB. A 100-megapixel 8-bit RGB image fits (about 700 MB); a
+// 16-bit RGBA one of the same size (about 1.1 GB) does not.
+const DefaultDecodeBudget = 1 << 30
 
-// Decode decodes a JPEG, PNG, GIF (first frame), BMP or WebP image. The
-// header is read first (image.DecodeConfig) and images over MaxPixels or
-// with a side over 65535 pixels are refused before decoding. Lossy WebP is
-// returned as *RGB, converted with libwebp's fancy upsampling and colour
-// conversion (what Pillow sees); GIF keeps the colour of its transparent
-// palette entry as Pillow does. Errors say what is wrong: no data, an
-// unknown format (with the first bytes), a truncated or corrupt file.
-func Decode(data []byte) (image.Image, error) {
-	if len(data) == 0 {
-		return nil, errors.New("image data is empty (0 bytes)")
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+// Formats lists the image formats Decode reads.
+const Formats = "JPEG, PNG, GIF (first frame), BMP, WebP, TIFF (not CMYK)"
+
+// Decode decodes a JPEG, PNG, GIF (first frame), BMP, WebP or TIFF image
+// within DefaultDecodeBudget (see DecodeWithin).
+func Decode(data []byte) (image.Image, error) { return DecodeWithin(data, DefaultDecodeBudget) }
+
+// DecodeWithin decodes a JPEG, PNG, GIF (first frame), BMP, WebP or TIFF
+// image. The header is read first (Inspect) and images over MaxPixels,
+// with a side over 65535 pixels, or whose decoding Inspect estimates at
+// more than budget bytes (budget > 0) are refused before any pixel memory
+// is allocated, with an error wrapping ErrTooLarge. Lossy WebP is returned
+// as *RGB, converted with libwebp's fancy upsampling and colour conversion
+// (what Pillow sees); GIF keeps the colour of its transparent palette entry
+// as Pillow does. Errors say what is wrong: no data, an unknown format
+// (with the first bytes), a truncated or corrupt file.
+func DecodeWithin(data []byte, budget int64) (image.Image, error) {
+	in, err := Inspect(data)
 	if err != nil {
-		return nil, describe(err, format, data)
+		return nil, err
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s image declares an empty size %d×%d", format, cfg.Width, cfg.Height)
+	if in.W > maxSide || in.H > maxSide || int64(in.W)*int64(in.H) > MaxPixels {
+		return nil, fmt.Errorf("%w: %s image is %d×%d pixels, over the limit of %d megapixels or %d pixels a side",
+			ErrTooLarge, in.Format, in.W, in.H, MaxPixels/1_000_000, maxSide)
 	}
-	if cfg.Width > maxSide || cfg.Height > maxSide || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, fmt.Errorf("%s image is %d×%d pixels, over the limit of %d megapixels or %d pixels a side",
-			format, cfg.Width, cfg.Height, MaxPixels/1_000_000, maxSide)
+	if budget > 0 && in.Bytes > budget {
+		return nil, in.TooLarge(budget)
 	}
+	format := in.Format
 	var img image.Image
 	switch format {
 	case "gif":

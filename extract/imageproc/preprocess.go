@@ -60,6 +60,22 @@ type scratch struct {
 	tmp      []uint8
 }
 
+// maxPooled is the largest buffer a scratch keeps between images (16 MiB,
+// a 2,300 × 2,300 RGB image): one very large image must not leave its RGB
+// copy held by the pool for the rest of a run.
+const maxPooled = 16 << 20
+
+// put returns s to the pool without its oversized buffers.
+func (pp *Preprocessor) put(s *scratch) {
+	if cap(s.rgb.Pix) > maxPooled {
+		s.rgb.Pix = nil
+	}
+	if cap(s.tmp) > maxPooled {
+		s.tmp = nil
+	}
+	pp.pool.Put(s)
+}
+
 // NewPreprocessor validates p and builds a Preprocessor.
 func NewPreprocessor(p models.Preprocess) (*Preprocessor, error) {
 	if p.Interpolation == "" && p.Resize == 0 {
@@ -109,7 +125,7 @@ func (pp *Preprocessor) Apply(img image.Image, dst []float32) error {
 		return fmt.Errorf("preprocess: output has room for %d values, need 3×%d×%d = %d", len(dst), pp.p.Crop, pp.p.Crop, pp.Len())
 	}
 	s := pp.pool.Get().(*scratch)
-	defer pp.pool.Put(s)
+	defer pp.put(s)
 	if m, ok := img.(*RGB); ok {
 		return pp.apply(s, m, dst)
 	}
@@ -127,7 +143,7 @@ func (pp *Preprocessor) ApplyRGB(src *RGB, dst []float32) error {
 		return fmt.Errorf("preprocess: output has room for %d values, need 3×%d×%d = %d", len(dst), pp.p.Crop, pp.p.Crop, pp.Len())
 	}
 	s := pp.pool.Get().(*scratch)
-	defer pp.pool.Put(s)
+	defer pp.put(s)
 	return pp.apply(s, src, dst)
 }
 

@@ -6,7 +6,8 @@ Run with Debian's Python (Pillow 9.4, numpy 1.24, torch 1.13):
     cd extract/imageproc/testdata && /usr/bin/python3 make_goldens.py
 
 It writes small synthetic test images in every mode the Go package must read
-(img/), and Pillow's answers for them (golden/*.npy):
+(img/: PNG, JPEG, GIF, BMP, WebP, TIFF), and Pillow's answers for them
+(golden/*.npy):
 
   golden/<image>.rgb.npy            Image.open(f).convert("RGB"), uint8 [H,W,3]
   golden/<image>.<filter>.<W>x<H>.npy   convert("RGB").resize((W,H), filter), uint8
@@ -107,6 +108,18 @@ Image.fromarray(photo(61, 45, 16)).save(os.path.join(IMG, "progressive.jpg"), qu
 Image.fromarray(photo(61, 45, 14)[..., 2]).save(os.path.join(IMG, "gray.jpg"), quality=90)
 Image.fromarray(photo(56, 40, 15)).save(os.path.join(IMG, "lossless.webp"), lossless=True)
 Image.fromarray(photo(56, 40, 15)).save(os.path.join(IMG, "lossy.webp"), quality=80)
+# TIFF (Go: golang.org/x/image/tiff): compressions and the usual modes
+tif = photo(52, 38, 17)
+Image.fromarray(tif).save(os.path.join(IMG, "rgb.tif"))
+Image.fromarray(tif).save(os.path.join(IMG, "rgb_lzw.tiff"), compression="tiff_lzw")
+Image.fromarray(tif).save(os.path.join(IMG, "rgb_deflate.tif"), compression="tiff_adobe_deflate")
+Image.fromarray(tif[..., 1]).save(os.path.join(IMG, "l.tif"))
+Image.fromarray(tif).quantize(colors=29).save(os.path.join(IMG, "p.tif"))
+Image.fromarray(np.dstack([tif, rng.integers(0, 256, (38, 52), dtype=np.uint8)]), "RGBA").save(os.path.join(IMG, "rgba.tif"))
+Image.fromarray(tif[..., 0] > 128).save(os.path.join(IMG, "bw.tif"))
+g16t = (tif[..., 2].astype(np.uint16) * 4).astype(np.uint16)  # 0..1020: half clips
+g16t[0, :4] = [0, 255, 256, 65535]
+Image.fromarray(g16t, "I;16").save(os.path.join(IMG, "gray16.tif"))
 
 # ------------------------------------------------------------ torchvision 0.14
 
