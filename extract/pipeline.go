@@ -28,6 +28,8 @@ type Backbone interface {
 	// SHA256 is the model file's hash (hex), Path its file name.
 	SHA256() string
 	Path() string
+	// Fingerprint identifies the features (models.Fingerprint).
+	Fingerprint() string
 	// Run maps x = float32 [n,3,S,S] to features float32 [n,D].
 	Run(x []float32, n int) ([]float32, error)
 }
@@ -100,8 +102,9 @@ var ErrNoImages = errors.New("no image could be read")
 
 // Extract computes the features of every sample of src (the first
 // opts.Limit) with bb and writes them, in source order, to the feature file
-// out (extract/features format) with the metadata DESIGN §3 lists: model
-// base name and sha256, preprocessing JSON, src.Spec(), and each row's id.
+// out (features format) with the metadata docs/FORMATS.md lists: model
+// base name, sha256 and fingerprint, preprocessing JSON, src.Spec(), and
+// each row's id.
 //
 // The file appears atomically at the end; on error or cancellation of ctx
 // nothing is left under out or beside it. Unreadable images are skipped and
@@ -123,7 +126,7 @@ func Extract(ctx context.Context, src data.Source, bb Backbone, out string, opts
 	}
 	w, err := features.Create(out, features.Header{
 		D: bb.Dim(), Classes: src.Classes(),
-		Model: filepath.Base(bb.Path()), ModelSHA256: bb.SHA256(),
+		Model: filepath.Base(bb.Path()), ModelSHA256: bb.SHA256(), Fingerprint: bb.Fingerprint(),
 		Preprocess: pp.Preprocess().JSON(), Source: src.Spec(),
 	}, ids)
 	if err != nil {

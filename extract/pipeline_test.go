@@ -64,9 +64,10 @@ type meanBackbone struct {
 func (b *meanBackbone) Manifest() models.Manifest {
 	return models.Manifest{Input: "x", Output: "y", Preprocess: models.Preprocess{Interpolation: "bilinear", Crop: b.s}}
 }
-func (b *meanBackbone) Dim() int       { return 3 }
-func (b *meanBackbone) SHA256() string { return "feed" }
-func (b *meanBackbone) Path() string   { return "/models/mean.onnx" }
+func (b *meanBackbone) Dim() int            { return 3 }
+func (b *meanBackbone) SHA256() string      { return "feed" }
+func (b *meanBackbone) Fingerprint() string { return "f00d" }
+func (b *meanBackbone) Path() string        { return "/models/mean.onnx" }
 func (b *meanBackbone) Run(x []float32, n int) ([]float32, error) {
 	c := b.calls.Add(1)
 	if b.hook != nil {
@@ -110,7 +111,7 @@ func checkRows(t *testing.T, path string, want []int) *features.Set {
 			t.Fatalf("row %d: label %d id %q, want image %d", r, s.Labels[r], s.IDs[r], i)
 		}
 	}
-	if s.Model != "mean.onnx" || s.ModelSHA256 != "feed" || s.Source != "mem" ||
+	if s.Model != "mean.onnx" || s.ModelSHA256 != "feed" || s.Fingerprint != "f00d" || s.Source != "mem" ||
 		s.Preprocess != `{"resize":0,"interpolation":"bilinear","crop":6}` || strings.Join(s.Classes, ",") != "a,b,c" {
 		t.Fatalf("metadata %q %q %q %q %v", s.Model, s.ModelSHA256, s.Source, s.Preprocess, s.Classes)
 	}

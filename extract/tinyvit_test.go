@@ -87,6 +87,9 @@ func TestTinyViTGolden(t *testing.T) {
 	if sha, _ := models.FileSHA256(filepath.Join(tinyViTDir, "tinyvit.onnx")); got.ModelSHA256 != sha || got.Model != "tinyvit.onnx" {
 		t.Fatalf("metadata model %q %q", got.Model, got.ModelSHA256)
 	}
+	if m, err := models.ReadModel(filepath.Join(tinyViTDir, "tinyvit.onnx")); err != nil || got.Fingerprint != models.Fingerprint(m, bb.Manifest()) {
+		t.Fatalf("fingerprint %q: want models.Fingerprint of the model and its manifest (%v)", got.Fingerprint, err)
+	}
 	for i, stem := range stems {
 		var maxd float64
 		for j := 0; j < got.D; j++ {

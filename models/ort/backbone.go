@@ -37,6 +37,7 @@ type Options struct {
 type Backbone struct {
 	path     string
 	sha      string
+	fp       string
 	man      models.Manifest
 	dim      int
 	size     int
@@ -97,7 +98,7 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	b := &Backbone{path: name, sha: hex.EncodeToString(sum[:]), man: man, dim: sig.Dim,
+	b := &Backbone{path: name, sha: hex.EncodeToString(sum[:]), fp: models.Fingerprint(m, man), man: man, dim: sig.Dim,
 		size: man.Preprocess.Crop, device: dev, fixedN: sig.FixedN}
 
 	if _, err := Init(opts.ORTLib); err != nil {
@@ -175,8 +176,13 @@ func (b *Backbone) Dim() int { return b.dim }
 // InputSize is the image side S of the [N,3,S,S] input.
 func (b *Backbone) InputSize() int { return b.size }
 
-// SHA256 is the hex sha256 of the model file (the feature fingerprint).
+// SHA256 is the hex sha256 of the model file's bytes.
 func (b *Backbone) SHA256() string { return b.sha }
+
+// Fingerprint identifies the features the backbone computes: the graph and
+// weights without descriptive metadata, and the manifest in use
+// (models.Fingerprint).
+func (b *Backbone) Fingerprint() string { return b.fp }
 
 // Path is the model file the backbone was opened from.
 func (b *Backbone) Path() string { return b.path }
