@@ -48,8 +48,9 @@ type builder struct {
 // Build turns weights into an ONNX model of the chosen variant: image input
 // "input" float32 [N,3,S,S], output "features" float32 [N,W] (+ "prompt_mean"
 // for the prompt variant), the variant's parameters as extra graph inputs
-// (ParamSpecs) unless baked, and a cl manifest (models.ForImageSize(S), no
-// mean/std) in metadata_props. The batch dimension is dynamic.
+// (ParamSpecs) unless baked, and a cl manifest (opt.Preprocess, by default
+// models.ForImageSize(S), no mean/std) in metadata_props. The batch
+// dimension is dynamic.
 func Build(w *Weights, opt Options) (*onnxpb.ModelProto, error) {
 	if err := w.check(); err != nil {
 		return nil, err
@@ -94,8 +95,11 @@ func Build(w *Weights, opt Options) (*onnxpb.ModelProto, error) {
 	if desc == "" {
 		desc = opt.describe(c)
 	}
-	models.SetManifest(m, models.Manifest{Input: InputName, Output: OutputName,
-		Preprocess: models.ForImageSize(c.Image), Backbone: desc})
+	pre := models.ForImageSize(c.Image)
+	if opt.Preprocess != nil {
+		pre = *opt.Preprocess
+	}
+	models.SetManifest(m, models.Manifest{Input: InputName, Output: OutputName, Preprocess: pre, Backbone: desc})
 	models.SetMetadata(m, "cl.vit.config", fmt.Sprintf(`{"width":%d,"depth":%d,"heads":%d,"patch":%d,"mlp":%d,"image":%d}`,
 		c.Width, c.Depth, c.Heads, c.Patch, c.MLP, c.Image))
 	models.SetMetadata(m, "cl.vit.variant", opt.JSON())

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models"
 )
 
 // Variant names a graph variant (METHODS §2.2, §2.6–2.8).
@@ -73,6 +74,10 @@ type Options struct {
 	Attention string
 	// Description is the manifest's backbone text ("" = generated).
 	Description string
+	// Preprocess is the manifest's preprocessing; nil = the protocol's,
+	// models.ForImageSize(S) (bicubic resize, centre crop S, [0,1], no
+	// mean/std). Its Crop must be the checkpoint's image size S.
+	Preprocess *models.Preprocess
 }
 
 // DefaultAttention is the attention implementation Build uses unless told:
@@ -111,6 +116,14 @@ func (o Options) normalize(c Config) (Options, error) {
 	}
 	if o.Quantize != "" && o.Quantize != "int8" {
 		return o, fmt.Errorf("quantize %q unknown: use int8 (or nothing for float32)", o.Quantize)
+	}
+	if p := o.Preprocess; p != nil {
+		if err := p.Validate(); err != nil {
+			return o, err
+		}
+		if p.Crop != c.Image {
+			return o, fmt.Errorf("preprocess crop %d: the checkpoint's images are %d×%d (its position embeddings fix the input size); use crop %d", p.Crop, c.Image, c.Image, c.Image)
+		}
 	}
 	usesTokens := o.Variant == Prompt || o.Variant == VPTShallow || o.Variant == VPTDeep || o.Variant == Prefix
 	usesLayers := o.Variant == VPTDeep || o.Variant == Prefix || o.Variant == Adapter

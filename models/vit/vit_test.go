@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/onnxpb"
 )
 
@@ -339,9 +340,31 @@ func TestOptionsErrors(t *testing.T) {
 		{Options{Variant: Prompt, Bottleneck: 3}, "adapter variant only"},
 		{Options{Quantize: "int4"}, `quantize "int4" unknown`},
 		{Options{Variant: Prompt, Tokens: -1}, "out of range"},
+		{Options{Preprocess: &models.Preprocess{Resize: 36, Interpolation: "bicubic", Crop: 30}}, "preprocess crop 30: the checkpoint's images are 32×32"},
+		{Options{Preprocess: &models.Preprocess{Interpolation: "nearest", Crop: 32}}, `interpolation "nearest" unknown`},
 	} {
 		if _, err := NormalizedOptions(c, c2.o); err == nil || !strings.Contains(err.Error(), c2.want) {
 			t.Errorf("%+v: err = %v, want %q", c2.o, err, c2.want)
+		}
+	}
+	// The manifest carries Options.Preprocess (default: ForImageSize).
+	w, err := Load(npzPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := []float32{0.5, 0.5, 0.5}
+	for _, p := range []*models.Preprocess{nil, {Resize: 32, Interpolation: "bilinear", Crop: w.Image, Mean: half, Std: half}} {
+		m, err := Build(w, Options{Preprocess: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		man, ok, err := models.ManifestOf(m)
+		want := models.ForImageSize(w.Image)
+		if p != nil {
+			want = *p
+		}
+		if !ok || err != nil || man.Preprocess.JSON() != want.JSON() {
+			t.Errorf("manifest preprocess %s (%v), want %s", man.Preprocess.JSON(), err, want.JSON())
 		}
 	}
 	o, err := NormalizedOptions(Config{Width: 768, Depth: 12, Heads: 12, Patch: 16, MLP: 3072, Image: 224}, Options{Variant: Prefix})
