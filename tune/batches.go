@@ -31,6 +31,19 @@ func (t EvalTransform) Apply(img *imageproc.RGB, _ uint64, dst []float32) error 
 // Size implements Transform.
 func (t EvalTransform) Size() int { return t.P.Size() }
 
+// AugmentTransform is a training augmentation (RandomResizedCrop, flip);
+// the key seeds its random draws.
+type AugmentTransform struct{ A *imageproc.Augmenter }
+
+// Apply implements Transform.
+func (t AugmentTransform) Apply(img *imageproc.RGB, key uint64, dst []float32) error {
+	_, _, err := t.A.ApplyRGB(img, rand.New(rand.NewPCG(key, key^0x6a09e667f3bcc909)), dst)
+	return err
+}
+
+// Size implements Transform.
+func (t AugmentTransform) Size() int { return t.A.Size() }
+
 // Batch is a mini-batch of model inputs.
 type Batch struct {
 	// X is [N,3,S,S] row-major float32.

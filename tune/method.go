@@ -96,7 +96,10 @@ func (r Recipe) EpochsFor(n int) int {
 func (r Recipe) Optimizer(stepsPerEpoch, epochs int) optim.Config {
 	sched := optim.Schedule{Kind: optim.Cosine, Per: optim.PerEpoch, Length: epochs}
 	if r.WarmupEpochs > 0 || r.Name != PILOTRecipe.Name {
-		sched = optim.Schedule{Kind: optim.Cosine, Per: optim.PerStep, Length: stepsPerEpoch * epochs, Warmup: stepsPerEpoch * r.WarmupEpochs}
+		total := stepsPerEpoch * epochs
+		// At most a fifth of the run warms up, so short runs still anneal.
+		warm := min(stepsPerEpoch*r.WarmupEpochs, total/5)
+		sched = optim.Schedule{Kind: optim.Cosine, Per: optim.PerStep, Length: total, Warmup: warm}
 	}
 	return optim.Config{Kind: optim.SGD, Momentum: r.Momentum, Schedule: sched}
 }
