@@ -1,0 +1,169 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Backbone is the frozen feature extractor the server runs images through:
+// *ort.Backbone (models/ort) in the cl binary. Run takes n images
+// [n, 3, S, S] row-major float32 and returns features [n, D]; it must be
+// safe for concurrent calls.
+type Backbone interface {
+	Run(x []float32, n int) ([]float32, error)
+	Dim() int
+}
+
+// errQueueFull is returned when the images of a request do not fit in the
+// batcher's queue: the client gets 503 with Retry-After.
+var errQueueFull = errors.New("the server is busy: the image queue is full")
+
+// batchJob is one request's images waiting for the backbone.
+type batchJob struct {
+	x    []float32 // [n, 3, S, S]
+	n    int
+	out  []float32 // [n, D], set before done is closed
+	err  error
+	done chan struct{}
+}
+
+// batcher gathers the images of concurrent requests into backbone batches
+// of up to maxBatch images, waiting at most maxDelay for more once it holds
+// one. At most queueCap images wait; a request whose images do not fit is
+// refused at once (never unbounded memory).
+type batcher struct {
+	bb       Backbone
+	per      int // values per image: 3·S·S
+	maxBatch int
+	maxDelay time.Duration
+	queueCap int64
+
+	queued atomic.Int64 // images waiting or running
+	jobs   chan *batchJob
+	wg     sync.WaitGroup
+	stop   chan struct{}
+
+	onBatch func(images int, d time.Duration) // metrics hook
+}
+
+func newBatcher(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap, workers int, onBatch func(int, time.Duration)) *batcher {
+	b := &batcher{bb: bb, per: per, maxBatch: maxBatch, maxDelay: maxDelay, queueCap: int64(queueCap),
+		jobs: make(chan *batchJob, queueCap), stop: make(chan struct{}), onBatch: onBatch}
+	for i := 0; i < workers; i++ {
+		b.wg.Add(1)
+		go b.worker()
+	}
+	return b
+}
+
+// depth is the number of images queued or running.
+func (b *batcher) depth() int64 { return b.queued.Load() }
+
+// run computes the features of n images x [n, 3, S, S]. It returns
+// errQueueFull when the queue cannot take them, and ctx's error if the
+// caller gives up (the images still run; their result is dropped).
+func (b *batcher) run(ctx context.Context, x []float32, n int) ([]float32, error) {
+	if v := b.queued.Add(int64(n)); v > b.queueCap {
+		b.queued.Add(-int64(n))
+		return nil, errQueueFull
+	}
+	j := &batchJob{x: x, n: n, done: make(chan struct{})}
+	select {
+	case b.jobs <- j:
+	case <-b.stop:
+		b.queued.Add(-int64(n))
+		return nil, errors.New("the server is shutting down")
+	}
+	select {
+	case <-j.done:
+		return j.out, j.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *batcher) worker() {
+	defer b.wg.Done()
+	var held *batchJob // a job that did not fit the previous batch
+	for {
+		var batch []*batchJob
+		size := 0
+		if held != nil {
+			batch, size, held = append(batch, held), held.n, nil
+		} else {
+			select {
+			case j := <-b.jobs:
+				batch, size = append(batch, j), j.n
+			case <-b.stop:
+				return
+			}
+		}
+		timer := time.NewTimer(b.maxDelay)
+	gather:
+		for size < b.maxBatch {
+			select {
+			case j := <-b.jobs:
+				if size+j.n > b.maxBatch {
+					held = j
+					break gather
+				}
+				batch, size = append(batch, j), size+j.n
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		b.runBatch(batch, size)
+	}
+}
+
+// runBatch runs the jobs' images as one backbone call (or, for one job
+// larger than maxBatch, chunks of maxBatch) and hands each job its rows.
+func (b *batcher) runBatch(batch []*batchJob, size int) {
+	d := b.bb.Dim()
+	var out []float32
+	var err error
+	start := time.Now()
+	if len(batch) == 1 {
+		j := batch[0]
+		out = make([]float32, 0, j.n*d)
+		for s := 0; s < j.n && err == nil; s += b.maxBatch {
+			e := min(s+b.maxBatch, j.n)
+			var y []float32
+			y, err = b.bb.Run(j.x[s*b.per:e*b.per], e-s)
+			out = append(out, y...)
+			if b.onBatch != nil {
+				b.onBatch(e-s, time.Since(start))
+			}
+		}
+	} else {
+		x := make([]float32, 0, size*b.per)
+		for _, j := range batch {
+			x = append(x, j.x...)
+		}
+		out, err = b.bb.Run(x, size)
+		if b.onBatch != nil {
+			b.onBatch(size, time.Since(start))
+		}
+	}
+	off := 0
+	for _, j := range batch {
+		if err != nil {
+			j.err = err
+		} else {
+			j.out = out[off*d : (off+j.n)*d : (off+j.n)*d]
+		}
+		off += j.n
+		b.queued.Add(-int64(j.n))
+		close(j.done)
+	}
+}
+
+// close stops the workers after the batches in progress.
+func (b *batcher) close() {
+	close(b.stop)
+	b.wg.Wait()
+}
