@@ -1,0 +1,319 @@
+package heads
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cl-dev/cl/features"
+)
+
+// ledgerSet is a feature set of 2-d rows (i, label) with the given ids.
+func ledgerSet(ids []string, labels []int) *features.Set {
+	s := &features.Set{N: len(labels), D: 2, IDs: ids, Labels: labels, Classes: []string{"cat", "dog", "bird"}}
+	for i, y := range labels {
+		s.X = append(s.X, float32(i), float32(y))
+	}
+	return s
+}
+
+func TestRowHash(t *testing.T) {
+	// The definition: SHA-256 of the little-endian float32 bytes.
+	// sha256 of 00 00 80 3f 00 00 00 40 ([1, 2]) computed with Python's
+	// hashlib: hashlib.sha256(struct.pack('<2f', 1, 2)).hexdigest().
+	h := RowHash([]float32{1, 2})
+	const want = "b9c80b5adeca450753a16950c3cc655d271f7bef7a485bc83f112b72fef21d37"
+	if got := hexOf(h[:]); got != want {
+		t.Errorf("RowHash([1 2]) = %s, want %s", got, want)
+	}
+	if RowHash([]float32{0}) == RowHash([]float32{float32(math.Copysign(0, -1))}) {
+		t.Error("+0 and −0 hash alike: the hash must follow the stored bytes")
+	}
+}
+
+func hexOf(b []byte) string {
+	const digits = "0123456789abcdef"
+	var sb strings.Builder
+	for _, c := range b {
+		sb.WriteByte(digits[c>>4])
+		sb.WriteByte(digits[c&15])
+	}
+	return sb.String()
+}
+
+func TestLedgerCheckNew(t *testing.T) {
+	l := NewLedger()
+	first := ledgerSet([]string{"a", "b"}, []int{0, 1})
+	if err := l.CheckNew(first, first.Labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(first, first.Labels); err != nil || l.Len() != 2 {
+		t.Fatalf("add: %v, %d rows", err, l.Len())
+	}
+	// The same sample id again, whatever its values: refused, named.
+	again := ledgerSet([]string{"c", "b"}, []int{0, 1})
+	again.X[2] = 99
+	if err := l.CheckNew(again, again.Labels); err == nil || !strings.Contains(err.Error(), `row 1 (sample "b") was already learned`) {
+		t.Errorf("repeat: %v", err)
+	}
+	// A sample twice in one file.
+	dup := ledgerSet([]string{"c", "d", "c"}, []int{0, 1, 0})
+	if err := l.CheckNew(dup, dup.Labels); err == nil || !strings.Contains(err.Error(), `row 2 (sample "c") repeats row 0`) {
+		t.Errorf("repeat within: %v", err)
+	}
+	// Rows without ids are told apart by class and content.
+	anon := ledgerSet(nil, []int{0, 1})
+	if err := l.CheckNew(anon, anon.Labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(anon, anon.Labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CheckNew(anon, anon.Labels); err == nil || !strings.Contains(err.Error(), "row 0 (no sample id) was already learned") {
+		t.Errorf("anonymous repeat: %v", err)
+	}
+	other := ledgerSet(nil, []int{0, 1})
+	other.X[0] = 5
+	if err := l.CheckNew(other, other.Labels); err == nil || !strings.Contains(err.Error(), "row 1") {
+		t.Errorf("anonymous: row 1 is a repeat, row 0 is not: %v", err)
+	}
+}
+
+func TestLedgerWithout(t *testing.T) {
+	l := NewLedger()
+	learned := ledgerSet([]string{"a", "b", "c"}, []int{0, 1, 1})
+	if err := l.Add(learned, learned.Labels); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"cat", "dog", "bird"}
+	sub, err := learned.Subset([]int{2, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subset renumbers classes: express them as the head's labels again.
+	y := []int{1, 0}
+	rest, err := l.Without(sub, y, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest.Len() != 1 || rest.entries[0].id != "b" || l.Len() != 3 {
+		t.Fatalf("rest %+v, original %d rows", rest.entries, l.Len())
+	}
+	for name, tc := range map[string]struct {
+		set  *features.Set
+		want string
+	}{
+		"never learned": {ledgerSet([]string{"a", "z"}, []int{0, 1}), `row 1 (sample "z") was never learned`},
+		"other class":   {ledgerSet([]string{"b"}, []int{2}), `row 0 (sample "b") has class "bird" but the head learned that sample as class "dog"`},
+		// "b" was learned as row 1, values (1, 1); here it is (0, 1).
+		"other values": {ledgerSet([]string{"b"}, []int{1}), `row 0 (sample "b") has other feature values`},
+		"twice":        {ledgerSet([]string{"a", "a"}, []int{0, 0}), `row 1 (sample "a") is listed more often than the head learned it`},
+		"no ids":       {ledgerSet(nil, []int{0}), "row 0 (no sample id) was never learned"},
+		"nothing":      {ledgerSet([]string{"a"}, []int{0}), ""},
+	} {
+		_, err := l.Without(tc.set, tc.set.Labels, names)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to mention %s", name, err, tc.want)
+		}
+	}
+	if l.Len() != 3 {
+		t.Fatalf("Without changed the ledger: %d rows", l.Len())
+	}
+	l.RemoveLabel(1)
+	if l.Len() != 1 || l.entries[0].id != "a" {
+		t.Fatalf("after RemoveLabel(1): %+v", l.entries)
+	}
+}
+
+func TestLedgerDisjointRelabelMerge(t *testing.T) {
+	a, b := NewLedger(), NewLedger()
+	sa := ledgerSet([]string{"a", "b"}, []int{0, 1})
+	sb := ledgerSet([]string{"c"}, []int{0})
+	a.Add(sa, sa.Labels)
+	b.Add(sb, sb.Labels)
+	if err := a.CheckDisjoint(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckDisjoint(a); err == nil || !strings.Contains(err.Error(), `both heads learned sample "a"`) {
+		t.Errorf("a with itself: %v", err)
+	}
+	b.Relabel(map[int]int{0: 2})
+	a.Merge(b)
+	if a.Len() != 3 || a.entries[2].label != 2 || a.entries[2].id != "c" {
+		t.Fatalf("merged %+v", a.entries)
+	}
+	anon := NewLedger()
+	s := ledgerSet(nil, []int{1})
+	anon.Add(s, s.Labels)
+	if err := anon.CheckDisjoint(anon); err == nil || !strings.Contains(err.Error(), "same row (no sample id") {
+		t.Errorf("anonymous with itself: %v", err)
+	}
+}
+
+// TestLedgerFile: a head file keeps its ledger through Save and Load; a file
+// without one loads with none; a partial or inconsistent ledger is refused.
+func TestLedgerFile(t *testing.T) {
+	dir := t.TempDir()
+	set := ledgerSet([]string{"a", "b", "ü/ç.png"}, []int{0, 2, 2})
+	h := NewAPER()
+	if err := h.Learn(set.X, set.Labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.EndStage(); err != nil {
+		t.Fatal(err)
+	}
+	info := InfoFrom(set)
+	info.Ledger = NewLedger()
+	info.Ledger.Add(set, set.Labels)
+	path := filepath.Join(dir, "h.safetensors")
+	if err := Save(path, h, info); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Ledger == nil || got.Ledger.Len() != 3 {
+		t.Fatalf("ledger after load: %+v", got.Ledger)
+	}
+	for i, e := range got.Ledger.entries {
+		if e != info.Ledger.entries[i] {
+			t.Errorf("entry %d: %+v, want %+v", i, e, info.Ledger.entries[i])
+		}
+	}
+	// No ledger: none saved, none loaded (files of older versions).
+	info.Ledger = nil
+	if err := Save(path, h, info); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := Load(path); err != nil || got.Ledger != nil {
+		t.Fatalf("no ledger: %v %+v", err, got.Ledger)
+	}
+	// A ledger entry of a class the head does not score.
+	info.Ledger = NewLedger()
+	info.Ledger.Add(set, []int{0, 1, 2})
+	if err := Save(path, h, info); err == nil || !strings.Contains(err.Error(), "class label 1") {
+		t.Fatalf("inconsistent ledger saved: %v", err)
+	}
+	// A file missing part of the ledger.
+	info.Ledger = NewLedger()
+	info.Ledger.Add(set, set.Labels)
+	if err := Save(path, h, info); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(b, []byte(`"ledger_ids"`), []byte(`"ledger_idx"`), 1)
+	if _, _, err := decode(bad); err == nil || !strings.Contains(err.Error(), "only part of it") {
+		t.Fatalf("partial ledger: %v", err)
+	}
+}
+
+// TestHeadFileClassNames: repeated class names are refused on saving and on
+// loading (they would merge two classes).
+func TestHeadFileClassNames(t *testing.T) {
+	set := ledgerSet([]string{"a", "b"}, []int{0, 1})
+	h := NewAPER()
+	if err := h.Learn(set.X, set.Labels); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "h.safetensors")
+	if err := Save(path, h, Info{Classes: []string{"cat", "cat"}}); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Fatalf("save: %v", err)
+	}
+	if err := Save(path, h, Info{Classes: []string{"cat", "dog"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(b, []byte(`[\"cat\",\"dog\"]`), []byte(`[\"cat\",\"cat\"]`), 1)
+	if bytes.Equal(bad, b) {
+		t.Fatal("class list not found")
+	}
+	if _, _, err := decode(bad); err == nil || !strings.Contains(err.Error(), `"cat" is listed twice`) {
+		t.Fatalf("load: %v", err)
+	}
+}
+
+// TestAPERConcatByID: APER fitted on features.ConcatByID of two files scores
+// the cosine between a row's concatenation [a; b] and the class means of
+// the concatenations (the definition, computed here directly).
+func TestAPERConcatByID(t *testing.T) {
+	classes := []string{"cat", "dog"}
+	a := &features.Set{N: 4, D: 2, IDs: []string{"w", "x", "y", "z"}, Labels: []int{0, 1, 0, 1}, Classes: classes,
+		X: []float32{1, 0, 0, 1, 2, 1, -1, 3}}
+	// b lists the samples in another order.
+	b := &features.Set{N: 4, D: 3, IDs: []string{"z", "y", "x", "w"}, Labels: []int{1, 0, 1, 0}, Classes: classes,
+		X: []float32{4, 0, 1, 0, 2, 2, 1, 1, 1, 3, 0, 0}}
+	c, err := features.ConcatByID(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewAPER()
+	if err := h.Learn(c.X, c.Labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.EndStage(); err != nil {
+		t.Fatal(err)
+	}
+	scores, err := h.Scores(c.X)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By hand: row i of c is a.Row(i) ++ b.Row(j) with b.IDs[j] == a.IDs[i].
+	bRow := map[string][]float32{}
+	for j, id := range b.IDs {
+		bRow[id] = b.Row(j)
+	}
+	phi := make([][]float64, a.N)
+	for i := range phi {
+		for _, v := range append(append([]float32(nil), a.Row(i)...), bRow[a.IDs[i]]...) {
+			phi[i] = append(phi[i], float64(v))
+		}
+	}
+	means := make([][]float64, 2)
+	for k := range means {
+		means[k] = make([]float64, 5)
+		n := 0.0
+		for i, y := range a.Labels {
+			if y == k {
+				n++
+				for j := range phi[i] {
+					means[k][j] += phi[i][j]
+				}
+			}
+		}
+		for j := range means[k] {
+			means[k][j] /= n
+		}
+	}
+	cos := func(u, v []float64) float64 {
+		var uv, uu, vv float64
+		for j := range u {
+			uv += u[j] * v[j]
+			uu += u[j] * u[j]
+			vv += v[j] * v[j]
+		}
+		return uv / math.Sqrt(uu*vv)
+	}
+	for i := range phi {
+		for k := range means {
+			if want := cos(phi[i], means[k]); math.Abs(scores[2*i+k]-want) > 1e-12 {
+				t.Errorf("row %d class %d: score %v, want %v", i, k, scores[2*i+k], want)
+			}
+		}
+	}
+}
