@@ -409,3 +409,80 @@ func TestFiniteDifferences(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { checkFD(t, c) })
 	}
 }
+
+// TestObjectiveFD checks the heads and the masked cross-entropy (float64)
+// against central differences of the loss, with an extra term.
+func TestObjectiveFD(t *testing.T) {
+	needORT(t)
+	for _, c := range []ObjectiveSpec{
+		{Head: HeadCosine, Mask: MaskInput},
+		{Head: HeadLinear, Mask: MaskRange, Range: [2]int{1, 4}},
+		{Head: HeadCosine},
+	} {
+		t.Run(string(c.Head)+"/"+string(c.Mask), func(t *testing.T) {
+			const N, D, C = 3, 4, 5
+			r := rand.New(rand.NewPCG(3, 4))
+			g := newTGraph(tDouble)
+			g.input("f", tDouble, -1, D)
+			g.node("Identity", []string{"f"}, []string{"features"})
+			obj := NewObjective(g.m)
+			sq := obj.Op("ReduceSum", []attr{attrInt("keepdims", 0)}, obj.Op("Mul", nil, "f", "f"))
+			obj.AddTerm(Term{Tensor: sq, Weight: 0.3})
+			c.Features, c.Classes = "features", C
+			if err := obj.Classifier(c); err != nil {
+				t.Fatal(err)
+			}
+			m := obj.Model()
+			m.Graph.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(LossName)}}
+			second, secondShape := HeadBiasName, []int64{C}
+			wShape := []int64{D, C}
+			if c.Head == HeadCosine {
+				second, secondShape, wShape = HeadSigmaName, []int64{1}, []int64{C, D}
+			}
+			train := []string{"f", HeadWeightName, second}
+			vals := map[string][]float64{"f": randn(r, N*D, 1, 0), HeadWeightName: randn(r, C*D, 1, 0),
+				second: randn(r, int(secondShape[0]), 1, 3)}
+			names := append(append([]string{}, train...), LabelsName)
+			feeds := []ort.Tensor{tensorOf(tDouble, []int64{N, D}, vals["f"]), tensorOf(tDouble, wShape, vals[HeadWeightName]),
+				tensorOf(tDouble, secondShape, vals[second]), {Shape: []int64{N}, I64: []int64{1, 3, 2}}}
+			if c.Mask == MaskInput {
+				names = append(names, ClassMaskName)
+				feeds = append(feeds, tensorOf(tDouble, []int64{C}, []float64{1, 1, 1, 1, 0}))
+			}
+			gm, err := Build(m, Spec{Trainable: train, Loss: LossName, Keep: []string{LogitsName}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs := []string{LossName, LogitsName}
+			for _, tr := range train {
+				outs = append(outs, GradName(tr))
+			}
+			res := run(t, session(t, gm, names, outs, true), feeds)
+			logits := floats(res[1])
+			if c.Mask != MaskNone && !math.IsInf(logits[C-1], -1) || c.Mask == MaskRange && !math.IsInf(logits[0], -1) {
+				t.Fatalf("masked logits not −inf: %v", logits[:C])
+			}
+			lossSess := session(t, m, names, []string{LossName}, true)
+			for k, tr := range train {
+				idx := indexOfName(names, tr)
+				x := vals[tr]
+				fd := make([]float64, len(x))
+				for i := range x {
+					old := x[i]
+					eval := func(v float64) float64 {
+						x[i] = v
+						feeds[idx] = tensorOf(tDouble, feeds[idx].Shape, x)
+						return floats(run(t, lossSess, feeds)[0])[0]
+					}
+					fd[i] = (eval(old+1e-6) - eval(old-1e-6)) / 2e-6
+					x[i] = old
+					feeds[idx] = tensorOf(tDouble, feeds[idx].Shape, x)
+				}
+				got := floats(res[2+k])
+				if e := relErr(got, fd); e > 1e-6 {
+					t.Errorf("grad/%s: relative error %.3g\n got %v\n fd  %v", tr, e, trim(got), trim(fd))
+				}
+			}
+		})
+	}
+}
