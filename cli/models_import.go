@@ -41,6 +41,7 @@ func init() {
 			&cli.StringFlag{Name: "quantize", Usage: "int8: dynamic int8 quantization of the blocks' Linear weights"},
 			&cli.StringFlag{Name: "attention", Usage: "onnx (standard ops, default) or mha (com.microsoft.MultiHeadAttention, ONNX Runtime only)"},
 			&cli.StringFlag{Name: "backbone", Usage: "a human description stored in the manifest"},
+			&cli.StringFlag{Name: "preprocess", Usage: "manifest preprocessing: vit-in21k, imagenet, or JSON fields replacing the default (bicubic, crop = image size, [0,1], no mean/std)"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "do not load the result in ONNX Runtime before writing it"},
 		}, ortFlags()...),
 		Action: func(c *cli.Context) error {
@@ -52,7 +53,7 @@ func init() {
 				return usageErrorf("models import takes no arguments (use --weights and --out), got %q", c.Args().Slice())
 			}
 			o := modelsImportOptions{Weights: c.String("weights"), Out: c.String("out"), Heads: c.Int("heads"),
-				Bake: c.String("bake"), Verify: !c.Bool("no-verify")}
+				Bake: c.String("bake"), Verify: !c.Bool("no-verify"), Preprocess: c.String("preprocess")}
 			if o.Heads < 0 {
 				return usageErrorf("--heads %d: must be positive", o.Heads)
 			}
@@ -105,7 +106,10 @@ type modelsImportOptions struct {
 	Heads              int
 	Build              vit.Options
 	Verify             bool
-	ORT                ort.Options
+	// Preprocess is the --preprocess value (preset or JSON); "" = the
+	// protocol's default for the checkpoint's image size.
+	Preprocess string
+	ORT        ort.Options
 }
 
 // runModelsImport reads the checkpoint, builds the graph, checks it in ONNX
@@ -129,6 +133,13 @@ func runModelsImport(ctx context.Context, o modelsImportOptions, stdout, stderr 
 	}
 	for _, n := range wts.Notes {
 		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	pre := models.ForImageSize(wts.Image)
+	if o.Preprocess != "" {
+		if pre, err = parsePreprocess(o.Preprocess, pre); err != nil {
+			return err
+		}
+		o.Build.Preprocess = &pre
 	}
 	m, err := vit.Build(wts, o.Build)
 	if err != nil {
@@ -170,7 +181,11 @@ func runModelsImport(ctx context.Context, o modelsImportOptions, stdout, stderr 
 		fmt.Fprintf(w, ", %s weights", opt.Quantize)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  input         %s float32 [N,3,%d,%d] in [0,1] (preprocess: %s)\n", vit.InputName, c.Image, c.Image, models.ForImageSize(c.Image).JSON())
+	scale := "in [0,1]"
+	if len(pre.Mean) == 3 {
+		scale = "(x − mean) / std of x in [0,1]"
+	}
+	fmt.Fprintf(w, "  input         %s float32 [N,3,%d,%d] %s (preprocess: %s)\n", vit.InputName, c.Image, c.Image, scale, pre.JSON())
 	for _, s := range specs {
 		dims := make([]string, 0, len(s.Shape)+1)
 		if s.Batched {

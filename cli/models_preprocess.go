@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -29,7 +27,7 @@ func init() {
 		SkipFlagParsing: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "ONNX model whose manifest says how to preprocess"},
-			&cli.StringFlag{Name: "preprocess", Usage: `JSON preprocessing (fields of the manifest's "preprocess"), overriding the model's`},
+			&cli.StringFlag{Name: "preprocess", Usage: `vit-in21k, imagenet, or JSON fields of the manifest's "preprocess" overriding the model's`},
 			&cli.StringFlag{Name: "out", Usage: "output .npy file, float32 [N,3,S,S] (written atomically)"},
 			&cli.IntFlag{Name: "workers", Usage: "images decoded in parallel (default: number of CPUs)"},
 		},
@@ -68,7 +66,8 @@ type modelsPreprocessOptions struct {
 	Images     []string // image paths, in output order
 }
 
-// resolvePreprocess combines the model's manifest and the JSON override.
+// resolvePreprocess combines the model's manifest and the --preprocess
+// value (a preset, or JSON fields over the manifest's; see parsePreprocess).
 func resolvePreprocess(model, override string) (models.Preprocess, error) {
 	var p models.Preprocess
 	if model != "" {
@@ -79,20 +78,14 @@ func resolvePreprocess(model, override string) (models.Preprocess, error) {
 		p = man.Preprocess
 	}
 	if override != "" {
-		dec := json.NewDecoder(bytes.NewReader([]byte(override)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p); err != nil {
-			return p, usageErrorf("--preprocess %q: %v (fields: resize, interpolation, crop, mean, std)", override, err)
-		}
+		return parsePreprocess(override, p)
 	}
-	if err := p.Validate(); err != nil {
-		if override != "" {
-			return p, usageErrorf("--preprocess: %v", err)
-		}
-		return p, err
-	}
-	return p, nil
+	return p, p.Validate()
 }
+
+// maxPreprocessOutput bounds the .npy output `cl models preprocess` builds in
+// memory (4 GiB).
+const maxPreprocessOutput = 4 << 30
 
 // runModelsPreprocess preprocesses opts.Images and writes them as one
 // float32 [N,3,S,S] .npy file; progress and the summary go to log.
@@ -110,6 +103,10 @@ func runModelsPreprocess(ctx context.Context, opts modelsPreprocessOptions, stdo
 		return err
 	}
 	n, per := len(opts.Images), pp.Len()
+	if size := int64(n) * int64(per) * 4; size > maxPreprocessOutput {
+		return fmt.Errorf("%d images of float32 [3,%d,%d] make %s, over the %s this command holds in memory; give fewer images at a time",
+			n, pp.Size(), pp.Size(), imageproc.FormatBytes(size), imageproc.FormatBytes(maxPreprocessOutput))
+	}
 	out := make([]float32, n*per)
 	workers := opts.Workers
 	if workers == 0 {
