@@ -71,13 +71,23 @@ func New(cfg Config, bb Backbone, bbi BackboneInfo, initial func() (heads.Head, 
 	if err != nil {
 		return nil, fmt.Errorf("backbone preprocessing: %w", err)
 	}
-	st, m, rec, err := openState(cfg.StateDir, initial, cfg.MaxSamples, log)
+	pre := pp.Preprocess().JSON()
+	fresh := func() (heads.Head, heads.Info, error) {
+		h, info, err := initial()
+		if err == nil && len(h.Classes()) == 0 && info.ModelSHA256 == "" && info.Fingerprint == "" {
+			// An empty head takes the backbone's feature space.
+			info.Model, info.ModelSHA256, info.Preprocess, info.Fingerprint = bbi.Name, bbi.SHA256, pre, bbi.Fingerprint
+			info.Dim = bb.Dim()
+		}
+		return h, info, err
+	}
+	st, m, rec, err := openState(cfg.StateDir, fresh, cfg.MaxSamples, log)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, bb: bb, bbi: bbi, dim: bb.Dim(), m: m, st: st, log: log, rec: rec,
 		sem: make(chan struct{}, cfg.MaxConcurrent)}
-	if err := s.checkFingerprint(pp.Preprocess().JSON()); err != nil {
+	if err := s.checkFingerprint(pre); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -100,9 +110,6 @@ func (s *Server) checkFingerprint(pre string) error {
 	defer s.m.mu.Unlock()
 	info := &s.m.info
 	bs := features.Space{Model: s.bbi.Name, ModelSHA256: s.bbi.SHA256, Preprocess: pre, Fingerprint: s.bbi.Fingerprint}
-	if len(s.m.head.Classes()) == 0 && s.m.st.len() == 0 && info.ModelSHA256 == "" && info.Fingerprint == "" {
-		info.Model, info.ModelSHA256, info.Preprocess, info.Fingerprint = bs.Model, bs.ModelSHA256, bs.Preprocess, bs.Fingerprint
-	}
 	if !features.Same(info.Space(), bs) {
 		return fmt.Errorf("the head was fitted on features of %s but the backbone is %s: serve the head with its own backbone",
 			info.Space(), bs)
