@@ -1,0 +1,351 @@
+package learners
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cl-dev/cl/extract/imageproc"
+	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models"
+	"github.com/cl-dev/cl/models/onnxpb"
+	"github.com/cl-dev/cl/models/ort"
+	"github.com/cl-dev/cl/models/vit"
+	"github.com/cl-dev/cl/tune"
+	"github.com/cl-dev/cl/tune/optim"
+)
+
+// Shared by the prompt-based learners (l2p.go, dualprompt.go,
+// codaprompt.go) and EASE (ease.go): option parsing, the frozen [CLS]
+// queries, the stage checks and the learner-file metadata.
+
+// Selection modes of the prompt learners.
+const (
+	// SelectPerSample picks each image's prompts from its own query (the
+	// methods' definition).
+	SelectPerSample = "per-sample"
+	// SelectBatchVote gives every image of a batch the prompts chosen most
+	// often over the batch (PILOT's and the original code's
+	// batchwise_prompt); results then depend on how the data is batched.
+	SelectBatchVote = "batch-vote"
+)
+
+// popts reads a learner's key=value options over its defaults.
+type popts struct {
+	method string
+	got    map[string]string
+	def    map[string]string
+	err    error
+}
+
+func newPopts(method string, got, def map[string]string) (*popts, error) {
+	if err := CheckOptions(method, got, def); err != nil {
+		return nil, err
+	}
+	return &popts{method: method, got: got, def: def}, nil
+}
+
+func (o *popts) str(k string) string {
+	if v, ok := o.got[k]; ok {
+		return v
+	}
+	return o.def[k]
+}
+
+func (o *popts) fail(k, want string) {
+	if o.err == nil {
+		o.err = fmt.Errorf("%s: option %s=%q must be %s", o.method, k, o.str(k), want)
+	}
+}
+
+// integer reads k as an integer in [lo, hi].
+func (o *popts) integer(k string, lo, hi int) int {
+	v, err := strconv.Atoi(strings.TrimSpace(o.str(k)))
+	if err != nil || v < lo || v > hi {
+		o.fail(k, fmt.Sprintf("an integer in [%d, %d]", lo, hi))
+		return lo
+	}
+	return v
+}
+
+// number reads k as a finite number ≥ lo.
+func (o *popts) number(k string, lo float64) float64 {
+	v, err := strconv.ParseFloat(strings.TrimSpace(o.str(k)), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < lo {
+		o.fail(k, fmt.Sprintf("a number ≥ %v", lo))
+		return lo
+	}
+	return v
+}
+
+// choice reads k as one of the allowed values.
+func (o *popts) choice(k string, allowed ...string) string {
+	v := strings.TrimSpace(o.str(k))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	o.fail(k, "one of "+strings.Join(allowed, ", "))
+	return allowed[0]
+}
+
+// boolean reads k as true/false.
+func (o *popts) boolean(k string) bool {
+	v, err := strconv.ParseBool(strings.TrimSpace(o.str(k)))
+	if err != nil {
+		o.fail(k, "true or false")
+	}
+	return v
+}
+
+// stageGuard checks a stage for a task-incremental learner: images present,
+// classes new and inside the run's label space, and the same label space as
+// earlier stages. seen are the classes learned so far.
+func promptStageGuard(method string, s Stage, seen []int, names []string) error {
+	if s.Images == nil || s.Images.Len() == 0 {
+		return fmt.Errorf("%s learns from images; this stage has none (give --weights, --data and --test-data)", method)
+	}
+	if len(s.Classes) == 0 {
+		return fmt.Errorf("%s: stage %d has no classes", method, s.Index+1)
+	}
+	if names != nil && len(names) != len(s.Names) {
+		return fmt.Errorf("%s: stage %d names %d classes, earlier stages %d: a learner follows one run's label space", method, s.Index+1, len(s.Names), len(names))
+	}
+	old := map[int]bool{}
+	for _, c := range seen {
+		old[c] = true
+	}
+	in := map[int]bool{}
+	for _, c := range s.Classes {
+		if c < 0 || c >= len(s.Names) {
+			return fmt.Errorf("%s: stage %d: class %d outside the run's %d classes", method, s.Index+1, c, len(s.Names))
+		}
+		if old[c] {
+			return fmt.Errorf("%s: stage %d repeats class %q learned in an earlier stage: %s assumes every stage brings new classes (the old classes' logits are masked while a stage trains, so their images would have an infinite loss); give the class a new stage or use a prototype method (simplecil, ranpac)", method, s.Index+1, s.Names[c], method)
+		}
+		in[c] = true
+	}
+	for i, y := range s.Images.Labels {
+		if !in[y] {
+			return fmt.Errorf("%s: stage %d: image %s has label %d, which is not one of the stage's classes %v", method, s.Index+1, s.Images.IDs[i], y, s.Classes)
+		}
+	}
+	return nil
+}
+
+// promptEnv is what every image-trained learner keeps: the pre-trained
+// weights, the test transform and the frozen backbone that computes the
+// queries (features) when they are not given.
+type promptEnv struct {
+	env   Env
+	w     *vit.Weights
+	tf    tune.Transform
+	plain *ort.Session
+	// queries caches the frozen [CLS] of evaluation data sets.
+	queries map[*tune.Dataset][]float32
+}
+
+func newPromptEnv(method string, env Env) (*promptEnv, error) {
+	if env.Weights == nil {
+		return nil, fmt.Errorf("%s trains prompts in the ViT: it needs the pre-trained ViT checkpoint (--weights)", method)
+	}
+	pp, err := imageproc.NewPreprocessor(models.ForImageSize(env.Weights.Image))
+	if err != nil {
+		return nil, err
+	}
+	return &promptEnv{env: env, w: env.Weights, tf: tune.EvalTransform{P: pp}, queries: map[*tune.Dataset][]float32{}}, nil
+}
+
+// session creates an ONNX Runtime session on m.
+func (p *promptEnv) session(name string, m *onnxpb.ModelProto, inputs, outputs []string) (*ort.Session, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return ort.NewSession(name, b, inputs, outputs, p.env.Session)
+}
+
+// queryOf returns the frozen pre-trained [CLS] of x [n,3,S,S].
+func (p *promptEnv) queryOf(x []float32, n int) ([]float32, error) {
+	if p.plain == nil {
+		m, err := vit.Build(p.w, vit.Options{})
+		if err != nil {
+			return nil, err
+		}
+		if p.plain, err = p.session("frozen ViT (queries)", m, []string{vit.InputName}, []string{vit.OutputName}); err != nil {
+			return nil, err
+		}
+	}
+	S := int64(p.w.Image)
+	out, err := p.plain.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: x}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0].F32, nil
+}
+
+// datasetQueries returns the frozen [CLS] of every image of d [d.Len(),W]:
+// given (features of the same rows with width W) or computed once and
+// cached.
+func (p *promptEnv) datasetQueries(ctx context.Context, d *tune.Dataset, given []float32, dim int) ([]float32, error) {
+	W := p.w.Width
+	if given != nil && dim == W && len(given) == d.Len()*W {
+		return given, nil
+	}
+	if q, ok := p.queries[d]; ok {
+		return q, nil
+	}
+	out := make([]float32, 0, d.Len()*W)
+	rows := tune.EpochOrder(d.Len(), 0, 0, false)
+	batches, berr := tune.Batches(ctx, d, rows, extractBatch, false, p.tf, 0, 0, p.env.Workers)
+	for b := range batches {
+		q, err := p.queryOf(b.X, b.N())
+		if err != nil {
+			for range batches {
+			}
+			return nil, err
+		}
+		out = append(out, q...)
+	}
+	if err := berr(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.queries[d] = out
+	return out, nil
+}
+
+func (p *promptEnv) close() {
+	if p.plain != nil {
+		p.plain.Close()
+		p.plain = nil
+	}
+}
+
+// rowsOf gathers rows of x [*,d].
+func pRows(x []float32, d int, rows []int) []float32 {
+	return gatherRows(x, d, rows)
+}
+
+// uniform fills n values U(lo, hi).
+func pUniform(rng *rand.Rand, n int, lo, hi float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return v
+}
+
+// truncNormal fills n values N(0, std²) truncated to [−2, 2] (timm's
+// trunc_normal_ of a Linear head).
+func pTruncNormal(rng *rand.Rand, n int, std float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		for {
+			x := rng.NormFloat64() * std
+			if x >= -2 && x <= 2 {
+				v[i] = float32(x)
+				break
+			}
+		}
+	}
+	return v
+}
+
+// sortedInts returns a sorted copy.
+func pSortedInts(v []int) []int {
+	out := append([]int(nil), v...)
+	sort.Ints(out)
+	return out
+}
+
+// classMask is 1 for the classes of the stage, 0 elsewhere ([C]).
+func pClassMask(C int, classes []int) []float32 {
+	m := make([]float32, C)
+	for _, c := range classes {
+		m[c] = 1
+	}
+	return m
+}
+
+// Learner files of the prompt learners and EASE: safetensors with the
+// trained tensors under their names and metadata
+//
+//	format         "cl.learner/1"
+//	learner.method the registry name
+//	learner.weights the SHA-256 of the pre-trained ViT checkpoint they were trained on
+//	learner.state  JSON: options, class names, classes learned, stages
+//
+// written atomically (temporary file, fsync, rename).
+const learnerFormat = "cl.learner/1"
+
+func saveLearner(path, method, weightsSHA, state string, params []*optim.Param) error {
+	f := safetensors.New()
+	for _, p := range params {
+		f.Tensors[p.Name] = safetensors.FromFloat32s(p.Shape, p.Data)
+	}
+	f.Metadata["format"] = learnerFormat
+	f.Metadata["learner.method"] = method
+	f.Metadata["learner.weights"] = weightsSHA
+	f.Metadata["learner.state"] = state
+	if err := f.WriteFile(path); err != nil {
+		return fmt.Errorf("%s: writing learner file: %w", method, err)
+	}
+	return nil
+}
+
+// loadLearner reads a learner file and checks its method and weights.
+func loadLearner(path, method, weightsSHA string) (*safetensors.File, string, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading learner file: %w", err)
+	}
+	md := f.Metadata
+	if md["format"] != learnerFormat {
+		return nil, "", fmt.Errorf("%s is not a cl learner file (format %q, want %q)", path, md["format"], learnerFormat)
+	}
+	if md["learner.method"] != method {
+		return nil, "", fmt.Errorf("%s holds a %q learner, not %s: load it with --method %s", path, md["learner.method"], method, md["learner.method"])
+	}
+	if md["learner.weights"] != weightsSHA {
+		return nil, "", fmt.Errorf("%s was trained on pre-trained weights with SHA-256 %s, but --weights has %s: its prompts only work on the backbone they were trained in", path, short(md["learner.weights"]), short(weightsSHA))
+	}
+	return f, md["learner.state"], nil
+}
+
+func short(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
+}
+
+// learnerTensors reads the named F32 tensors with the wanted shapes.
+func learnerTensors(f *safetensors.File, path string, want map[string][]int64) (map[string][]float32, error) {
+	out := map[string][]float32{}
+	for name, shape := range want {
+		t, err := f.Get(name, safetensors.F32, len(shape))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for i := range shape {
+			if t.Shape[i] != shape[i] {
+				return nil, fmt.Errorf("%s: tensor %q has shape %v, the learner's options need %v", path, name, t.Shape, shape)
+			}
+		}
+		out[name] = t.Float32s()
+	}
+	return out, nil
+}

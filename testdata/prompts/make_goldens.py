@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""torch goldens for the prompt-based and expandable learners (learners/l2p.go, dualprompt.go, ...).
+
+Run from the repository root:  /usr/bin/python3 testdata/prompts/make_goldens.py
+Needs torch 1.13 and numpy (Debian python3-torch, python3-numpy). Deterministic. References run in float64.
+
+Each method is written here from its definition (docs/TRAINING.md "Prompt methods"), independently of the Go code,
+on models/vit's timm-structured tiny reference ViT (models/vit/testdata/make_reference.py and its weights
+vit.safetensors: 32x32 images, patch 8, width 48, depth 3, 3 heads). One stage of a run with 6 classes in which
+classes 0-1 were learned before (known = 2) and the stage brings classes 2-3: two mini-batches of 4 images, one
+optimiser step each. Every file holds the shared "input/<s>" [4,3,32,32] F32 and "labels/<s>" [4] I64 (s = 0, 1),
+and per case:
+  "<case>/init/<param>"   F32, the initial values fed to Go (Go's names and layouts)
+  "<case>/<s>/query"      F64 [4,W], the frozen ViT's [CLS] of the batch (the selection query)
+  "<case>/<s>/idx"        I64, the selection of step s (L2P: [4,top-k] pool rows)
+  "<case>/<s>/loss"       F64 [1], the loss of step s
+  "<case>/<s>/grad/<p>"   F64, the gradient of every trained tensor at step s
+  "<case>/<s>/param/<p>"  F64, every trained tensor after step s's optimiser update
+
+Files:
+  l2p.safetensors   cases "per-sample" (selection per sample in training) and "batch-vote" (PILOT's
+                    batchwise_prompt: the top-k most frequent rows of the batch for every sample; ties by the lower
+                    row). Pool 10, length 5, top-k 5, pull 0.1, Adam(lr 0.001875), linear head [W,6] on the mean
+                    of the prompt outputs, logits of classes outside the stage at -inf.
+"""
+import importlib.util
+import json
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+VIT_DIR = os.path.join(ROOT, "models", "vit", "testdata")
+
+torch.set_default_dtype(torch.float64)
+
+B, C_ALL, KNOWN, STAGE = 4, 6, 2, [2, 3]
+LABELS = [[2, 3, 3, 2], [3, 2, 2, 3]]
+
+
+def write_safetensors(path, tensors, metadata=None):
+    codes = {np.dtype("float32"): ("F32", "<f4"), np.dtype("float64"): ("F64", "<f8"),
+             np.dtype("int64"): ("I64", "<i8")}
+    header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name in sorted(tensors):
+        a = np.asarray(tensors[name]).copy(order="C")
+        code, le = codes[a.dtype]
+        b = a.astype(le).tobytes()
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    js = json.dumps(header, separators=(",", ":")).encode()
+    js += b" " * ((8 - len(js) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(js)))
+        f.write(js)
+        for b in blobs:
+            f.write(b)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(data[a:b], dtype="<f4").reshape(v["shape"]).copy()
+    return out
+
+
+def load_vit():
+    spec = importlib.util.spec_from_file_location("make_reference", os.path.join(VIT_DIR, "make_reference.py"))
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    model = ref.ViT()
+    sd = {k: torch.from_numpy(v) for k, v in read_safetensors(os.path.join(VIT_DIR, "vit.safetensors")).items()}
+    model.load_state_dict(sd)
+    model = model.double().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return ref, model
+
+
+def f32(t):
+    """Round to float32 (what Go is fed) and continue in float64."""
+    return t.float().double()
+
+
+def batches(g, ref):
+    xs = [f32(torch.rand((B, 3, ref.IMG, ref.IMG), generator=g)) for _ in LABELS]
+    ys = [torch.tensor(l, dtype=torch.int64) for l in LABELS]
+    return xs, ys
+
+
+def l2n(x):
+    """PILOT's Prompt.l2_normalize: x * rsqrt(max(sum x^2, 1e-12))."""
+    return x * torch.rsqrt(torch.clamp((x * x).sum(dim=-1, keepdim=True), min=1e-12))
+
+
+def masked_ce(logits, y):
+    keep = torch.zeros(C_ALL, dtype=torch.bool)
+    keep[STAGE] = True
+    return F.cross_entropy(logits.masked_fill(~keep, float("-inf")), y)
+
+
+def vote(idx, top_k):
+    """The top_k most frequent rows of idx [B,k] (ties: lower row first)."""
+    ids, counts = torch.unique(idx, return_counts=True, sorted=True)
+    order = sorted(range(len(ids)), key=lambda i: (-int(counts[i]), int(ids[i])))[:top_k]
+    return ids[order].unsqueeze(0).expand(idx.shape[0], -1)
+
+
+def record(out, case, s, params, loss, idx, query):
+    out[f"{case}/{s}/loss"] = loss.detach().reshape(1).numpy()
+    out[f"{case}/{s}/idx"] = idx.numpy().astype(np.int64)
+    out[f"{case}/{s}/query"] = query.numpy()
+    for k, t in params.items():
+        out[f"{case}/{s}/grad/{k}"] = t.grad.numpy().copy()
+
+
+# ---------------------------------------------------------------- L2P
+
+def make_l2p():
+    ref, model = load_vit()
+    W = ref.WIDTH
+    POOL, LENGTH, TOP_K, PULL, LR = 10, 5, 5, 0.1, 0.001875
+    g = torch.Generator().manual_seed(7)
+    xs, ys = batches(g, ref)
+    out = {}
+    for s in range(len(xs)):
+        out[f"input/{s}"] = xs[s].numpy().astype(np.float32)
+        out[f"labels/{s}"] = ys[s].numpy()
+    init = {
+        "prompts": f32(torch.rand((POOL, LENGTH, W), generator=g) * 2 - 1),
+        "keys": f32(torch.rand((POOL, W), generator=g) * 2 - 1),
+        "head.weight": f32(torch.randn((W, C_ALL), generator=g) / W ** 0.5),
+        "head.bias": f32(0.1 * torch.randn((C_ALL,), generator=g)),
+    }
+    for case in ("per-sample", "batch-vote"):
+        params = {k: v.clone().requires_grad_(True) for k, v in init.items()}
+        for k, v in init.items():
+            out[f"{case}/init/{k}"] = v.numpy().astype(np.float32)
+        opt = torch.optim.Adam(list(params.values()), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+        for s, (x, y) in enumerate(zip(xs, ys)):
+            opt.zero_grad()
+            with torch.no_grad():
+                q = model(x)["features"]
+            qn, kn = l2n(q), l2n(params["keys"])
+            sim = qn @ kn.t()
+            _, idx = torch.topk(sim, k=TOP_K, dim=1)
+            if case == "batch-vote":
+                idx = vote(idx, TOP_K)
+            prompt = params["prompts"][idx].reshape(B, TOP_K * LENGTH, W)
+            feats = model(x, "prompt", {"prompt": prompt})["prompt_mean"]
+            logits = feats @ params["head.weight"] + params["head.bias"]
+            reduce_sim = (kn[idx] * qn.unsqueeze(1)).sum() / B
+            loss = masked_ce(logits, y) - PULL * reduce_sim
+            loss.backward()
+            record(out, case, s, params, loss, idx, q)
+            opt.step()
+            for k, t in params.items():
+                out[f"{case}/{s}/param/{k}"] = t.detach().numpy().copy()
+    write_safetensors(os.path.join(HERE, "l2p.safetensors"), out, {"config": json.dumps({
+        "pool": POOL, "length": LENGTH, "top_k": TOP_K, "pull": PULL, "lr": LR, "classes": C_ALL,
+        "known": KNOWN, "stage": STAGE})})
+
+
+if __name__ == "__main__":
+    make_l2p()
