@@ -26,7 +26,7 @@ import (
 func init() {
 	Register(Spec{Name: "l2p", NeedsImages: true, Options: l2pDefaults(),
 		Summary: "L2P: prompt pool with cosine key matching, prompts after [CLS], linear head on the prompt outputs (Adam)",
-		New: func(env Env, o map[string]string) (Learner, error) { return NewL2P(env, o) }})
+		New:     func(env Env, o map[string]string) (Learner, error) { return NewL2P(env, o) }})
 }
 
 // l2pDefaults are PILOT's l2p.json values, except the selection (see
