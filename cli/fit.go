@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -25,12 +26,15 @@ func init() {
 		ArgsUsage:    " ",
 		Description: "Learns every row of --features into the head in --head and writes it back atomically. Class\n" +
 			"names are matched with the head's list; new names are appended. Two feature files joined by a comma\n" +
-			"are concatenated by sample id (APER: plain PTM features, adapted features).",
+			"are concatenated by sample id (APER: plain PTM features, adapted features). The head records\n" +
+			"every learned row (sample id, class, content hash) in its ledger; rows whose sample it already\n" +
+			"learned are refused unless --allow-repeats is given.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "method", Usage: "head to create: " + strings.Join(heads.Methods(), ", ") + " (optional when --head exists)"},
 			&cli.StringFlag{Name: "features", Usage: "training features F.safetensors (or F,G for APER)"},
 			&cli.StringFlag{Name: "head", Usage: "head file to create or extend (H.safetensors)"},
 			setFlag("method option key=value when creating the head (repeatable)"),
+			&cli.BoolFlag{Name: "allow-repeats", Usage: "learn rows whose sample the head already learned (or that repeat in the file) again, counting them twice"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := requireFlags(c, "features", "head"); err != nil {
@@ -39,7 +43,8 @@ func init() {
 			if c.Args().Present() {
 				return usageErrorf("fit takes no arguments (got %q)", c.Args().First())
 			}
-			o := fitOptions{Method: strings.ToLower(c.String("method")), Features: c.String("features"), Head: c.String("head")}
+			o := fitOptions{Method: strings.ToLower(c.String("method")), Features: c.String("features"), Head: c.String("head"),
+				AllowRepeats: c.Bool("allow-repeats")}
 			for _, p := range setPairs(c) {
 				if o.Options == nil {
 					o.Options = map[string]string{}
@@ -54,6 +59,8 @@ func init() {
 // fitOptions is everything `cl fit` needs.
 type fitOptions struct {
 	Method, Features, Head string
+	// AllowRepeats learns rows the head already learned again.
+	AllowRepeats bool
 	Options                map[string]string
 }
 
@@ -61,18 +68,7 @@ type fitOptions struct {
 // appending the set's class names that names lacks. It returns the mapped
 // labels (one per row) and the extended list.
 func mapLabels(names []string, set *features.Set) ([]int, []string) {
-	names = append([]string(nil), names...)
-	idx := classIndex(names)
-	remap := make([]int, len(set.Classes))
-	for c, name := range set.Classes {
-		k, ok := idx[name]
-		if !ok {
-			k = len(names)
-			names = append(names, name)
-			idx[name] = k
-		}
-		remap[c] = k
-	}
+	remap, names := features.MapClasses(names, set.Classes)
 	y := make([]int, set.N)
 	for i, l := range set.Labels {
 		y[i] = remap[l]
@@ -129,12 +125,17 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 		if err := heads.CheckFeatures(info, set); err != nil {
 			return fmt.Errorf("--features %s: %w", o.Features, err)
 		}
+		info.Fingerprint = info.Space().Adopt(set.Space()).Fingerprint
 	} else {
 		info = heads.InfoFrom(set)
 		info.Classes = nil
+		info.Ledger = heads.NewLedger()
 	}
 	y, names := mapLabels(info.Classes, set)
 	info.Classes = names
+	if err := checkRepeats(info, set, y, o, log); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -143,6 +144,11 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	}
 	if err := h.EndStage(); err != nil {
 		return fmt.Errorf("learning %s: %w", o.Features, err)
+	}
+	if info.Ledger != nil {
+		if err := info.Ledger.Add(set, y); err != nil {
+			return err
+		}
 	}
 	if err := heads.Save(o.Head, h, info); err != nil {
 		return err
@@ -163,5 +169,24 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s %s (%s): learned %d rows of %d classes; the head now scores %d classes\n",
 		verb, o.Head, h.Method(), set.N, len(counts), len(h.Classes()))
 	log.Info("fit", "classes", strings.Join(learned, ","))
+	return nil
+}
+
+// checkRepeats refuses rows of set (head labels y) whose sample the head
+// already learned, or that occur twice in set, unless o.AllowRepeats: they
+// would count twice. A head without a ledger (written by an older cl)
+// cannot be checked; that is logged.
+func checkRepeats(info heads.Info, set *features.Set, y []int, o fitOptions, log *slog.Logger) error {
+	if info.Ledger == nil {
+		log.Warn("the head keeps no ledger of its learned rows (written by an older cl): repeated samples cannot be detected, and cl forget --features will refuse it; refit it from its feature files to get one",
+			"head", o.Head)
+		return nil
+	}
+	if o.AllowRepeats {
+		return nil
+	}
+	if err := info.Ledger.CheckNew(set, y); err != nil {
+		return fmt.Errorf("--features %s: %w; learning it again would count it twice (give --allow-repeats to do that on purpose)", o.Features, err)
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
 )
@@ -30,7 +31,9 @@ func init() {
 		Usage:        "remove whole classes, or the exact contribution of given samples, from a head",
 		ArgsUsage:    " ",
 		Description: "--class removes every statistic of a class (repeatable); --features removes exactly the rows of\n" +
-			"a feature file that were learned before (unlearning). The head is written back atomically, or to --out.",
+			"a feature file that were learned before (unlearning). Every row must have been learned by the head\n" +
+			"(same sample id, class and values, as its ledger records); otherwise nothing changes and the first\n" +
+			"row that was not is named. The head is written back atomically, or to --out.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "head", Usage: "head file (H.safetensors)"},
 			&freshGeneric{cli.GenericFlag{Name: "class", Usage: "class name to remove (repeatable)"}, func() cli.Generic { return &listValue{} }},
@@ -76,26 +79,27 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 	if err := atomicfile.CheckWritable(out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	idx := classIndex(info.Classes)
 	scored := map[int]bool{}
+	var have []string
 	for _, l := range h.Classes() {
 		scored[l] = true
+		have = append(have, info.Classes[l])
 	}
 	var what string
 	if len(classes) > 0 {
-		for _, name := range classes {
-			l, ok := idx[name]
-			if !ok || !scored[l] {
-				var have []string
-				for _, k := range h.Classes() {
-					have = append(have, info.Classes[k])
-				}
+		index, _ := features.MapClasses(info.Classes, classes)
+		for i, name := range classes {
+			l := index[i]
+			if l >= len(info.Classes) || !scored[l] {
 				return fmt.Errorf("--class %q: %s has no such class (it has: %s)", name, headPath, strings.Join(have, ", "))
 			}
 			if err := h.RemoveClass(l); err != nil {
 				return fmt.Errorf("removing class %q: %w", name, err)
 			}
 			delete(scored, l)
+			if info.Ledger != nil {
+				info.Ledger.RemoveLabel(l)
+			}
 		}
 		what = fmt.Sprintf("removed %d classes (%s)", len(classes), strings.Join(classes, ", "))
 	} else {
@@ -106,17 +110,14 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 		if err := heads.CheckFeatures(info, set); err != nil {
 			return fmt.Errorf("--features %s: %w", featPath, err)
 		}
-		y := make([]int, set.N)
-		for i, l := range set.Labels {
-			k, ok := idx[set.Classes[l]]
-			if !ok {
-				return fmt.Errorf("--features %s: row %d has class %q, which %s never learned", featPath, i, set.Classes[l], headPath)
-			}
-			y[i] = k
+		rest, y, err := checkLearned(info, set, headPath)
+		if err != nil {
+			return fmt.Errorf("--features %s: %w", featPath, err)
 		}
 		if err := h.Unlearn(set.X, y); err != nil {
 			return fmt.Errorf("unlearning %s: %w", featPath, err)
 		}
+		info.Ledger = rest
 		what = fmt.Sprintf("unlearned %d rows of %s", set.N, featPath)
 	}
 	if len(h.Classes()) > 0 {
@@ -129,4 +130,28 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "%s from %s; wrote %s (%d classes left)\n", what, headPath, out, len(h.Classes()))
 	return nil
+}
+
+// checkLearned verifies, before anything changes, that the head learned
+// every row of set (same sample, class and values; heads.Ledger.Without)
+// and returns the ledger without them and the rows' head labels. Unlearning
+// rows a head never learned would silently corrupt its statistics, so any
+// such row refuses the whole request, named in the error.
+func checkLearned(info heads.Info, set *features.Set, headPath string) (*heads.Ledger, []int, error) {
+	if info.Ledger == nil {
+		return nil, nil, fmt.Errorf("%s keeps no ledger of the rows it learned (written by an older cl), so cl cannot check that these rows were learned; "+
+			"refit the head from its feature files with this cl, or remove whole classes with --class", headPath)
+	}
+	index, _ := features.MapClasses(info.Classes, set.Classes)
+	y := make([]int, set.N)
+	for i, l := range set.Labels {
+		if y[i] = index[l]; y[i] >= len(info.Classes) {
+			return nil, nil, fmt.Errorf("row %d has class %q, which %s never learned; nothing was changed", i, set.Classes[l], headPath)
+		}
+	}
+	rest, err := info.Ledger.Without(set, y, info.Classes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w; nothing was changed (cl forget --features removes only rows that %s learned)", err, headPath)
+	}
+	return rest, y, nil
 }

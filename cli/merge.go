@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -21,7 +23,8 @@ func init() {
 		ArgsUsage:    "A.safetensors B.safetensors",
 		Description: "The result equals one head fitted on both heads' samples. Classes are matched by name: a class\n" +
 			"present in both heads gets the samples of both, B's other classes are appended to A's class list\n" +
-			"(heads fitted from files that number their classes differently merge).",
+			"(heads fitted from files that number their classes differently merge). Heads that learned a common\n" +
+			"sample (a head and itself, or a copy) are refused: the sample would count twice.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "merged head file to write (may be A or B)"},
 		},
@@ -61,22 +64,47 @@ func init() {
 // it (classes are matched by name, so heads fitted from files that number
 // their classes differently merge).
 func mergeClassNames(a, b []string, bLabels []int) ([]string, map[int]int, error) {
-	names := append([]string(nil), a...)
-	idx := classIndex(names)
+	index, names := features.MapClasses(a, b)
 	to := map[int]int{}
 	for _, l := range bLabels {
 		if l >= len(b) {
 			return nil, nil, fmt.Errorf("the second head scores label %d but lists only %d class names", l, len(b))
 		}
-		t, ok := idx[b[l]]
-		if !ok {
-			t = len(names)
-			names = append(names, b[l])
-			idx[b[l]] = t
-		}
-		to[l] = t
+		to[l] = index[l]
 	}
 	return names, to, nil
+}
+
+// checkNotSame refuses to merge a head file with itself: every sample would
+// count twice.
+func checkNotSame(pathA, pathB string) error {
+	sa, errA := os.Stat(pathA)
+	sb, errB := os.Stat(pathB)
+	if errA == nil && errB == nil && os.SameFile(sa, sb) {
+		return fmt.Errorf("%s and %s are the same head file: merging a head with itself would count every sample twice", pathA, pathB)
+	}
+	return nil
+}
+
+// mergeLedgers refuses heads that learned a common sample (their ledgers,
+// with B's classes renumbered as in the result, share an entry): the merged
+// head would count it twice. It returns the merged ledger, or nil when
+// either head keeps none (written by an older cl; then nothing can be
+// checked, which is logged).
+func mergeLedgers(ia, ib heads.Info, to map[int]int, pathA, pathB string, log *slog.Logger) (*heads.Ledger, error) {
+	if ia.Ledger == nil || ib.Ledger == nil {
+		log.Warn("a head keeps no ledger of its learned rows (written by an older cl): samples learned by both cannot be detected, and the merged head keeps no ledger",
+			"a", pathA, "a_ledger", ia.Ledger != nil, "b", pathB, "b_ledger", ib.Ledger != nil)
+		return nil, nil
+	}
+	ib.Ledger.Relabel(to)
+	if err := ia.Ledger.CheckDisjoint(ib.Ledger); err != nil {
+		return nil, fmt.Errorf("%s and %s: %w; merging them would count those samples twice (merge heads fitted on disjoint samples)", pathA, pathB, err)
+	}
+	merged := heads.NewLedger()
+	merged.Merge(ia.Ledger)
+	merged.Merge(ib.Ledger)
+	return merged, nil
 }
 
 // mergeOptions is everything `cl merge` needs.
@@ -85,6 +113,9 @@ type mergeOptions struct{ A, B, Out string }
 func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) error {
 	pathA, pathB, out := o.A, o.B, o.Out
 	log := newLogger(stderr)
+	if err := checkNotSame(pathA, pathB); err != nil {
+		return err
+	}
 	ha, ia, err := heads.Load(pathA)
 	if err != nil {
 		return err
@@ -104,6 +135,10 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
 	}
+	ledger, err := mergeLedgers(ia, ib, to, pathA, pathB, log)
+	if err != nil {
+		return err
+	}
 	for l, t := range to {
 		if l != t {
 			if err := heads.Relabel(hb, to); err != nil {
@@ -122,7 +157,8 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err := heads.Refresh(ha); err != nil {
 		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
 	}
-	ia.Classes = names
+	ia.Classes, ia.Ledger = names, ledger
+	ia.Fingerprint = ia.Space().Adopt(ib.Space()).Fingerprint
 	if err := heads.Save(out, ha, ia); err != nil {
 		return err
 	}

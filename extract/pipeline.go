@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/extract/imageproc"
 	"github.com/cl-dev/cl/features"
@@ -50,6 +52,18 @@ type Options struct {
 	Progress io.Writer
 	// Log receives a warning per skipped image; nil = slog.Default().
 	Log *slog.Logger
+	// DecodeMemory bounds the memory of the images being decoded at once,
+	// in bytes, as imageproc.Inspect estimates it from each file's header
+	// before decoding: an image that alone needs more is skipped (with an
+	// error wrapping imageproc.ErrTooLarge), and a worker whose image does
+	// not fit beside the others' waits. 0 = imageproc.DefaultDecodeBudget
+	// (1 GiB).
+	DecodeMemory int64
+	// BufferMemory bounds the pipeline's float32 image tensors (the
+	// workers' images and two batches; see BufferBytes), in bytes: a run
+	// that would need more is refused before it starts. 0 =
+	// DefaultBufferMemory.
+	BufferMemory int64
 	// DecodeBetweenRuns pauses decoding while the backbone runs. Use it when
 	// inference already keeps every core busy (ONNX Runtime on the CPU with
 	// intra-op threads = cores): a decode worker pre-empting one of those
@@ -99,6 +113,16 @@ func (r *Result) ImagesPerSecond() float64 {
 
 // ErrNoImages is returned when not one image of the source could be read.
 var ErrNoImages = errors.New("no image could be read")
+
+// DefaultBufferMemory is the default Options.BufferMemory: 4 GiB.
+const DefaultBufferMemory = 4 << 30
+
+// BufferBytes is the memory of the pipeline's float32 image tensors for a
+// model input of side crop: 2·workers + 4 images for the workers, and two
+// batches of batch images, each 3·crop² float32 values.
+func BufferBytes(batch, workers, crop int) int64 {
+	return int64(2*workers+4+2*batch) * 3 * int64(crop) * int64(crop) * 4
+}
 
 // Extract computes the features of every sample of src (the first
 // opts.Limit) with bb and writes them, in source order, to the feature file
@@ -200,9 +224,24 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 	if n == 0 {
 		return res, fmt.Errorf("%s: the data set is empty", src.Spec())
 	}
-	if s := bb.Manifest().Preprocess.Crop; per != 3*s*s {
-		return res, fmt.Errorf("%s: preprocessing gives %d values per image, the model takes 3×%d×%d", bb.Path(), per, s, s)
+	crop := bb.Manifest().Preprocess.Crop
+	if per != 3*crop*crop {
+		return res, fmt.Errorf("%s: preprocessing gives %d values per image, the model takes 3×%d×%d", bb.Path(), per, crop, crop)
 	}
+	limit := opts.BufferMemory
+	if limit <= 0 {
+		limit = DefaultBufferMemory
+	}
+	if need := BufferBytes(batchSize, workers, crop); need > limit {
+		return res, fmt.Errorf("batch %d with %d workers at the model's %d×%d input (preprocess crop %d in %s's manifest) needs %s of image buffers (%d images of %s), over the limit of %s: lower the batch size",
+			batchSize, workers, crop, crop, crop, filepath.Base(bb.Path()), imageproc.FormatBytes(need), 2*workers+4+2*batchSize,
+			imageproc.FormatBytes(int64(per)*4), imageproc.FormatBytes(limit))
+	}
+	decodeMemory := opts.DecodeMemory
+	if decodeMemory <= 0 {
+		decodeMemory = imageproc.DefaultDecodeBudget
+	}
+	budget := semaphore.NewWeighted(decodeMemory)
 
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(parent)
@@ -263,10 +302,13 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 			defer wwg.Done()
 			var gray imageproc.RGB
 			for j := range jobs {
+				if ctx.Err() != nil {
+					return
+				}
 				if opts.DecodeBetweenRuns {
 					gate.RLock()
 				}
-				err := prepare(src, pp, j.i, j.buf, &gray)
+				err := prepare(ctx, src, pp, j.i, j.buf, &gray, budget, decodeMemory)
 				if opts.DecodeBetweenRuns {
 					gate.RUnlock()
 				}
@@ -298,7 +340,17 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 				return false
 			}
 		}
-		for r := range results {
+		for {
+			var r result
+			select {
+			case x, ok := <-results:
+				if !ok {
+					goto drained
+				}
+				r = x
+			case <-ctx.Done(): // do not wait for a worker stuck in a read
+				return nil
+			}
 			pending[r.i] = r
 			for {
 				r, ok := pending[next]
@@ -337,6 +389,7 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 				}
 			}
 		}
+	drained:
 		if ctx.Err() == nil {
 			flush()
 		}
@@ -375,8 +428,11 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 		return nil
 	})
 
+	// The workers are not waited for: all of them have finished unless ctx
+	// was cancelled, and then one may be blocked in a read that cannot be
+	// interrupted (a hung network file system); it exits when the read
+	// returns, touching nothing the caller still uses.
 	wg.Wait()
-	wwg.Wait()
 	res.Rows, res.Skipped = rows, skipped
 	if ctx.Err() != nil {
 		if parent.Err() != nil {
@@ -391,9 +447,13 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 }
 
 // prepare loads, decodes and preprocesses sample i into buf. gray is the
-// worker's scratch image for grey raw samples. A panic in a decoder is
-// turned into an error: a bad file must not bring the run down.
-func prepare(src data.Source, pp *imageproc.Preprocessor, i int, buf []float32, gray *imageproc.RGB) (err error) {
+// worker's scratch image for grey raw samples. An encoded image is decoded
+// only within the decode budget: its estimated memory (imageproc.Inspect)
+// must fit decodeMemory, and is held in budget while it is decoded and
+// preprocessed. A panic in a decoder is turned into an error: a bad file
+// must not bring the run down.
+func prepare(ctx context.Context, src data.Source, pp *imageproc.Preprocessor, i int, buf []float32, gray *imageproc.RGB,
+	budget *semaphore.Weighted, decodeMemory int64) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("decoder failed: %v", p)
@@ -402,6 +462,19 @@ func prepare(src data.Source, pp *imageproc.Preprocessor, i int, buf []float32, 
 	s, err := src.Load(i)
 	if err != nil {
 		return err
+	}
+	if s.Raw == nil {
+		in, err := imageproc.Inspect(s.Encoded)
+		if err != nil {
+			return err
+		}
+		if in.Bytes > decodeMemory {
+			return fmt.Errorf("%w (cl extract --decode-memory raises the budget)", in.TooLarge(decodeMemory))
+		}
+		if err := budget.Acquire(ctx, in.Bytes); err != nil {
+			return err
+		}
+		defer budget.Release(in.Bytes)
 	}
 	switch {
 	case s.Raw != nil:
@@ -425,7 +498,7 @@ func prepare(src data.Source, pp *imageproc.Preprocessor, i int, buf []float32, 
 		}
 		return fmt.Errorf("raw image with %d channels (want 1 or 3)", r.C)
 	default:
-		img, err := imageproc.Decode(s.Encoded)
+		img, err := imageproc.DecodeWithin(s.Encoded, decodeMemory)
 		if err != nil {
 			return err
 		}
