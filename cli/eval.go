@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cl-dev/cl/heads"
-	"github.com/cl-dev/cl/protocol"
 )
 
 func init() {
@@ -115,7 +114,7 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error
 	for j, i := range rows {
 		copy(x[j*set.D:(j+1)*set.D], set.Row(i))
 	}
-	pred, k, err := protocol.Predict(ctx, h, x, set.D, 5, 0)
+	pred, k, err := heads.Rank(ctx, h, x, set.D, 5, 0)
 	if err != nil {
 		return err
 	}

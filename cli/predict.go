@@ -7,14 +7,12 @@ import (
 	"io"
 	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
-	"github.com/cl-dev/cl/protocol"
 )
 
 func init() {
@@ -87,7 +85,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		threads = runtime.NumCPU()
 	}
 	start := time.Now()
-	pred, err := predictParallel(ctx, h, set.X, set.D, o.Top, threads)
+	pred, _, err := heads.RankParallel(ctx, h, set.X, set.D, o.Top, threads)
 	if err != nil {
 		return err
 	}
@@ -148,38 +146,4 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	}
 	log.Info("predicted", attrs...)
 	return nil
-}
-
-// predictParallel ranks the rows of x [n, d] with protocol.Predict, split
-// into contiguous chunks across threads goroutines (heads score
-// concurrently without locks). It returns head labels [n, k].
-func predictParallel(ctx context.Context, h heads.Head, x []float32, d, k, threads int) ([]int, error) {
-	n := len(x) / d
-	out := make([]int, n*k)
-	chunk := max(1024, (n+threads-1)/threads)
-	var wg sync.WaitGroup
-	errs := make([]error, (n+chunk-1)/chunk)
-	for c, lo := 0, 0; lo < n; c, lo = c+1, lo+chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, kk, err := protocol.Predict(ctx, h, x[lo*d:hi*d], d, k, 0)
-			if err == nil && kk != k {
-				err = fmt.Errorf("predict: got top-%d, want top-%d", kk, k)
-			}
-			if err != nil {
-				errs[c] = err
-				return
-			}
-			copy(out[lo*k:hi*k], p)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }

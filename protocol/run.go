@@ -38,7 +38,7 @@ type Config struct {
 	// Seed and Shuffle choose the class order (METHODS §3.1).
 	Seed    uint32
 	Shuffle bool
-	// Batch is the number of rows per Scores call (0 = DefaultBatch).
+	// Batch is the number of rows per Scores call (0 = heads.RankBatch).
 	Batch int
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
@@ -238,7 +238,7 @@ func Run(ctx context.Context, cfg Config, train, test Data, methods []Method) (*
 			if err := h.EndStage(); err != nil {
 				return nil, fmt.Errorf("%s: stage %d: %w", meth.Name, t+1, err)
 			}
-			pred, _, err := Predict(ctx, h, xt, test.D, 1, cfg.Batch)
+			pred, _, err := heads.Rank(ctx, h, xt, test.D, 1, cfg.Batch)
 			if err != nil {
 				return nil, fmt.Errorf("%s: stage %d: evaluating: %w", meth.Name, t+1, err)
 			}

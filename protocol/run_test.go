@@ -159,20 +159,6 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-func TestPredictTopK(t *testing.T) {
-	h, _ := heads.Lookup("ncm")
-	head, _ := h.New(nil)
-	head.Learn([]float32{0, 0, 1, 0, 3, 0}, []int{0, 5, 7})
-	head.EndStage()
-	got, k, err := Predict(context.Background(), head, []float32{1.2, 0, 2.9, 0}, 2, 5, 1)
-	if err != nil || k != 3 {
-		t.Fatal(k, err)
-	}
-	if want := []int{5, 0, 7, 7, 5, 0}; !reflect.DeepEqual(got, want) {
-		t.Errorf("top-k %v, want %v", got, want)
-	}
-}
-
 func TestJointSeparable(t *testing.T) {
 	train, test := clusters(6, 6, 8, 0), clusters(6, 3, 8, 0.01)
 	j, err := RunJoint(context.Background(), Config{Classes: 6, Inc: 2, Seed: 1993, Shuffle: true}, JointConfig{}, train, test)
