@@ -14,6 +14,7 @@ package features
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 
@@ -23,15 +24,23 @@ import (
 // Format is the value of the "format" metadata key.
 const Format = "cl.features/1"
 
+// Unlabelled is the label of every row of an unlabelled feature file (cl
+// extract of unlabelled images, for prediction), whose class list is empty.
+const Unlabelled = -1
+
+// ErrUnlabelled is wrapped by Read's error for an unlabelled file.
+var ErrUnlabelled = errors.New("the rows are unlabelled (cl extract of unlabelled images): only cl predict takes them; fitting, evaluating and benchmarking need labelled features")
+
 // Set is a feature file in memory.
 type Set struct {
 	// X is row-major [N, D].
 	X []float32
 	N int
 	D int
-	// Labels are class indices into Classes, one per row.
+	// Labels are class indices into Classes, one per row; all Unlabelled
+	// when Classes is empty (an unlabelled file).
 	Labels []int
-	// Classes are the class names; index = label.
+	// Classes are the class names; index = label. Empty when unlabelled.
 	Classes []string
 	// IDs identify each row's sample (a path, "train:123", …).
 	IDs []string
@@ -46,6 +55,9 @@ type Set struct {
 	// Source describes the data (the --data spec).
 	Source string
 }
+
+// Labelled reports whether the rows have labels (the file has classes).
+func (s *Set) Labelled() bool { return len(s.Classes) > 0 || s.N == 0 }
 
 // Row returns row i of X (a view, not a copy).
 func (s *Set) Row(i int) []float32 { return s.X[i*s.D : (i+1)*s.D] }
@@ -66,7 +78,7 @@ func (s *Set) Validate() error {
 		return fmt.Errorf("features: %w", err)
 	}
 	for i, y := range s.Labels {
-		if y < 0 || y >= len(s.Classes) {
+		if (y < 0 || y >= len(s.Classes)) && !(y == Unlabelled && len(s.Classes) == 0) {
 			return fmt.Errorf("features: row %d has label %d outside the %d classes", i, y, len(s.Classes))
 		}
 	}
@@ -119,8 +131,22 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Read loads and validates a feature file; errors name the path.
+// Read loads and validates a labelled feature file; errors name the path.
+// An unlabelled file is refused (the error wraps ErrUnlabelled).
 func Read(path string) (*Set, error) {
+	s, err := ReadAny(path)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Labelled() {
+		return nil, fmt.Errorf("%s: %w", path, ErrUnlabelled)
+	}
+	return s, nil
+}
+
+// ReadAny is Read that also accepts an unlabelled file (no classes, every
+// label Unlabelled), for prediction.
+func ReadAny(path string) (*Set, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading features: %w", err)

@@ -16,7 +16,8 @@ import (
 type Header struct {
 	// D is the feature dimension (columns of "features").
 	D int
-	// Classes are the class names; a label indexes it.
+	// Classes are the class names; a label indexes it. Empty for an
+	// unlabelled file, whose every label is Unlabelled.
 	Classes []string
 	// Model, ModelSHA256, Fingerprint, Preprocess and Source are as in Set.
 	Model, ModelSHA256, Fingerprint, Preprocess, Source string
@@ -118,7 +119,7 @@ func (w *Writer) Append(row []float32, label int, id string) error {
 	if len(row) != w.h.D {
 		return fmt.Errorf("features: row %s has %d values, want %d", id, len(row), w.h.D)
 	}
-	if label < 0 || label >= len(w.h.Classes) {
+	if (label < 0 || label >= len(w.h.Classes)) && !(label == Unlabelled && len(w.h.Classes) == 0) {
 		return fmt.Errorf("features: row %s has label %d outside the %d classes", id, label, len(w.h.Classes))
 	}
 	for j, v := range row {
