@@ -58,6 +58,10 @@ type MethodResult struct {
 	Metrics
 	// Seconds is the wall time spent learning and evaluating this method.
 	Seconds float64 `json:"seconds"`
+	// UpperBound marks a reference that is not class-incremental (the joint
+	// head, which refits on every row seen at each stage); reports set it
+	// apart.
+	UpperBound bool `json:"upper_bound,omitempty"`
 }
 
 // Report is the outcome of a run over one or more methods.
