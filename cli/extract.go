@@ -14,6 +14,7 @@ import (
 
 	"github.com/cl-dev/cl/extract"
 	"github.com/cl-dev/cl/extract/data"
+	"github.com/cl-dev/cl/extract/imageproc"
 	"github.com/cl-dev/cl/models/ort"
 )
 
@@ -21,39 +22,52 @@ func init() {
 	register(&cli.Command{
 		Name:         "extract",
 		OnUsageError: onUsageError,
-		Usage:        "compute the features of a labelled image data set with a backbone (once; heads reuse them)",
-		ArgsUsage:    " ",
-		Description: "Reads --data, preprocesses each image as the model's manifest says, runs the backbone in batches\n" +
-			"and writes a feature file (float32 [N,D] features, int64 labels, class names, sample ids; see\n" +
-			"docs/FORMATS.md). Unreadable images are skipped with a warning and listed at the end (--strict: the\n" +
-			"run fails instead). Ctrl-C stops cleanly and writes nothing. See docs/EXTRACT.md.\n\n" +
+		Usage:        "compute the features of images with a backbone (once; heads reuse them)",
+		ArgsUsage:    "[IMAGE...]",
+		Description: "Reads --data (or the IMAGE files given, unlabelled), preprocesses each image as the model's manifest\n" +
+			"says, runs the backbone in batches and writes a feature file (float32 [N,D] features, int64 labels,\n" +
+			"class names, sample ids; see docs/FORMATS.md). Unlabelled images (images:DIR, a CSV list of paths, or\n" +
+			"IMAGE arguments) give a file for cl predict, with no classes and every label -1. Unreadable images\n" +
+			"(corrupt, not a regular file, too large to decode within --decode-memory) are skipped with a warning\n" +
+			"and listed at the end (--strict: the run fails instead). Ctrl-C stops cleanly and writes nothing.\n" +
+			"See docs/EXTRACT.md.\n\n" +
 			"--data forms: " + data.Specs + "\n\n" +
-			"Example: cl extract --model mnv2.onnx --data cifar100:DATA/cifar-100-binary:test --out test.safetensors",
+			"Examples: cl extract --model mnv2.onnx --data cifar100:DATA/cifar-100-binary:test --out test.safetensors\n" +
+			"          cl extract --model mnv2.onnx --out new.safetensors photos/*.jpg",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "backbone .onnx with a cl manifest (see cl models cut)"},
-			&cli.StringFlag{Name: "data", Usage: "the images: " + data.Specs},
+			&cli.StringFlag{Name: "data", Usage: "the images: " + data.Specs + "; or give IMAGE files as arguments"},
 			&cli.StringFlag{Name: "out", Usage: "feature file to write (F.safetensors)"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per backbone call"},
 			&cli.IntFlag{Name: "workers", Value: 0, Usage: "decode/preprocess goroutines (0 = number of CPUs)"},
 			&cli.IntFlag{Name: "limit", Value: 0, Usage: "only the first N images, in data order (0 = all)"},
 			&cli.BoolFlag{Name: "strict", Usage: "fail (writing nothing) on the first unreadable image instead of skipping it"},
+			&cli.Int64Flag{Name: "decode-memory", Value: imageproc.DefaultDecodeBudget >> 20,
+				Usage: "MiB the images being decoded at once may take (estimated from each file's header); a larger image is skipped"},
+			&cli.Int64Flag{Name: "buffer-memory", Value: extract.DefaultBufferMemory >> 20,
+				Usage: "MiB of float32 image buffers a run may hold ((2·workers + 4 + 2·batch) images of the model's input)"},
 		}, ortFlags()...),
 		Action: func(c *cli.Context) error {
-			if err := requireFlags(c, "model", "data", "out"); err != nil {
+			if err := requireFlags(c, "model", "out"); err != nil {
 				return err
 			}
-			if c.Args().Present() {
-				return usageErrorf("extract takes no arguments (got %q); give the images with --data", c.Args().First())
-			}
 			o := extractOptions{Model: c.String("model"), Data: c.String("data"), Out: c.String("out"),
-				ORT: backboneOptions(c),
+				Images: c.Args().Slice(), ORT: backboneOptions(c),
 				Pipeline: extract.Options{Batch: c.Int("batch"), Workers: c.Int("workers"),
-					Limit: c.Int("limit"), Strict: c.Bool("strict")}}
+					Limit: c.Int("limit"), Strict: c.Bool("strict"),
+					DecodeMemory: c.Int64("decode-memory") << 20, BufferMemory: c.Int64("buffer-memory") << 20}}
+			switch {
+			case o.Data != "" && len(o.Images) > 0:
+				return usageErrorf("extract takes --data or IMAGE arguments, not both (got --data %s and %q)", o.Data, o.Images[0])
+			case o.Data == "" && len(o.Images) == 0:
+				return usageErrorf("extract needs the images: --data %s, or IMAGE files as arguments", data.Specs)
+			}
 			for _, f := range []struct {
 				name string
-				v    int
-				min  int
-			}{{"batch", o.Pipeline.Batch, 1}, {"workers", o.Pipeline.Workers, 0}, {"limit", o.Pipeline.Limit, 0}} {
+				v    int64
+				min  int64
+			}{{"batch", int64(o.Pipeline.Batch), 1}, {"workers", int64(o.Pipeline.Workers), 0}, {"limit", int64(o.Pipeline.Limit), 0},
+				{"decode-memory", c.Int64("decode-memory"), 1}, {"buffer-memory", c.Int64("buffer-memory"), 1}} {
 				if f.v < f.min {
 					return usageErrorf("--%s %d: must be ≥ %d", f.name, f.v, f.min)
 				}
@@ -67,8 +81,10 @@ func init() {
 // extractOptions is everything `cl extract` needs.
 type extractOptions struct {
 	Model, Data, Out string
-	ORT              ort.Options
-	Pipeline         extract.Options
+	// Images are image files to extract unlabelled (instead of Data).
+	Images   []string
+	ORT      ort.Options
+	Pipeline extract.Options
 	// Terminal turns the progress bar on (stderr is a terminal).
 	Terminal bool
 }
@@ -87,8 +103,15 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	src, err := data.Open(o.Data)
-	if err != nil {
+	var src data.Source
+	var err error
+	if len(o.Images) > 0 {
+		var files *data.Files
+		if files, err = data.OpenPaths(o.Images); err != nil {
+			return err
+		}
+		src = data.Limit(files, o.Pipeline.Limit)
+	} else if src, err = data.OpenFirst(o.Data, o.Pipeline.Limit); err != nil {
 		return err
 	}
 	defer src.Close()
@@ -116,7 +139,7 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 	if o.Pipeline.Limit > 0 && o.Pipeline.Limit < n {
 		n = o.Pipeline.Limit
 	}
-	log.Info("extracting", "images", n, "classes", len(src.Classes()), "data", o.Data,
+	log.Info("extracting", "images", n, "classes", len(src.Classes()), "data", src.Spec(),
 		"model", filepath.Base(o.Model), "dim", bb.Dim(), "input", fmt.Sprintf("%dx%d", bb.InputSize(), bb.InputSize()),
 		"device", bb.Device().String())
 	res, err := extract.Extract(ctx, src, bb, o.Out, o.Pipeline)
@@ -127,13 +150,17 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 		return err
 	}
 	if len(res.Skipped) > 0 {
-		fmt.Fprintf(stderr, "skipped %d unreadable images:\n", len(res.Skipped))
+		fmt.Fprintf(stderr, "skipped %s:\n", countOf(len(res.Skipped), "unreadable image", "unreadable images"))
 		for _, s := range res.Skipped {
 			fmt.Fprintf(stderr, "  %s\n", s)
 		}
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d rows × %d features, %d classes, %d skipped; %.1f images/s (%s)\n",
-		o.Out, res.Rows, res.D, len(src.Classes()), len(res.Skipped), res.ImagesPerSecond(), res.Elapsed.Round(1e7))
+	classes := countOf(len(src.Classes()), "class", "classes")
+	if !data.Labelled(src) {
+		classes = "unlabelled (for cl predict)"
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s × %d features, %s, %d skipped; %.1f images/s (%s)\n",
+		o.Out, countOf(res.Rows, "row", "rows"), res.D, classes, len(res.Skipped), res.ImagesPerSecond(), res.Elapsed.Round(1e7))
 	return nil
 }
 
@@ -145,4 +172,12 @@ func (c clearLine) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.w.Write(p)
+}
+
+// countOf writes n with the singular or plural noun: "1 row", "2 rows".
+func countOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

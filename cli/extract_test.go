@@ -54,7 +54,7 @@ func TestExtractCommand(t *testing.T) {
 	if !strings.Contains(stdout, "wrote "+out+": 5 rows × 32 features, 2 classes, 1 skipped") {
 		t.Fatalf("stdout %q", stdout)
 	}
-	if !strings.Contains(stderr, "skipped 1 unreadable images:\n  "+filepath.Join(dir, "cat/zz.png")+": ") ||
+	if !strings.Contains(stderr, "skipped 1 unreadable image:\n  "+filepath.Join(dir, "cat/zz.png")+": ") ||
 		!strings.Contains(stderr, "level=WARN msg=\"skipping image\" id=cat/zz.png") {
 		t.Fatalf("stderr %q", stderr)
 	}
@@ -95,6 +95,9 @@ func TestExtractCommandErrors(t *testing.T) {
 		{"extract", "--model", "m.onnx", "--data", dir, "--out", out, "stray"},
 		{"extract", "--model", "m.onnx", "--data", dir, "--out", out, "--device", "tpu"},
 		{"extract", "--model", "m.onnx", "--data", dir, "--out", out, "--bogus"},
+		{"extract", "--model", "m.onnx", "--out", out},
+		{"extract", "--model", "m.onnx", "--data", dir, "--out", out, "--decode-memory", "0"},
+		{"extract", "--model", "m.onnx", "--data", dir, "--out", out, "--buffer-memory", "-1"},
 	}
 	for _, args := range usage {
 		_, _, err := runCLErr(args...)
@@ -121,5 +124,63 @@ func TestExtractCommandErrors(t *testing.T) {
 	_, _, err := runCLErr("extract", "--model", "/no/model.onnx", "--data", dir, "--out", out)
 	if err == nil || !strings.Contains(err.Error(), "/no/model.onnx") {
 		t.Errorf("missing model: %v", err)
+	}
+}
+
+// TestExtractUnlabelled: image files given as arguments, and images:DIR,
+// give unlabelled feature files (no classes, labels -1, ids the paths) that
+// only ReadAny takes; the rows equal those of the same images extracted
+// with labels.
+func TestExtractUnlabelled(t *testing.T) {
+	needORTLib(t)
+	dir := imageFolder(t)
+	labelled := filepath.Join(t.TempDir(), "l.safetensors")
+	if _, stderr, err := runCLErr("extract", "--model", tinyViTPath, "--data", dir, "--out", labelled, "--threads", "1"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	ref, err := features.Read(labelled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "u.safetensors")
+	args := []string{"extract", "--model", tinyViTPath, "--out", out, "--threads", "1",
+		filepath.Join(dir, "dog/c.png"), filepath.Join(dir, "cat/zz.png"), filepath.Join(dir, "cat/a.png")}
+	stdout, stderr, err := runCLErr(args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, ": 2 rows × 32 features, unlabelled (for cl predict), 1 skipped") {
+		t.Fatalf("stdout %q", stdout)
+	}
+	if _, err := features.Read(out); !errors.Is(err, features.ErrUnlabelled) {
+		t.Fatalf("Read of the unlabelled file: %v", err)
+	}
+	s, err := features.ReadAny(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Classes) != 0 || s.N != 2 || s.Labels[0] != features.Unlabelled || s.Labels[1] != features.Unlabelled ||
+		s.IDs[0] != filepath.Join(dir, "dog/c.png") || s.IDs[1] != filepath.Join(dir, "cat/a.png") {
+		t.Fatalf("unlabelled file: classes %v labels %v ids %v", s.Classes, s.Labels, s.IDs)
+	}
+	// Same rows as the labelled extraction (cat/a.png is row 0 there, dog/c.png row 2).
+	for r, i := range []int{2, 0} {
+		for j, v := range s.Row(r) {
+			if v != ref.Row(i)[j] {
+				t.Fatalf("row %d column %d: %v, labelled extraction %v", r, j, v, ref.Row(i)[j])
+			}
+		}
+	}
+	// images:DIR walks every image, sorted, ids relative to DIR.
+	if _, stderr, err := runCLErr("extract", "--model", tinyViTPath, "--data", "images:"+dir, "--out", out, "--threads", "1"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if s, err = features.ReadAny(out); err != nil || strings.Join(s.IDs, " ") != "cat/a.png cat/b.png dog/c.png dog/d.PNG dog/e.png" || len(s.Classes) != 0 {
+		t.Fatalf("images:DIR: %v %v", s, err)
+	}
+	// Arguments that are not regular files are refused before the model loads.
+	_, _, err = runCLErr("extract", "--model", "/no/model.onnx", "--out", out, filepath.Join(dir, "nope.png"))
+	if err == nil || !strings.Contains(err.Error(), "argument 1: "+filepath.Join(dir, "nope.png")+" (missing)") {
+		t.Fatalf("missing image argument: %v", err)
 	}
 }
