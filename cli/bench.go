@@ -11,9 +11,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
+	"github.com/cl-dev/cl/learners"
 	"github.com/cl-dev/cl/protocol"
 )
 
@@ -26,10 +28,10 @@ func init() {
 		Description: "Every head learns the classes of each stage in turn and is evaluated on the test rows of all\n" +
 			"classes seen so far; prints Ā (mean of the per-stage accuracy), A_B (last stage) and forgetting.\n" +
 			"The class order is numpy's np.random.seed(seed); np.random.permutation(n), as PILOT. See docs/PROTOCOL.md.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "train", Usage: "training features (F.safetensors, or F,G to join two files by sample id)"},
 			&cli.StringFlag{Name: "test", Usage: "test features (same model and preprocessing; F or F,G)"},
-			&cli.StringFlag{Name: "method", Usage: "comma-separated heads: " + strings.Join(heads.Methods(), ", ")},
+			&cli.StringFlag{Name: "method", Usage: "comma-separated methods: " + strings.Join(learners.Names(), ", ") + " (those that train need images: --weights, --data, --test-data)"},
 			&cli.IntFlag{Name: "init", Value: 0, Usage: "classes in the first stage (0 = same as --inc, i.e. \"B0\")"},
 			&cli.IntFlag{Name: "inc", Value: 10, Usage: "classes per later stage"},
 			&cli.Int64Flag{Name: "seed", Value: 1993, Usage: "class-order seed (numpy legacy MT19937)"},
@@ -39,8 +41,19 @@ func init() {
 			&cli.BoolFlag{Name: "joint", Usage: "also fit the joint (non-incremental) logistic-regression upper bound at every stage"},
 			&cli.StringFlag{Name: "out", Usage: "write results.json, curve.csv and accuracy.png into this folder (created if missing)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object instead of a table"},
-		},
+			&cli.StringFlag{Name: "weights", Usage: "from images: the ViT checkpoint FILE (as cl models import) that methods which train adapt, and whose frozen features the other methods use"},
+			&cli.StringFlag{Name: "data", Usage: "from images: training images SPEC (" + data.Specs + ")"},
+			&cli.StringFlag{Name: "test-data", Usage: "from images: test images SPEC"},
+			&cli.IntFlag{Name: "per-class", Usage: "from images: at most N training images per class (0 = all)"},
+			&cli.IntFlag{Name: "test-per-class", Usage: "from images: at most N test images per class (0 = all)"},
+			&cli.Uint64Flag{Name: "train-seed", Value: 1, Usage: "from images: seed N of training (initialisation, shuffling, augmentation)"},
+			&cli.IntFlag{Name: "workers", Value: 2, Usage: "from images: N goroutines decoding images"},
+			&cli.StringFlag{Name: "cache", Usage: "from images: DIR caching the frozen features (default ~/.cache/cl/features; none = off)"},
+		}, ortFlags()...),
 		Action: func(c *cli.Context) error {
+			if c.IsSet("data") || c.IsSet("weights") || c.IsSet("test-data") {
+				return benchFromImages(c)
+			}
 			if err := requireFlags(c, "train", "test"); err != nil {
 				return err
 			}
@@ -60,7 +73,7 @@ func init() {
 type benchOptions struct {
 	Train, Test   string
 	Specs         []heads.Spec
-	MethodOptions []map[string]string
+	MethodOptions []heads.Config
 	Init, Inc     int
 	Seed          uint32
 	Shuffle       bool

@@ -48,7 +48,7 @@ func ranpacOptions() map[string]string {
 	spec, _ := heads.Lookup("ranpac")
 	o := map[string]string{}
 	for _, x := range spec.Options() {
-		o["ranpac."+x.Key] = x.Default
+		o[x.Key] = x.Default
 	}
 	return o
 }
@@ -126,9 +126,10 @@ func newAdapted(env Env, m tune.Method, o map[string]string, ranpac bool) (Learn
 	}
 	a := &adapted{env: env, method: m, recipe: rec, aug: get("augment"), ranpac: ranpac, cache: map[*tune.Dataset][]float32{}}
 	if ranpac {
-		for k, v := range o {
-			if len(k) > 7 && k[:7] == "ranpac." {
-				a.rpOpts = append(a.rpOpts, [2]string{k[7:], v})
+		rp := ranpacOptions()
+		for _, p := range sortedPairs(o) {
+			if _, ok := rp[p[0]]; ok {
+				a.rpOpts = append(a.rpOpts, p)
 			}
 		}
 	}

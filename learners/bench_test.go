@@ -4,13 +4,13 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/heads"
+	"github.com/cl-dev/cl/internal/testenv/orttest"
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
 	"github.com/cl-dev/cl/protocol"
@@ -19,15 +19,8 @@ import (
 
 const tinyWeights = "../models/vit/testdata/vit.safetensors"
 
-func needORT(t testing.TB) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", ort.InstallCommand, err)
-	}
-}
+// needORT is orttest.Need: ONNX Runtime or skip (fail under CI=true).
+func needORT(t testing.TB) { t.Helper(); orttest.Need(t) }
 
 // patterns makes n grey 32×32 images per class of four texture classes
 // (horizontal, vertical, diagonal stripes, checkerboard) with random phase
@@ -94,7 +87,7 @@ func TestBenchFrozenAndAdapted(t *testing.T) {
 	small := map[string]string{"epochs": "3", "batch": "8", "augment": "none"}
 	res, err := Bench(ctx, env, split, d, []BenchMethod{
 		{Name: "simplecil"}, {Name: "aper-adapter", Options: small},
-		{Name: "ranpac-phase1", Options: map[string]string{"epochs": "3", "batch": "8", "augment": "none", "ranpac.M": "64"}},
+		{Name: "ranpac-phase1", Options: map[string]string{"epochs": "3", "batch": "8", "augment": "none", "M": "64"}},
 	})
 	if err != nil {
 		t.Fatal(err)
