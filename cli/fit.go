@@ -61,7 +61,7 @@ type fitOptions struct {
 	Method, Features, Head string
 	// AllowRepeats learns rows the head already learned again.
 	AllowRepeats bool
-	Options                map[string]string
+	Options      map[string]string
 }
 
 // mapLabels expresses set's labels in the class list names (index = label),
