@@ -45,12 +45,7 @@ func init() {
 			}
 			o := fitOptions{Method: strings.ToLower(c.String("method")), Features: c.String("features"), Head: c.String("head"),
 				AllowRepeats: c.Bool("allow-repeats")}
-			for _, p := range setPairs(c) {
-				if o.Options == nil {
-					o.Options = map[string]string{}
-				}
-				o.Options[p[0]] = p[1]
-			}
+			o.Options = setPairs(c)
 			return runFit(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	})
@@ -61,7 +56,7 @@ type fitOptions struct {
 	Method, Features, Head string
 	// AllowRepeats learns rows the head already learned again.
 	AllowRepeats bool
-	Options      map[string]string
+	Options                [][2]string // --set key=value pairs, in order
 }
 
 // mapLabels expresses set's labels in the class list names (index = label),
@@ -104,7 +99,11 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if h, err = specs[0].New(o.Options); err != nil {
+		cfg, err := specs[0].Parse(o.Options)
+		if err != nil {
+			return UsageError{fmt.Errorf("--set: %w", err)}
+		}
+		if h, err = specs[0].New(cfg); err != nil {
 			return UsageError{fmt.Errorf("--set: %w", err)}
 		}
 		if err := atomicfile.CheckWritable(o.Head); err != nil {

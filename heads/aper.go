@@ -9,8 +9,8 @@ func init() {
 		Name: "aper",
 		Summary: "APER: SimpleCIL prototypes on the concatenation [f_PTM(x); f_adapted(x)] of two feature files " +
 			"(build the input with features.ConcatByID)",
-		Options: map[string]string{},
-		New:     func(o map[string]string) (Head, error) { return newProtoHead("aper", true, o) },
+		Config:  func() Config { return &noConfig{"aper"} },
+		NewHead: func(Config) (Head, error) { return newProtoHead("aper", true), nil },
 		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
 			return loadProtoHead("aper", true, t, p)
 		},
@@ -22,6 +22,5 @@ func init() {
 // concatenation, no per-branch normalisation; the cosine normalises the whole
 // vector). Build φ with features.ConcatByID.
 func NewAPER() Head {
-	h, _ := newProtoHead("aper", true, nil)
-	return h
+	return newProtoHead("aper", true)
 }

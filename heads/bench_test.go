@@ -103,7 +103,9 @@ func BenchmarkFeCAM(b *testing.B) {
 	for _, variant := range []string{"paper", "pilot"} {
 		b.Run(variant+"/endstage-per-class", func(b *testing.B) {
 			for b.Loop() {
-				h, _ := NewFeCAM(map[string]string{"variant": variant})
+				c := DefaultFeCAMConfig()
+				c.Variant = variant
+				h, _ := NewFeCAM(c)
 				if err := h.Learn(s.X[:per*s.D], make([]int, per)); err != nil {
 					b.Fatal(err)
 				}
@@ -118,7 +120,7 @@ func BenchmarkFeCAM(b *testing.B) {
 		for i := range y {
 			y[i] = i % 10
 		}
-		h, _ := NewFeCAM(nil)
+		h, _ := NewFeCAM(DefaultFeCAMConfig())
 		if err := h.Learn(s.X[:5000*s.D], y); err != nil {
 			b.Fatal(err)
 		}

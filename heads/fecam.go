@@ -13,16 +13,51 @@ import (
 	"github.com/cl-dev/cl/internal/safetensors"
 )
 
-var fecamDefaults = map[string]string{"variant": "paper", "gamma1": "1", "gamma2": "0", "alpha": "100"}
+// FeCAMConfig is FeCAM's configuration (see FeCAM for the formulas).
+type FeCAMConfig struct {
+	// Variant is "paper" (the paper's ViT script) or "pilot" (PILOT's).
+	Variant string `opt:"variant" help:"paper or pilot"`
+	// Gamma1 and Gamma2 are the paper variant's shrinkage weights.
+	Gamma1 float64 `opt:"gamma1" help:"paper: diagonal shrinkage weight, in [0, 1e6]"`
+	Gamma2 float64 `opt:"gamma2" help:"paper: off-diagonal shrinkage weight, in [-1e6, 1e6]"`
+	// Alpha is the pilot variant's shrinkage αI.
+	Alpha float64 `opt:"alpha" help:"pilot: shrinkage αI, in [0, 1e12]"`
+}
+
+// DefaultFeCAMConfig is variant=paper, gamma1=1, gamma2=0, alpha=100.
+func DefaultFeCAMConfig() FeCAMConfig {
+	return FeCAMConfig{Variant: "paper", Gamma1: 1, Gamma2: 0, Alpha: 100}
+}
+
+// Method implements Config.
+func (c *FeCAMConfig) Method() string { return "fecam" }
+
+// Validate implements Config.
+func (c *FeCAMConfig) Validate() error {
+	if err := oneOf("fecam", "variant", c.Variant, "paper", "pilot"); err != nil {
+		return err
+	}
+	if err := inRange("fecam", "gamma1", c.Gamma1, 0, 1e6); err != nil {
+		return err
+	}
+	if err := inRange("fecam", "gamma2", c.Gamma2, -1e6, 1e6); err != nil {
+		return err
+	}
+	return inRange("fecam", "alpha", c.Alpha, 0, 1e12)
+}
 
 func init() {
 	Register(Spec{
 		Name:    "fecam",
 		Summary: "FeCAM (Goswami et al. 2023): per-class shrunk, normalised covariances, Mahalanobis distance",
-		Options: fecamDefaults,
-		New:     func(o map[string]string) (Head, error) { return newFeCAM(o) },
+		Config:  func() Config { c := DefaultFeCAMConfig(); return &c },
+		NewHead: func(c Config) (Head, error) { return NewFeCAM(*c.(*FeCAMConfig)) },
 		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
-			h, err := newFeCAM(p)
+			c := DefaultFeCAMConfig()
+			if err := ParseInto(&c, sortedPairs(p)); err != nil {
+				return nil, err
+			}
+			h, err := NewFeCAM(c)
 			if err != nil {
 				return nil, err
 			}
@@ -67,34 +102,14 @@ type FeCAM struct {
 	version uint64
 }
 
-// NewFeCAM returns an empty FeCAM head. Options (defaults): variant=paper
-// (or pilot), gamma1=1 and gamma2=0 (paper shrinkage), alpha=100 (pilot
-// shrinkage).
-func NewFeCAM(options map[string]string) (*FeCAM, error) { return newFeCAM(options) }
-
-func newFeCAM(given map[string]string) (*FeCAM, error) {
-	opts, err := options("fecam", fecamDefaults, given)
-	if err != nil {
+// NewFeCAM returns an empty FeCAM head; start from DefaultFeCAMConfig.
+func NewFeCAM(cfg FeCAMConfig) (*FeCAM, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &FeCAM{means: map[int][]float64{}, prec: map[int][]float64{}}
-	switch opts["variant"] {
-	case "paper":
-	case "pilot":
-		h.pilot = true
-	default:
-		return nil, fmt.Errorf("fecam: option variant=%q: want paper or pilot", opts["variant"])
-	}
-	if h.gamma1, err = floatOption("fecam", opts, "gamma1", 0, 1e6); err != nil {
-		return nil, err
-	}
-	if h.gamma2, err = floatOption("fecam", opts, "gamma2", -1e6, 1e6); err != nil {
-		return nil, err
-	}
-	if h.alpha, err = floatOption("fecam", opts, "alpha", 0, 1e12); err != nil {
-		return nil, err
-	}
-	h.statHead = statHead{method: "fecam", params: opts, st: newClassStats(true, false), normalize: !h.pilot}
+	h := &FeCAM{means: map[int][]float64{}, prec: map[int][]float64{},
+		pilot: cfg.Variant == "pilot", gamma1: cfg.Gamma1, gamma2: cfg.Gamma2, alpha: cfg.Alpha}
+	h.statHead = statHead{method: "fecam", params: Params(&cfg), st: newClassStats(true, false), normalize: !h.pilot}
 	return h, nil
 }
 

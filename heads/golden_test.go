@@ -79,11 +79,26 @@ func newHead(t testing.TB, method string, opts map[string]string) Head {
 	if !ok {
 		t.Fatalf("method %q not registered", method)
 	}
-	h, err := spec.New(opts)
+	cfg, err := spec.Parse(sortedPairs(opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := spec.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// ranpacConfig is the RanPAC configuration of key=value options (through
+// the one parser, as the CLI's --set).
+func ranpacConfig(t testing.TB, opts map[string]string) RanPACConfig {
+	t.Helper()
+	cfg := DefaultRanPACConfig()
+	if err := ParseInto(&cfg, sortedPairs(opts)); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func TestGoldens(t *testing.T) {

@@ -18,6 +18,7 @@ package heads
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 
 	"github.com/cl-dev/cl/internal/safetensors"
@@ -56,20 +57,48 @@ type Head interface {
 // Loader rebuilds a head from what State returned.
 type Loader func(tensors map[string]safetensors.Tensor, params map[string]string) (Head, error)
 
-// Factory builds an empty head from string options (the `--set key=value`
-// and PILOT config keys a method understands). Unknown keys are an error
-// that lists the known ones.
-type Factory func(options map[string]string) (Head, error)
+// Factory builds an empty head from a validated configuration of its method
+// (the type Spec.Config returns).
+type Factory func(cfg Config) (Head, error)
 
 // Spec describes one registered method.
 type Spec struct {
 	Name    string
 	Summary string
-	// Options lists the option keys New accepts, with their defaults.
-	Options map[string]string
-	New     Factory
+	// Config returns a new default configuration of the method.
+	Config func() Config
+	// NewHead builds an empty head; use New, which validates first.
+	NewHead Factory
 	Load    Loader
 }
+
+// New builds an empty head from cfg; nil means the defaults. A configuration
+// of another method, or an invalid one, is an error.
+func (s Spec) New(cfg Config) (Head, error) {
+	if cfg == nil {
+		cfg = s.Config()
+	}
+	if want := s.Config(); reflect.TypeOf(cfg) != reflect.TypeOf(want) || cfg.Method() != want.Method() {
+		return nil, fmt.Errorf("%s: got a configuration for %s", s.Name, cfg.Method())
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return s.NewHead(cfg)
+}
+
+// Parse returns the method's default configuration with pairs applied in
+// order (ParseInto: unknown keys are an error listing the known ones).
+func (s Spec) Parse(pairs [][2]string) (Config, error) {
+	cfg := s.Config()
+	if err := ParseInto(cfg, pairs); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Options lists the method's option keys with their defaults.
+func (s Spec) Options() []Option { return Options(s.Config()) }
 
 var registry = map[string]Spec{}
 

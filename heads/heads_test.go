@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -314,36 +315,54 @@ func TestClassSeenAgain(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	for _, m := range []string{"simplecil", "ncm", "aper", "lda", "fecam"} {
-		spec, ok := Lookup(m)
-		if !ok {
-			t.Fatalf("%s not registered", m)
-		}
-		if _, err := spec.New(spec.Options); err != nil {
+	for _, m := range Methods() {
+		spec, _ := Lookup(m)
+		if _, err := spec.New(nil); err != nil {
 			t.Errorf("%s with its defaults: %v", m, err)
 		}
-		_, err := spec.New(map[string]string{"bogus": "1"})
+		var defaults [][2]string
+		for _, o := range spec.Options() {
+			defaults = append(defaults, [2]string{o.Key, o.Default})
+		}
+		if cfg, err := spec.Parse(defaults); err != nil || !reflect.DeepEqual(cfg, spec.Config()) {
+			t.Errorf("%s: parsing its own defaults gives %+v, %v", m, cfg, err)
+		}
+		_, err := spec.Parse([][2]string{{"bogus", "1"}})
 		if err == nil || !strings.Contains(err.Error(), "bogus") {
 			t.Errorf("%s: unknown option: %v", m, err)
 		}
-		for k := range spec.Options {
-			if !strings.Contains(err.Error(), k) {
-				t.Errorf("%s: error %q does not list known option %s", m, err, k)
+		for _, o := range spec.Options() {
+			if !strings.Contains(err.Error(), o.Key+" (default "+o.Default+")") {
+				t.Errorf("%s: error %q does not list known option %s", m, err, o.Key)
+			}
+		}
+		if m != "ranpac" {
+			if _, err := spec.New(&RanPACConfig{}); err == nil {
+				t.Errorf("%s accepted a ranpac configuration", m)
 			}
 		}
 	}
-	for _, bad := range []map[string]string{{"variant": "x"}, {"gamma1": "-1"}, {"alpha": "nan"}} {
-		if _, err := NewFeCAM(bad); err == nil {
+	for _, bad := range []map[string]string{{"variant": "x"}, {"gamma1": "-1"}, {"alpha": "nan"}, {"gamma2": "1e7"}} {
+		c := DefaultFeCAMConfig()
+		if err := ParseInto(&c, sortedPairs(bad)); err == nil {
 			t.Errorf("fecam %v accepted", bad)
 		}
 	}
-	if _, err := NewLDA(map[string]string{"shrinkage": "2"}); err == nil {
-		t.Error("lda shrinkage 2 accepted")
+	if _, err := NewFeCAM(FeCAMConfig{Variant: "x"}); err == nil {
+		t.Error("fecam variant x accepted by NewFeCAM")
+	}
+	if _, err := NewLDA(LDAConfig{Shrinkage: 2}); err == nil || !strings.Contains(err.Error(), "shrinkage") {
+		t.Errorf("lda shrinkage 2: %v", err)
+	}
+	// Params and ParseInto round-trip, with canonical spellings.
+	c := DefaultLDAConfig()
+	if err := ParseInto(&c, [][2]string{{"shrinkage", "1e-4"}}); err != nil || Params(&c)["shrinkage"] != "0.0001" {
+		t.Errorf("lda params %v, %v", Params(&c), err)
 	}
 }
 
 func TestFeCAMNeedsTwoSamples(t *testing.T) {
-	h, _ := NewFeCAM(nil)
+	h, _ := NewFeCAM(DefaultFeCAMConfig())
 	h.Learn([]float32{1, 2, 3, 4, 5, 6}, []int{0, 0, 1})
 	if err := h.EndStage(); err == nil || !strings.Contains(err.Error(), "class 1") {
 		t.Errorf("EndStage with one sample of class 1: %v", err)
@@ -355,7 +374,9 @@ func TestFeCAMNeedsTwoSamples(t *testing.T) {
 func TestPinvFastPaths(t *testing.T) {
 	g := loadGolden(t)
 	for _, variant := range []string{"paper", "pilot"} {
-		h, _ := NewFeCAM(map[string]string{"variant": variant})
+		c := DefaultFeCAMConfig()
+		c.Variant = variant
+		h, _ := NewFeCAM(c)
 		if err := h.Learn(g.xtr, g.ytr); err != nil {
 			t.Fatal(err)
 		}

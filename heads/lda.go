@@ -12,10 +12,14 @@ func init() {
 	Register(Spec{
 		Name:    "lda",
 		Summary: "Streaming LDA (Hayes & Kanan 2020): class means + shared shrunk covariance, linear scores",
-		Options: map[string]string{"shrinkage": "1e-4"},
-		New:     func(o map[string]string) (Head, error) { return newLDA(o) },
+		Config:  func() Config { c := DefaultLDAConfig(); return &c },
+		NewHead: func(c Config) (Head, error) { return NewLDA(*c.(*LDAConfig)) },
 		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
-			h, err := newLDA(p)
+			c := DefaultLDAConfig()
+			if err := ParseInto(&c, sortedPairs(p)); err != nil {
+				return nil, err
+			}
+			h, err := NewLDA(c)
 			if err != nil {
 				return nil, err
 			}
@@ -47,20 +51,27 @@ type LDA struct {
 	fast scorerCache
 }
 
-// NewLDA returns an empty LDA head. Option "shrinkage" is ε ∈ [0, 1]
-// (default 1e-4, as in the paper).
-func NewLDA(options map[string]string) (*LDA, error) { return newLDA(options) }
+// LDAConfig is streaming LDA's configuration.
+type LDAConfig struct {
+	// Shrinkage is ε ∈ [0, 1] of Λ = ((1−ε)Σ + εI)⁻¹.
+	Shrinkage float64 `opt:"shrinkage" help:"covariance shrinkage ε, in [0, 1]"`
+}
 
-func newLDA(given map[string]string) (*LDA, error) {
-	opts, err := options("lda", map[string]string{"shrinkage": "1e-4"}, given)
-	if err != nil {
+// DefaultLDAConfig is shrinkage = 1e-4, as in the paper.
+func DefaultLDAConfig() LDAConfig { return LDAConfig{Shrinkage: 1e-4} }
+
+// Method implements Config.
+func (c *LDAConfig) Method() string { return "lda" }
+
+// Validate implements Config.
+func (c *LDAConfig) Validate() error { return inRange("lda", "shrinkage", c.Shrinkage, 0, 1) }
+
+// NewLDA returns an empty LDA head; start from DefaultLDAConfig.
+func NewLDA(cfg LDAConfig) (*LDA, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	eps, err := floatOption("lda", opts, "shrinkage", 0, 1)
-	if err != nil {
-		return nil, err
-	}
-	return &LDA{statHead: statHead{method: "lda", params: opts, st: newClassStats(false, true)}, eps: eps}, nil
+	return &LDA{statHead: statHead{method: "lda", params: Params(&cfg), st: newClassStats(false, true)}, eps: cfg.Shrinkage}, nil
 }
 
 // Learn implements Head; a class seen again adds to its sums.

@@ -6,8 +6,8 @@ func init() {
 	Register(Spec{
 		Name:    "ncm",
 		Summary: "NCM: nearest class mean, score = −squared Euclidean distance",
-		Options: map[string]string{},
-		New:     func(o map[string]string) (Head, error) { return newProtoHead("ncm", false, o) },
+		Config:  func() Config { return &noConfig{"ncm"} },
+		NewHead: func(Config) (Head, error) { return newProtoHead("ncm", false), nil },
 		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
 			return loadProtoHead("ncm", false, t, p)
 		},
@@ -17,6 +17,5 @@ func init() {
 // NewNCM returns an empty nearest-class-mean head: μ_c = mean of the raw
 // feature rows of class c; score(x, c) = −‖x − μ_c‖² (squared feature units).
 func NewNCM() Head {
-	h, _ := newProtoHead("ncm", false, nil)
-	return h
+	return newProtoHead("ncm", false)
 }

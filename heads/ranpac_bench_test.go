@@ -69,7 +69,7 @@ func BenchmarkRanPACStage(b *testing.B) {
 		h = nil
 		runtime.GC()
 		var err error
-		if h, err = NewRanPAC(map[string]string{"M": strconv.Itoa(m), "search": search}); err != nil {
+		if h, err = NewRanPAC(RanPACConfig{M: m, Scoring: "cosine", Split: "shuffled", Search: search, Ridge: "stable"}); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()

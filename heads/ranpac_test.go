@@ -103,7 +103,7 @@ func TestRanPACGoldens(t *testing.T) {
 	} {
 		name := tc.gold + "/" + tc.opts["scoring"] + "/" + tc.opts["search"]
 		t.Run(name, func(t *testing.T) {
-			h, err := NewRanPAC(tc.opts)
+			h, err := NewRanPAC(ranpacConfig(t, tc.opts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +195,7 @@ func ranpacData(seed uint64, c, d, per int) ([]float32, []int) {
 
 func newRanPACT(t *testing.T, opts map[string]string) *RanPAC {
 	t.Helper()
-	h, err := NewRanPAC(opts)
+	h, err := NewRanPAC(ranpacConfig(t, opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,13 +402,18 @@ func TestRanPACScoring(t *testing.T) {
 
 // TestRanPACBadInput checks the clear errors.
 func TestRanPACBadInput(t *testing.T) {
-	if _, err := NewRanPAC(map[string]string{"m": "5"}); err == nil || !strings.Contains(err.Error(), "class_gram, lambda, scoring, search, seed, split") {
+	spec, _ := Lookup("ranpac")
+	if _, err := spec.Parse([][2]string{{"m", "5"}}); err == nil ||
+		!strings.Contains(err.Error(), "class_gram (default false), lambda (default auto), ridge (default stable), scoring (default cosine), search (default fast), seed (default 0), split (default shuffled)") {
 		t.Fatalf("unknown option: %v", err)
 	}
-	for k, v := range map[string]string{"M": "-1", "lambda": "0", "scoring": "dot", "split": "x", "search": "eig", "seed": "-3", "class_gram": "yes"} {
-		if _, err := NewRanPAC(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), k) {
+	for k, v := range map[string]string{"M": "-1", "lambda": "0", "scoring": "dot", "split": "x", "search": "eig", "seed": "-3", "class_gram": "yes", "ridge": "exact"} {
+		if _, err := spec.Parse([][2]string{{k, v}}); err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("option %s=%s: %v", k, v, err)
 		}
+	}
+	if _, err := NewRanPAC(RanPACConfig{M: 5}); err == nil || !strings.Contains(err.Error(), "scoring") {
+		t.Errorf("a config without scoring: %v", err)
 	}
 	h := newRanPACT(t, map[string]string{"M": "16"})
 	if err := h.EndStage(); err == nil || !strings.Contains(err.Error(), "no samples") {

@@ -1,10 +1,8 @@
 package heads
 
 import (
-	"errors"
 	"math"
 
-	"github.com/cl-dev/cl/internal/linalg"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/lapack/gonum"
@@ -31,7 +29,14 @@ var RidgeGrid = func() []float64 {
 // predictions (V Q) Z. This is exact ridge regression for every λ at the
 // cost of one O(n³) reduction, instead of one O(n³) solve per λ. A singular
 // T + λI gives +Inf.
-func gridLosses(s []float64, n int, r, v, yv blas64.General, grid []float64) []float64 {
+//
+// progress, when not nil, hears 0 of 2 before the reduction, 1 of 2 after it
+// and 2 of 2 at the end.
+func gridLosses(s []float64, n int, r, v, yv blas64.General, grid []float64, progress func(done, total int)) []float64 {
+	if progress != nil {
+		progress(0, 2)
+		defer progress(2, 2)
+	}
 	var impl gonum.Implementation
 	d := make([]float64, n)
 	e := make([]float64, max(n-1, 0))
@@ -44,6 +49,9 @@ func gridLosses(s []float64, n int, r, v, yv blas64.General, grid []float64) []f
 	work = make([]float64, lwork)
 	impl.Dsytrd(blas.Upper, n, s, n, d, e, tau, work, lwork)
 	impl.Dorgtr(blas.Upper, n, s, n, tau, work, lwork)
+	if progress != nil {
+		progress(1, 2)
+	}
 	q := blas64.General{Rows: n, Cols: n, Stride: n, Data: s}
 
 	c := r.Cols
@@ -78,7 +86,8 @@ func gridLosses(s []float64, n int, r, v, yv blas64.General, grid []float64) []f
 // solveLosses is the slow path of λ selection, as PILOT computes it: for each
 // λ it solves (A + λI) W = B by LU with partial pivoting (A is n×n symmetric,
 // upper triangle used; B is n×c), then scores V W against Yv.
-func solveLosses(a []float64, n int, b, v, yv blas64.General, grid []float64) []float64 {
+// progress, when not nil, hears the λ values done after each.
+func solveLosses(a []float64, n int, b, v, yv blas64.General, grid []float64, progress func(done, total int)) []float64 {
 	c := b.Cols
 	m := blas64.General{Rows: n, Cols: n, Stride: n, Data: make([]float64, n*n)}
 	w := blas64.General{Rows: n, Cols: c, Stride: c, Data: make([]float64, n*c)}
@@ -101,6 +110,9 @@ func solveLosses(a []float64, n int, b, v, yv blas64.General, grid []float64) []
 		lapack64.Getrs(blas.NoTrans, m, w, ipiv)
 		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, v, w, 0, pred)
 		losses[k] = sse(pred, yv)
+		if progress != nil {
+			progress(k+1, len(grid))
+		}
 	}
 	return losses
 }
@@ -132,57 +144,4 @@ func argminFirst(v []float64) int {
 		}
 	}
 	return best
-}
-
-// errNotPD reports that a matrix was not numerically positive definite.
-var errNotPD = errors.New("matrix is not numerically positive definite")
-
-// ridgeSolve solves (G + λI) W = B for W (n×c) where G is n×n symmetric (upper
-// triangle of g used). It needs no second n×n buffer: it factorises G + λI
-// in place by Cholesky and then rebuilds G, so that on return g's upper
-// triangle and diagonal hold G bit for bit and its strict lower triangle
-// holds G's mirror (g is then fully symmetric; whatever was below the
-// diagonal before is overwritten).
-//
-// In detail: the diagonal is saved (n floats), the strict upper triangle is
-// copied into the strict lower one, λ is added to the diagonal and cholUpper
-// overwrites the upper triangle with U (UᵀU = G + λI) without reading the
-// lower one; W comes from U, then the upper triangle is copied back from the
-// lower one and the diagonal restored. cholUpper sees exactly the values the
-// former copy-based solve gave it, so W is bit-for-bit that solve's. The
-// restore is deferred, so G survives a panic too.
-//
-// If G + λI is not numerically positive definite the solve falls back to LU
-// with partial pivoting on a fresh n×n copy (the one case that allocates a
-// second n×n matrix) and reports solver "lu" instead of "cholesky".
-func ridgeSolve(g []float64, n int, lam float64, b blas64.General) (w blas64.General, solver string, err error) {
-	w = blas64.General{Rows: n, Cols: b.Cols, Stride: b.Cols, Data: make([]float64, n*b.Cols)}
-	for i := 0; i < n; i++ {
-		copy(w.Data[i*w.Stride:i*w.Stride+b.Cols], b.Data[i*b.Stride:i*b.Stride+b.Cols])
-	}
-	if n == 0 {
-		return w, "cholesky", nil
-	}
-	if linalg.CholInPlace(g, n, lam, func(u []float64) {
-		lapack64.Potrs(blas64.Triangular{N: n, Stride: n, Uplo: blas.Upper, Diag: blas.NonUnit, Data: u}, w)
-	}) {
-		return w, "cholesky", nil
-	}
-	a := make([]float64, n*n)
-	copy(a, g) // g is fully symmetric after cholInPlace
-	for i := 0; i < n; i++ {
-		a[i*n+i] += lam
-	}
-	m := blas64.General{Rows: n, Cols: n, Stride: n, Data: a}
-	ipiv := make([]int, n)
-	if !lapack64.Getrf(m, ipiv) {
-		return w, "", errNotPD
-	}
-	lapack64.Getrs(blas.NoTrans, m, w, ipiv)
-	for _, x := range w.Data {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return w, "", errNotPD
-		}
-	}
-	return w, "lu", nil
 }

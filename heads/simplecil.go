@@ -8,8 +8,8 @@ func init() {
 	Register(Spec{
 		Name:    "simplecil",
 		Summary: "SimpleCIL: class-mean prototypes of raw features, cosine similarity (Zhou et al. 2023)",
-		Options: map[string]string{},
-		New:     func(o map[string]string) (Head, error) { return newProtoHead("simplecil", true, o) },
+		Config:  func() Config { return &noConfig{"simplecil"} },
+		NewHead: func(Config) (Head, error) { return newProtoHead("simplecil", true), nil },
 		Load: func(t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
 			return loadProtoHead("simplecil", true, t, p)
 		},
@@ -20,8 +20,7 @@ func init() {
 // p_c = mean of the raw feature rows of class c; score(x, c) =
 // ⟨x/max(‖x‖,1e-12), p_c/max(‖p_c‖,1e-12)⟩ in [−1, 1].
 func NewSimpleCIL() Head {
-	h, _ := newProtoHead("simplecil", true, nil)
-	return h
+	return newProtoHead("simplecil", true)
 }
 
 // protoHead is a class-mean head: SimpleCIL and APER (cosine) or NCM
@@ -39,19 +38,15 @@ type protoHead struct {
 	fast scorerCache
 }
 
-func newProtoHead(method string, cosine bool, given map[string]string) (*protoHead, error) {
-	opts, err := options(method, map[string]string{}, given)
-	if err != nil {
-		return nil, err
-	}
-	return &protoHead{statHead: statHead{method: method, params: opts, st: newClassStats(false, false)}, cosine: cosine}, nil
+func newProtoHead(method string, cosine bool) *protoHead {
+	return &protoHead{statHead: statHead{method: method, params: map[string]string{}, st: newClassStats(false, false)}, cosine: cosine}
 }
 
 func loadProtoHead(method string, cosine bool, t map[string]safetensors.Tensor, p map[string]string) (Head, error) {
-	h, err := newProtoHead(method, cosine, p)
-	if err != nil {
+	if err := ParseInto(&noConfig{method}, sortedPairs(p)); err != nil {
 		return nil, err
 	}
+	h := newProtoHead(method, cosine)
 	if err := h.st.loadTensors(t); err != nil {
 		return nil, err
 	}

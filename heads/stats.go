@@ -6,8 +6,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -503,39 +501,6 @@ func (s *classStats) loadTensors(t map[string]safetensors.Tensor) error {
 	}
 	s.version++
 	return nil
-}
-
-// options merges given options over defaults; unknown keys are an error that
-// lists the known ones.
-func options(method string, defaults, given map[string]string) (map[string]string, error) {
-	out := make(map[string]string, len(defaults))
-	for k, v := range defaults {
-		out[k] = v
-	}
-	for k, v := range given {
-		if _, ok := defaults[k]; !ok {
-			known := make([]string, 0, len(defaults))
-			for k := range defaults {
-				known = append(known, k)
-			}
-			sort.Strings(known)
-			if len(known) == 0 {
-				return nil, fmt.Errorf("%s: unknown option %q (this method takes no options)", method, k)
-			}
-			return nil, fmt.Errorf("%s: unknown option %q (known: %s)", method, k, strings.Join(known, ", "))
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
-// floatOption parses a finite float option within [lo, hi].
-func floatOption(method string, opts map[string]string, key string, lo, hi float64) (float64, error) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(opts[key]), 64)
-	if err != nil || math.IsNaN(v) || v < lo || v > hi {
-		return 0, fmt.Errorf("%s: option %s=%q: want a number in [%g, %g]", method, key, opts[key], lo, hi)
-	}
-	return v, nil
 }
 
 func sameParams(a, b map[string]string) bool {

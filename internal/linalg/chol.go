@@ -32,7 +32,10 @@ func Symmetrize(c []float64, n int) { CopyTri(c, n, true) }
 // restores G: on return g's upper triangle and diagonal are G's bit for bit
 // and its strict lower triangle is their mirror. It reports whether the
 // factorisation succeeded (use is not called otherwise).
-func CholInPlace(g []float64, n int, lam float64, use func(u []float64)) bool {
+//
+// progress, when not nil, is called after each panel of the factorisation
+// with the columns done and n.
+func CholInPlace(g []float64, n int, lam float64, use func(u []float64), progress func(done, total int)) bool {
 	diag := make([]float64, n)
 	for i := range diag {
 		diag[i] = g[i*n+i]
@@ -47,7 +50,7 @@ func CholInPlace(g []float64, n int, lam float64, use func(u []float64)) bool {
 	for i := 0; i < n; i++ {
 		g[i*n+i] += lam
 	}
-	if !CholUpper(g, n) {
+	if !CholUpperProgress(g, n, progress) {
 		return false
 	}
 	use(g)
@@ -117,7 +120,11 @@ const cholNB = 256
 // 64-wide ones, whose thin Dgemm updates run at about half gonum's Dgemm rate,
 // while here almost all the work is one rank-256 Dsyrk per panel, which
 // FastBLAS runs on the parallel Dgemm. The lower triangle is not referenced.
-func CholUpper(a []float64, n int) bool {
+func CholUpper(a []float64, n int) bool { return CholUpperProgress(a, n, nil) }
+
+// CholUpperProgress is CholUpper calling progress (when not nil) after each
+// 256-column panel with the columns done and n.
+func CholUpperProgress(a []float64, n int, progress func(done, total int)) bool {
 	bi := blas64.Implementation()
 	var li gonum.Implementation
 	for j := 0; j < n; j += cholNB {
@@ -129,6 +136,9 @@ func CholUpper(a []float64, n int) bool {
 			// U₁₂ = U₁₁⁻ᵀ A₁₂, then A₂₂ −= U₁₂ᵀ U₁₂.
 			bi.Dtrsm(blas.Left, blas.Upper, blas.Trans, blas.NonUnit, jb, rest, 1, a[j*n+j:], n, a[j*n+j+jb:], n)
 			bi.Dsyrk(blas.Upper, blas.Trans, rest, jb, -1, a[j*n+j+jb:], n, 1, a[(j+jb)*n+j+jb:], n)
+		}
+		if progress != nil {
+			progress(j+jb, n)
 		}
 	}
 	return true
