@@ -194,11 +194,11 @@ func benchData(o benchOptions) (train, test *features.Set, testLabels []int, err
 	if err := heads.CheckFeatures(heads.InfoFrom(train), test); err != nil {
 		return nil, nil, nil, fmt.Errorf("--test %s does not match --train %s: %w", o.Test, o.Train, err)
 	}
-	idx := classIndex(train.Classes)
+	index, _ := features.MapClasses(train.Classes, test.Classes)
 	testLabels = make([]int, test.N)
 	for i, y := range test.Labels {
-		k, ok := idx[test.Classes[y]]
-		if !ok {
+		k := index[y]
+		if k >= len(train.Classes) {
 			return nil, nil, nil, fmt.Errorf("--test %s: row %d has class %q, which the training features %s do not list", o.Test, i, test.Classes[y], o.Train)
 		}
 		testLabels[i] = k

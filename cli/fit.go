@@ -56,7 +56,7 @@ type fitOptions struct {
 	Method, Features, Head string
 	// AllowRepeats learns rows the head already learned again.
 	AllowRepeats bool
-	Options                [][2]string // --set key=value pairs, in order
+	Options      [][2]string // --set key=value pairs, in order
 }
 
 // mapLabels expresses set's labels in the class list names (index = label),

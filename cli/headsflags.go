@@ -46,17 +46,6 @@ func logger(c *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// classIndex maps class names to indices.
-func classIndex(names []string) map[string]int {
-	m := make(map[string]int, len(names))
-	for i, n := range names {
-		if _, dup := m[n]; !dup {
-			m[n] = i
-		}
-	}
-	return m
-}
-
 // onUsageError makes a command's flag-parsing errors usage errors (exit 2).
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error { return UsageError{err} }
 
@@ -79,11 +68,11 @@ func scoredLabels(h heads.Head, headClasses, featureClasses []string) []int {
 	for _, l := range h.Classes() {
 		scored[l] = true
 	}
-	idx := classIndex(headClasses)
+	index, _ := features.MapClasses(headClasses, featureClasses)
 	out := make([]int, len(featureClasses))
-	for c, name := range featureClasses {
+	for c, k := range index {
 		out[c] = -1
-		if k, ok := idx[name]; ok && scored[k] {
+		if k < len(headClasses) && scored[k] {
 			out[c] = k
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cl-dev/cl/internal/testenv/orttest"
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/ort"
 )
@@ -28,15 +29,8 @@ func runCL(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func needORTLib(t *testing.T) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", ort.InstallCommand, err)
-	}
-}
+// needORTLib is orttest.Need: ONNX Runtime or skip (fail under CI=true).
+func needORTLib(t *testing.T) { t.Helper(); orttest.Need(t) }
 
 func needMobileNetV2(t *testing.T) string {
 	t.Helper()

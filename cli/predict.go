@@ -7,10 +7,12 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
 )
@@ -70,7 +72,12 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("--head: %w", err)
 	}
-	set, err := readFeatures("features", o.Features)
+	var set *features.Set
+	if strings.Contains(o.Features, ",") { // two files joined (APER)
+		set, err = readFeatures("features", o.Features)
+	} else if set, err = features.ReadAny(o.Features); err != nil { // labelled or not
+		err = fmt.Errorf("--features: %w", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -94,6 +101,9 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 	remap := scoredLabels(h, info.Classes, set.Classes)
 	rows, right := 0, 0
 	for i, l := range set.Labels {
+		if l == features.Unlabelled {
+			continue
+		}
 		if k := remap[l]; k >= 0 {
 			rows++
 			if pred[i*o.Top] == k {
@@ -117,7 +127,10 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 			if i < len(set.IDs) {
 				rec[1] = set.IDs[i]
 			}
-			rec[2] = set.Classes[set.Labels[i]]
+			rec[2] = ""
+			if l := set.Labels[i]; l != features.Unlabelled {
+				rec[2] = set.Classes[l]
+			}
 			for r := 0; r < o.Top; r++ {
 				rec[3+r] = info.Classes[pred[i*o.Top+r]]
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cl-dev/cl/internal/npy"
 	"github.com/cl-dev/cl/internal/testenv"
+	"github.com/cl-dev/cl/internal/testenv/orttest"
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/onnxpb"
 	"github.com/cl-dev/cl/models/ort"
@@ -25,15 +26,8 @@ const (
 	tinyViT   = "../testdata/tinyvit/tinyvit.onnx"
 )
 
-func testNeedORT(t testing.TB) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", ort.InstallCommand, err)
-	}
-}
+// testNeedORT is orttest.Need: ONNX Runtime or skip (fail under CI=true).
+func testNeedORT(t testing.TB) { t.Helper(); orttest.Need(t) }
 
 func needMobileNet(t testing.TB) string {
 	t.Helper()

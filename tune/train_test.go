@@ -4,12 +4,12 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/extract/imageproc"
+	"github.com/cl-dev/cl/internal/testenv/orttest"
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -17,15 +17,8 @@ import (
 
 const tinyWeights = "../models/vit/testdata/vit.safetensors"
 
-func needORT(t testing.TB) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", ort.InstallCommand, err)
-	}
-}
+// needORT is orttest.Need: ONNX Runtime or skip (fail under CI=true).
+func needORT(t testing.TB) { t.Helper(); orttest.Need(t) }
 
 // stripes makes a dataset of 32×32 grey images of two classes: horizontal
 // or vertical stripes with random phase and noise — learnable, not trivial

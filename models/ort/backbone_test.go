@@ -19,16 +19,11 @@ import (
 
 const tinyViT = "../../testdata/tinyvit/tinyvit.onnx"
 
-// needORT skips (or fails under CI=true) when the ONNX Runtime library is
-// not installed.
+// needORT initialises ONNX Runtime or skips (fails under CI=true): testenv.Require.
 func needORT(t testing.TB) {
 	t.Helper()
-	if _, err := Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run %s): %v", InstallCommand, err)
-	}
+	_, err := Init("")
+	testenv.Require(t, err, "ONNX Runtime", "run "+InstallCommand)
 }
 
 func openTiny(t testing.TB, opts Options) *Backbone {

@@ -3,28 +3,18 @@
 package vit
 
 import (
-	"os"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/internal/testenv/orttest"
 	"github.com/cl-dev/cl/models/onnxpb"
 	"github.com/cl-dev/cl/models/ort"
 )
 
-// needORT initialises ONNX Runtime through ort.Init (one environment
-// per process, shared with ort.Open) or skips — fails under CI=true — when
-// the library is not installed.
-func needORT(t testing.TB) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required in CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run scripts/install-onnxruntime.sh): %v", err)
-	}
-}
+// needORT is orttest.Need: ONNX Runtime or skip (fail under CI=true).
+func needORT(t testing.TB) { t.Helper(); orttest.Need(t) }
 
 // feed is one named float32 input.
 type feed struct {

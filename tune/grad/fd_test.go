@@ -6,25 +6,17 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cl-dev/cl/internal/testenv/orttest"
 	"github.com/cl-dev/cl/models/onnxpb"
 	"github.com/cl-dev/cl/models/ort"
 )
 
-// needORT initialises ONNX Runtime or skips (fails under CI=true).
-func needORT(t testing.TB) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required in CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (run scripts/install-onnxruntime.sh): %v", err)
-	}
-}
+// needORT is orttest.Need: ONNX Runtime or skip (fail under CI=true).
+func needORT(t testing.TB) { t.Helper(); orttest.Need(t) }
 
 func marshal(t testing.TB, m *onnxpb.ModelProto) []byte {
 	t.Helper()
