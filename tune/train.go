@@ -42,6 +42,12 @@ type Config struct {
 	Fingerprint string
 	// Progress, when set, is called after every step and every epoch.
 	Progress func(Progress)
+	// InitParams, when set, gives the initial value of trained tensors by
+	// name (variant parameters, HeadWeight, HeadSigma) instead of the
+	// method's initialisation (reproducing another implementation's run).
+	InitParams map[string][]float32
+	// NoShuffle feeds the images in dataset order every epoch.
+	NoShuffle bool
 }
 
 // Progress is what a running Train reports.
@@ -143,6 +149,21 @@ func Train(ctx context.Context, w *vit.Weights, train, held *Dataset, cfg Config
 	params = append(params,
 		&optim.Param{Name: HeadWeight, Shape: []int64{int64(C), int64(w.Width)}, Data: head},
 		&optim.Param{Name: HeadSigma, Shape: []int64{1}, Data: []float32{cfg.Recipe.Sigma}})
+	for name, v := range cfg.InitParams {
+		found := false
+		for _, p := range params {
+			if p.Name == name {
+				if len(v) != len(p.Data) {
+					return nil, fmt.Errorf("initial value of %s has %d values, the parameter has shape %v", name, len(v), p.Shape)
+				}
+				p.Data = append([]float32(nil), v...)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("initial value given for %q, which %s does not train", name, cfg.Method.Name)
+		}
+	}
 
 	epochs := cfg.Recipe.EpochsFor(train.Len())
 	perEpoch := (train.Len() + cfg.Recipe.Batch - 1) / cfg.Recipe.Batch
@@ -239,7 +260,7 @@ func (r *runner) epoch(ctx context.Context, train, held *Dataset, e, epochs, tot
 	st := EpochStats{Epoch: e + 1, HeldLoss: math.NaN(), HeldAcc: math.NaN()}
 	t0 := time.Now()
 	r.stepsThisEpoch = 0
-	order := EpochOrder(train.Len(), r.cfg.Seed, e, true)
+	order := EpochOrder(train.Len(), r.cfg.Seed, e, !r.cfg.NoShuffle)
 	batches, berr := Batches(ctx, train, order, r.cfg.Recipe.Batch, false, r.cfg.Train, r.cfg.Seed, e, r.cfg.Workers)
 	var lossSum float64
 	var seen, right int
