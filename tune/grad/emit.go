@@ -49,10 +49,12 @@ type emitter struct {
 	taken  map[string]bool // every tensor name in the graph
 	consts map[string]string
 	shapes map[string]string // tensor → its Shape tensor (one per tensor)
+	pieces map[string]piece  // Gather gradients not yet padded (accumulate)
 }
 
 func newEmitter(g *onnxpb.GraphProto, prefix string) *emitter {
-	e := &emitter{g: g, prefix: prefix, taken: map[string]bool{}, consts: map[string]string{}, shapes: map[string]string{}}
+	e := &emitter{g: g, prefix: prefix, taken: map[string]bool{}, consts: map[string]string{}, shapes: map[string]string{},
+		pieces: map[string]piece{}}
 	for _, v := range g.GetInput() {
 		e.taken[v.GetName()] = true
 	}

@@ -154,6 +154,13 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 		return nil, fmt.Errorf("grad: the loss %q does not depend on any trainable tensor", spec.Loss)
 	}
 
+	// The sweep sees composite patterns (GELU) as one node.
+	keep := map[string]bool{spec.Loss: true}
+	for _, k := range spec.Keep {
+		keep[k] = true
+	}
+	nodes = sweepNodes(g, s, keep)
+
 	// Every node on a path from a trainable tensor to the loss needs a rule.
 	for _, n := range nodes {
 		on := false
@@ -182,7 +189,7 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 		any := false
 		for j, o := range n.GetOutput() {
 			if c := contrib[o]; len(c) > 0 && active[o] {
-				gy[j] = e.sum(c)
+				gy[j] = e.accumulate(c)
 				any = true
 			}
 		}
@@ -218,7 +225,7 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 			return nil, fmt.Errorf("grad: trainable %q does not reach the loss %q", t, spec.Loss)
 		}
 		g.Node = append(g.Node, &onnxpb.NodeProto{OpType: proto.String("Identity"), Name: proto.String(GradName(t)),
-			Input: []string{e.sum(c)}, Output: []string{GradName(t)}})
+			Input: []string{e.accumulate(c)}, Output: []string{GradName(t)}})
 		outs = append(outs, valueInfo(GradName(t), s.get(t)))
 	}
 	g.Output = outs
@@ -251,7 +258,9 @@ func opName(n *onnxpb.NodeProto) string {
 func RuleOps() []string {
 	var v []string
 	for k := range rules {
-		v = append(v, k)
+		if !strings.HasPrefix(k, "_") {
+			v = append(v, k)
+		}
 	}
 	sort.Strings(v)
 	return v

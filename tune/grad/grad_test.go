@@ -200,6 +200,25 @@ func TestPruning(t *testing.T) {
 			if frozenMatMuls < 4*3 || bwd == 0 {
 				t.Fatalf("%d frozen MatMuls, %d backward nodes", frozenMatMuls, bwd)
 			}
+			// The GELU pattern is differentiated as a whole: backward nodes
+			// read its input only, not the erf's input or output.
+			erfs := 0
+			for _, n := range gm.Graph.Node {
+				if n.GetOpType() != "Erf" || strings.HasPrefix(n.GetName(), "grad_") {
+					continue
+				}
+				erfs++
+				for _, x := range []string{n.Input[0], n.Output[0]} {
+					for _, c := range cons[x] {
+						if strings.HasPrefix(c.GetName(), "grad_") {
+							t.Errorf("backward node %s reads %q of the GELU", c.GetName(), x)
+						}
+					}
+				}
+			}
+			if erfs != 3 {
+				t.Errorf("%d forward Erf nodes, want 3", erfs)
+			}
 			// The patch embedding (before any trainable tensor) has no
 			// backward: no backward node reads the Conv's output.
 			for _, n := range gm.Graph.Node {

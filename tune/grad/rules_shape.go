@@ -168,7 +168,8 @@ func ruleSlice(c *rctx, gy []string) ([]string, error) {
 }
 
 // Gather: a constant scalar index along an axis of known size puts g back
-// with Pad; other indices scatter-add g into zeros (ScatterElements with
+// with Pad, or with one Concat when every index of the axis is gathered;
+// other indices scatter-add g into zeros (ScatterElements with
 // reduction add, so repeated indices accumulate).
 func ruleGather(c *rctx, gy []string) ([]string, error) {
 	gx := c.grads()
@@ -191,9 +192,10 @@ func ruleGather(c *rctx, gy []string) ([]string, error) {
 		if i < 0 {
 			i += d.n
 		}
-		pads := make([]int64, 2*r)
-		pads[ax], pads[int64(r)+ax] = i, d.n-1-i
-		gx[0] = c.op("Pad", nil, c.op("Unsqueeze", nil, g, c.e.i64(ax)), c.e.i64(pads...))
+		// A piece: padded (or concatenated with its siblings) when the
+		// contributions are summed (emitter.accumulate).
+		gx[0] = c.op("Unsqueeze", nil, g, c.e.i64(ax))
+		c.e.pieces[gx[0]] = piece{axis: int(ax), rank: r, index: i, size: d.n}
 		return gx, nil
 	}
 	// General: flatten the index dims of g into one axis, broadcast the
