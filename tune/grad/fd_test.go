@@ -305,6 +305,13 @@ func fdCases() []fdCase {
 		one("LogSoftmax", "LogSoftmax", []fdIn{tr("x", 3, 5)}),
 		one("ReduceMean", "ReduceMean", []fdIn{sym(tr("x", 2, 3, 4), -1, 3, 4)}, attrInts("axes", 1), attrInt("keepdims", 0)),
 		one("ReduceMean/all", "ReduceMean", []fdIn{tr("x", 2, 3)}),
+		one("ReduceMean/symbolic", "ReduceMean", []fdIn{sym(tr("x", 2, 3, 4), -1, 3, -1)}, attrInts("axes", 0, 2)),
+		{name: "Add/runtime-axes", ins: []fdIn{tr("a", 2, 3), tr("b", 3)}, outs: []string{"y"}, build: func(g *tgraph) {
+			// Shapes inference cannot relate: the broadcast axes are found at run time.
+			g.g().Input[0] = valueInfo("a", &tinfo{dt: tDouble, rank: 2, dims: []dim{{n: -1, sym: "A"}, {n: -1, sym: "B"}}})
+			g.g().Input[1] = valueInfo("b", &tinfo{dt: tDouble, rank: 1, dims: []dim{{n: -1, sym: "C"}}})
+			g.node("Add", []string{"a", "b"}, []string{"y"})
+		}},
 		one("Transpose", "Transpose", []fdIn{tr("x", 2, 3, 4)}, attrInts("perm", 1, 2, 0)),
 		one("Transpose/default", "Transpose", []fdIn{tr("x", 2, 3, 4)}),
 		{name: "Cast", ins: []fdIn{tr("x", 2, 3)}, outs: []string{"y"}, h: 1e-2, tol: 1e-3, build: func(g *tgraph) {
@@ -344,6 +351,23 @@ func fdCases() []fdCase {
 		{name: "Gather/scalar", ins: []fdIn{tr("x", 3, 2, 4)}, outs: []string{"y"}, build: func(g *tgraph) {
 			g.initI64("i", []int64{}, 1)
 			g.node("Gather", []string{"x", "i"}, []string{"y"}, attrInt("axis", 1))
+		}},
+		{name: "Gather/every", ins: []fdIn{tr("x", 2, 3, 2)}, outs: []string{"y"}, build: func(g *tgraph) {
+			for i := 0; i < 3; i++ {
+				g.initI64(fmt.Sprint("i", i), []int64{}, int64(i))
+				g.node("Gather", []string{"x", fmt.Sprint("i", i)}, []string{fmt.Sprint("p", i)}, attrInt("axis", 1))
+			}
+			g.node("Mul", []string{"p0", "p2"}, []string{"m"})
+			g.node("Add", []string{"m", "p1"}, []string{"y"})
+		}},
+		{name: "Gather/some", ins: []fdIn{tr("x", 3, 2)}, outs: []string{"y"}, build: func(g *tgraph) {
+			g.initI64("i0", []int64{}, 0)
+			g.initI64("i2", []int64{}, -1)
+			g.node("Gather", []string{"x", "i0"}, []string{"a"})
+			g.node("Gather", []string{"x", "i0"}, []string{"b"})
+			g.node("Gather", []string{"x", "i2"}, []string{"c"})
+			g.node("Mul", []string{"a", "b"}, []string{"m"})
+			g.node("Add", []string{"m", "c"}, []string{"y"})
 		}},
 		{name: "Gather/indices", ins: []fdIn{tr("x", 3, 4), {name: "i", shape: []int64{2, 3}, ints: []int64{0, 2, 2, -1, 0, 1}}}, outs: []string{"y"},
 			build: func(g *tgraph) { g.node("Gather", []string{"x", "i"}, []string{"y"}, attrInt("axis", 1)) }},

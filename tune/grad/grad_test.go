@@ -233,3 +233,30 @@ func TestPruning(t *testing.T) {
 		})
 	}
 }
+
+// TestRuntimeShapes: when inference cannot relate symbolic dimensions, the
+// broadcast axes and the mean's count are computed at run time (their
+// values are checked by the finite-difference cases Add/runtime-axes and
+// ReduceMean/symbolic).
+func TestRuntimeShapes(t *testing.T) {
+	g := newTGraph(tFloat)
+	g.g().Input = append(g.g().Input,
+		valueInfo("a", &tinfo{dt: tFloat, rank: 2, dims: []dim{{n: -1, sym: "A"}, {n: -1, sym: "B"}}}),
+		valueInfo("b", &tinfo{dt: tFloat, rank: 1, dims: []dim{{n: -1, sym: "C"}}}))
+	g.initI64("flat", nil, -1)
+	g.node("Add", []string{"a", "b"}, []string{"y"})
+	g.node("ReduceMean", []string{"y"}, []string{"m"}, attrInts("axes", 0), attrInt("keepdims", 0))
+	g.node("Reshape", []string{"m", "flat"}, []string{"mf"})
+	g.node("ReduceSum", []string{"mf"}, []string{"loss"})
+	m, err := Build(g.m, Spec{Trainable: []string{"a", "b"}, Loss: "loss"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range m.Graph.Node {
+		ops[n.GetOpType()]++
+	}
+	if ops["NonZero"] == 0 || ops["Size"] == 0 {
+		t.Fatalf("no run-time axes or count: ops %v", ops)
+	}
+}
