@@ -454,3 +454,7 @@ func LoadL2P(env Env, path string) (*L2P, error) {
 	l.Prompts, l.Keys, l.HeadW, l.HeadB = got["prompts"], got["keys"], got[grad.HeadWeightName], got[grad.HeadBiasName]
 	return l, nil
 }
+
+// SetTestSelect switches the test-time selection (SelectPerSample or
+// SelectBatchVote) of a trained learner.
+func (l *L2P) SetTestSelect(mode string) { l.opt.TestSelect = mode }

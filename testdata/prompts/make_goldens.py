@@ -22,6 +22,11 @@ Files:
                     batchwise_prompt: the top-k most frequent rows of the batch for every sample; ties by the lower
                     row). Pool 10, length 5, top-k 5, pull 0.1, Adam(lr 0.001875), linear head [W,6] on the mean
                     of the prompt outputs, logits of classes outside the stage at -inf.
+  dualprompt.safetensors  stage 1 (E-prompt 1, copied from E-prompt 0 first: shared_prompt_pool) with G-prompt
+                    in block 0 and E-prompts in blocks 1-2 (the tiny ViT has 3), length 5, pool 4, pull 0.1,
+                    Adam(lr 0.001), linear head on [CLS]. Cases "key-value" (row 0 of a prompt = keys, row 1 =
+                    values, per sample) and "pilot" (PILOT's EPrompt.forward reshape without permute). Also
+                    "<case>/<s>/match" [4,1]: the test-time top-1 key of each query before step s.
 """
 import importlib.util
 import json
@@ -175,5 +180,62 @@ def make_l2p():
         "known": KNOWN, "stage": STAGE})})
 
 
+# ---------------------------------------------------------------- DualPrompt
+
+def make_dualprompt():
+    ref, model = load_vit()
+    W = ref.WIDTH
+    G_LAYERS, E_LAYERS, LENGTH, POOL, PULL, LR, TASK = [0], [1, 2], 5, 4, 0.1, 0.001, 1
+    ref.PREFIX_LAYERS = sorted(G_LAYERS + E_LAYERS)
+    g = torch.Generator().manual_seed(11)
+    xs, ys = batches(g, ref)
+    out = {}
+    for s in range(len(xs)):
+        out[f"input/{s}"] = xs[s].numpy().astype(np.float32)
+        out[f"labels/{s}"] = ys[s].numpy()
+    init = {
+        "g-prompt": f32(torch.rand((len(G_LAYERS), 2, LENGTH, W), generator=g) * 2 - 1),
+        "e-prompts": f32(torch.rand((POOL, len(E_LAYERS), 2, LENGTH, W), generator=g) * 2 - 1),
+        "keys": f32(torch.rand((POOL, W), generator=g) * 2 - 1),
+        "head.weight": f32(torch.randn((W, C_ALL), generator=g) / W ** 0.5),
+        "head.bias": f32(0.1 * torch.randn((C_ALL,), generator=g)),
+    }
+    for case in ("key-value", "pilot"):
+        for k, v in init.items():
+            out[f"{case}/init/{k}"] = v.numpy().astype(np.float32)
+        params = {k: v.clone() for k, v in init.items()}
+        # shared_prompt_pool: stage TASK starts from E-prompt TASK-1.
+        params["e-prompts"][TASK] = params["e-prompts"][TASK - 1]
+        params = {k: v.requires_grad_(True) for k, v in params.items()}
+        opt = torch.optim.Adam(list(params.values()), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+        for s, (x, y) in enumerate(zip(xs, ys)):
+            opt.zero_grad()
+            with torch.no_grad():
+                q = model(x)["features"]
+            qn, kn = l2n(q), l2n(params["keys"])
+            match = torch.topk(qn @ kn.t(), k=1, dim=1)[1]  # test-time selection, top-1
+            idx = torch.full((B,), TASK, dtype=torch.int64)   # training: the stage's own E-prompt
+            e = params["e-prompts"][idx]                       # [B, layers, 2, len, W]
+            if case == "pilot":
+                # PILOT's EPrompt.forward: [layers, 2, B, len, W] reshaped to [layers, B, 2, len, W].
+                e = e.permute(1, 2, 0, 3, 4).reshape(len(E_LAYERS), B, 2, LENGTH, W).permute(1, 0, 2, 3, 4)
+            gp = params["g-prompt"].unsqueeze(0).expand(B, -1, -1, -1, -1)
+            prefix = torch.cat([gp, e], dim=1)
+            feats = model(x, "prefix", {"prefix": prefix})["features"]
+            logits = feats @ params["head.weight"] + params["head.bias"]
+            reduce_sim = (kn[idx] * qn).sum() / B
+            loss = masked_ce(logits, y) - PULL * reduce_sim
+            loss.backward()
+            record(out, case, s, params, loss, idx.unsqueeze(1), q)
+            out[f"{case}/{s}/match"] = match.numpy().astype(np.int64)
+            opt.step()
+            for k, t in params.items():
+                out[f"{case}/{s}/param/{k}"] = t.detach().numpy().copy()
+    write_safetensors(os.path.join(HERE, "dualprompt.safetensors"), out, {"config": json.dumps({
+        "g_layers": G_LAYERS, "e_layers": E_LAYERS, "length": LENGTH, "pool": POOL, "pull": PULL, "lr": LR,
+        "task": TASK, "classes": C_ALL, "known": KNOWN, "stage": STAGE})})
+
+
 if __name__ == "__main__":
     make_l2p()
+    make_dualprompt()

@@ -1,0 +1,572 @@
+package learners
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cl-dev/cl/models/ort"
+	"github.com/cl-dev/cl/models/vit"
+	"github.com/cl-dev/cl/tune"
+	"github.com/cl-dev/cl/tune/grad"
+	"github.com/cl-dev/cl/tune/optim"
+)
+
+// DualPrompt (docs/METHODS.md §2.7, docs/TRAINING.md "Prompt methods"):
+// prefix tuning with a G-prompt shared by all tasks (blocks g-layers) and a
+// pool of E-prompts, one per task (blocks e-layers), each with a key. In
+// training, stage t uses E-prompt t (PILOT's use_prompt_mask); at test time
+// each image takes the E-prompt whose key is the most similar to its frozen
+// [CLS] query (top-1). Every prompt is length keys and length values
+// prepended to K and V of its block's attention (models/vit's prefix
+// variant). A linear head reads the prompted [CLS]. Loss as L2P's
+// (cross-entropy over the stage's classes minus pull·cos(query, key)).
+// Before stage t > 0 the E-prompt of slot t−1 is copied into slot t
+// (shared_prompt_pool). Adam, constant learning rate, re-created per stage.
+func init() {
+	Register(Spec{Name: "dualprompt", NeedsImages: true, Options: dualDefaults(),
+		Summary: "DualPrompt: shared G-prompt (blocks 0-1) and per-task E-prompts (blocks 2-4) as prefixes, E-prompt chosen by key at test time (Adam)",
+		New:     func(env Env, o map[string]string) (Learner, error) { return NewDualPrompt(env, o) }})
+}
+
+// Prefix layouts of the E-prompts.
+const (
+	// LayoutKeyValue: row 0 of every E-prompt layer is the prefix keys, row
+	// 1 the values, per sample (the method as published).
+	LayoutKeyValue = "key-value"
+	// LayoutPILOT reproduces PILOT's EPrompt.forward, which reshapes the
+	// selected prompts from [layers, 2, B, …] to [layers, B, 2, …] without
+	// a permute: sample b gets rows (2b)/B and (2b+1)/B of the batch's
+	// stacked key/value rows, so with one shared E-prompt the first half
+	// of the batch uses the keys as keys and values, the second half the
+	// values (LAMDA-PILOT issue #29, dualprompt-pytorch #8).
+	LayoutPILOT = "pilot"
+)
+
+func dualDefaults() map[string]string {
+	return map[string]string{
+		"g-layers": "0,1", "e-layers": "2,3,4", "g-length": "5", "e-length": "5", "pool": "10",
+		"pull": "0.1", "lr": "0.001", "batch": "24", "epochs": "5", "shared-pool": "true",
+		"layout": LayoutKeyValue, "test-select": SelectPerSample, "vote-batch": "24", "eval-batch": "32",
+	}
+}
+
+// DualOptions are the parsed options.
+type DualOptions struct {
+	GLayers, ELayers     []int
+	Length, Pool         int
+	Pull, LR             float64
+	Batch, Epochs        int
+	SharedPool           bool
+	Layout, TestSelect   string
+	VoteBatch, EvalBatch int
+}
+
+func intList(p *popts, k string) []int {
+	var out []int
+	for _, f := range strings.Split(p.str(k), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 0 {
+			p.fail(k, "a comma-separated list of block indices")
+			return nil
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func parseDual(o map[string]string, depth int) (DualOptions, error) {
+	p, err := newPopts("dualprompt", o, dualDefaults())
+	if err != nil {
+		return DualOptions{}, err
+	}
+	r := DualOptions{GLayers: intList(p, "g-layers"), ELayers: intList(p, "e-layers"),
+		Length: p.integer("e-length", 1, 4096), Pool: p.integer("pool", 1, 4096),
+		Pull: p.number("pull", 0), LR: p.number("lr", 0), Batch: p.integer("batch", 1, 1<<20),
+		Epochs: p.integer("epochs", 0, 1<<20), SharedPool: p.boolean("shared-pool"),
+		Layout:     p.choice("layout", LayoutKeyValue, LayoutPILOT),
+		TestSelect: p.choice("test-select", SelectPerSample, SelectBatchVote),
+		VoteBatch:  p.integer("vote-batch", 1, 1<<20), EvalBatch: p.integer("eval-batch", 1, 1<<20)}
+	gLen := p.integer("g-length", 0, 4096)
+	if p.err != nil {
+		return r, p.err
+	}
+	if len(r.GLayers) > 0 && gLen != r.Length {
+		return r, fmt.Errorf("dualprompt: g-length=%d and e-length=%d differ: the prefix graph variant takes one prefix length for every block; set both to the same value", gLen, r.Length)
+	}
+	if len(r.ELayers) == 0 {
+		return r, fmt.Errorf("dualprompt: e-layers is empty; the E-prompts need at least one block")
+	}
+	seen := map[int]string{}
+	for _, l := range append(append([]int(nil), r.GLayers...), r.ELayers...) {
+		if l >= depth {
+			return r, fmt.Errorf("dualprompt: block %d does not exist (the ViT has blocks 0..%d); set g-layers and e-layers", l, depth-1)
+		}
+		if seen[l] != "" {
+			return r, fmt.Errorf("dualprompt: block %d is listed twice in g-layers/e-layers", l)
+		}
+		seen[l] = "x"
+	}
+	for i := 1; i < len(r.GLayers); i++ {
+		if r.GLayers[i] <= r.GLayers[i-1] {
+			return r, fmt.Errorf("dualprompt: g-layers must be ascending")
+		}
+	}
+	for i := 1; i < len(r.ELayers); i++ {
+		if r.ELayers[i] <= r.ELayers[i-1] {
+			return r, fmt.Errorf("dualprompt: e-layers must be ascending")
+		}
+	}
+	return r, nil
+}
+
+// DualPrompt is the learner.
+type DualPrompt struct {
+	pe  *promptEnv
+	opt DualOptions
+	rng *rand.Rand
+
+	// GPrompt [len(g-layers),2,length,W]; EPrompts [pool,len(e-layers),2,
+	// length,W]; Keys [pool,W]; HeadW [W,C]; HeadB [C].
+	GPrompt, EPrompts, Keys, HeadW, HeadB []float32
+	names                                 []string
+	seen                                  []int
+	stages                                int
+
+	layers     []int // all prefix blocks, ascending
+	train, fwd *ort.Session
+	EpochLoss  []float64
+}
+
+// NewDualPrompt returns an untrained DualPrompt learner.
+func NewDualPrompt(env Env, o map[string]string) (*DualPrompt, error) {
+	pe, err := newPromptEnv("dualprompt", env)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := parseDual(o, pe.w.Depth)
+	if err != nil {
+		return nil, err
+	}
+	d := &DualPrompt{pe: pe, opt: opt, rng: rand.New(rand.NewPCG(env.Seed, 0x647561))}
+	d.layers = pSortedInts(append(append([]int(nil), opt.GLayers...), opt.ELayers...))
+	return d, nil
+}
+
+// Method implements Learner.
+func (d *DualPrompt) Method() string { return "dualprompt" }
+
+// SetTestSelect switches the test-time selection.
+func (d *DualPrompt) SetTestSelect(mode string) { d.opt.TestSelect = mode }
+
+func (d *DualPrompt) blk() int { return 2 * d.opt.Length * d.pe.w.Width } // one layer's keys+values
+
+// init: prompts and keys U(−1, 1), head N(0, 0.02²) truncated, bias 0.
+func (d *DualPrompt) init(C int) {
+	W := d.pe.w.Width
+	d.GPrompt = pUniform(d.rng, len(d.opt.GLayers)*d.blk(), -1, 1)
+	d.EPrompts = pUniform(d.rng, d.opt.Pool*len(d.opt.ELayers)*d.blk(), -1, 1)
+	d.Keys = pUniform(d.rng, d.opt.Pool*W, -1, 1)
+	d.HeadW = pTruncNormal(d.rng, W*C, 0.02)
+	d.HeadB = make([]float32, C)
+}
+
+func (d *DualPrompt) classes() int { return len(d.HeadB) }
+
+func (d *DualPrompt) sessions() error {
+	if d.train != nil {
+		return nil
+	}
+	fwd, err := vit.Build(d.pe.w, vit.Options{Variant: vit.Prefix, Tokens: d.opt.Length, Layers: d.layers})
+	if err != nil {
+		return fmt.Errorf("dualprompt: %w", err)
+	}
+	obj := grad.NewObjective(fwd)
+	if err := obj.Classifier(grad.ObjectiveSpec{Features: vit.OutputName, Classes: d.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}); err != nil {
+		return err
+	}
+	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: []string{"prefix", grad.HeadWeightName, grad.HeadBiasName}, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
+	if err != nil {
+		return fmt.Errorf("dualprompt: differentiating the training graph: %w", err)
+	}
+	d.train, err = d.pe.session("dualprompt training graph", tg,
+		[]string{vit.InputName, "prefix", grad.HeadWeightName, grad.HeadBiasName, grad.ClassMaskName, grad.LabelsName},
+		[]string{grad.LossName, grad.LogitsName, grad.GradName("prefix"), grad.GradName(grad.HeadWeightName), grad.GradName(grad.HeadBiasName)})
+	if err != nil {
+		return err
+	}
+	d.fwd, err = d.pe.session("dualprompt forward graph", fwd, []string{vit.InputName, "prefix"}, []string{vit.OutputName})
+	return err
+}
+
+// Close releases the sessions.
+func (d *DualPrompt) Close() {
+	for _, s := range []*ort.Session{d.train, d.fwd} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	d.train, d.fwd = nil, nil
+	d.pe.close()
+}
+
+// source says where sample b's row (0 = keys, 1 = values) of an E-prompt
+// layer comes from: the E-prompt of sample sb, row sr.
+func (d *DualPrompt) source(b, row, n int) (sb, sr int) {
+	if d.opt.Layout == LayoutPILOT {
+		f := 2*b + row // flat index in the [B,2] view of [2,B] memory
+		return f % n, f / n
+	}
+	return b, row
+}
+
+// compose returns the prefix input [n, len(layers), 2, length, W] for
+// E-prompt rows e[b].
+func (d *DualPrompt) compose(e []int) []float32 {
+	n, L, blk := len(e), len(d.layers), d.blk()
+	half := blk / 2
+	out := make([]float32, n*L*blk)
+	for b := 0; b < n; b++ {
+		for li, layer := range d.layers {
+			dst := out[(b*L+li)*blk:][:blk]
+			if g := indexOfInt(d.opt.GLayers, layer); g >= 0 {
+				copy(dst, d.GPrompt[g*blk:(g+1)*blk])
+				continue
+			}
+			j := indexOfInt(d.opt.ELayers, layer)
+			for row := 0; row < 2; row++ {
+				sb, sr := d.source(b, row, n)
+				src := d.EPrompts[(e[sb]*len(d.opt.ELayers)+j)*blk+sr*half:][:half]
+				copy(dst[row*half:(row+1)*half], src)
+			}
+		}
+	}
+	return out
+}
+
+// scatter maps the prefix gradient back to the G-prompt and E-prompts.
+func (d *DualPrompt) scatter(g []float32, e []int) (gg, ge []float32) {
+	n, L, blk := len(e), len(d.layers), d.blk()
+	half := blk / 2
+	gg = make([]float32, len(d.GPrompt))
+	ge = make([]float32, len(d.EPrompts))
+	for b := 0; b < n; b++ {
+		for li, layer := range d.layers {
+			src := g[(b*L+li)*blk:][:blk]
+			if gi := indexOfInt(d.opt.GLayers, layer); gi >= 0 {
+				addTo(gg[gi*blk:(gi+1)*blk], src)
+				continue
+			}
+			j := indexOfInt(d.opt.ELayers, layer)
+			for row := 0; row < 2; row++ {
+				sb, sr := d.source(b, row, n)
+				addTo(ge[(e[sb]*len(d.opt.ELayers)+j)*blk+sr*half:][:half], src[row*half:(row+1)*half])
+			}
+		}
+	}
+	return gg, ge
+}
+
+func addTo(dst, src []float32) {
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
+
+func indexOfInt(v []int, x int) int {
+	for i, y := range v {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func (d *DualPrompt) params() []*optim.Param {
+	W, C, Lp := int64(d.pe.w.Width), int64(d.classes()), int64(d.opt.Length)
+	return []*optim.Param{
+		{Name: "g-prompt", Shape: []int64{int64(len(d.opt.GLayers)), 2, Lp, W}, Data: d.GPrompt},
+		{Name: "e-prompts", Shape: []int64{int64(d.opt.Pool), int64(len(d.opt.ELayers)), 2, Lp, W}, Data: d.EPrompts},
+		{Name: "keys", Shape: []int64{int64(d.opt.Pool), W}, Data: d.Keys},
+		{Name: grad.HeadWeightName, Shape: []int64{W, C}, Data: d.HeadW},
+		{Name: grad.HeadBiasName, Shape: []int64{C}, Data: d.HeadB},
+	}
+}
+
+func (d *DualPrompt) newOptimizer() (*optim.Optimizer, error) {
+	var ps []*optim.Param
+	for _, p := range d.params() {
+		if len(p.Data) > 0 { // no G-prompt when g-layers is empty
+			ps = append(ps, p)
+		}
+	}
+	return optim.New(optim.AdamDefaults(optim.Adam), optim.Group{Name: "dualprompt", Params: ps, LR: d.opt.LR})
+}
+
+// match returns the top-1 E-prompt of every query (per sample or by vote).
+func (d *DualPrompt) match(q []float32, mode string) []int {
+	idx, _ := tune.CosineTopK(q, d.Keys, d.pe.w.Width, 1)
+	if mode == SelectBatchVote {
+		idx = tune.VoteTopK(idx, 1)
+	}
+	e := make([]int, len(idx))
+	for i, r := range idx {
+		e[i] = r[0]
+	}
+	return e
+}
+
+// step trains on one batch with E-prompt task for every image.
+func (d *DualPrompt) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32, task int) (*stepResult, error) {
+	if err := d.sessions(); err != nil {
+		return nil, err
+	}
+	n, W, S, C := len(labels), d.pe.w.Width, int64(d.pe.w.Image), d.classes()
+	e := make([]int, n)
+	idx := make([][]int, n)
+	for i := range e {
+		e[i] = task
+		idx[i] = []int{task}
+	}
+	out, err := d.train.Run([]ort.Tensor{
+		{Shape: []int64{int64(n), 3, S, S}, F32: x},
+		{Shape: []int64{int64(n), int64(len(d.layers)), 2, int64(d.opt.Length), int64(W)}, F32: d.compose(e)},
+		{Shape: []int64{int64(W), int64(C)}, F32: d.HeadW},
+		{Shape: []int64{int64(C)}, F32: d.HeadB},
+		{Shape: []int64{int64(C)}, F32: mask},
+		{Shape: []int64{int64(n)}, I64: labels},
+	})
+	if err != nil {
+		return nil, err
+	}
+	gg, ge := d.scatter(out[2].F32, e)
+	r, gk64 := tune.KeyPull(q, d.Keys, W, idx)
+	gk := make([]float32, len(gk64))
+	for i, v := range gk64 {
+		gk[i] = float32(-d.opt.Pull * v)
+	}
+	res := &stepResult{Loss: float64(out[0].F32[0]) - d.opt.Pull*r, Idx: idx, Logits: out[1].F32,
+		Grads: map[string][]float32{"g-prompt": gg, "e-prompts": ge, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
+	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+		return nil, fmt.Errorf("dualprompt: the loss is %v at step %d", res.Loss, opt.Steps()+1)
+	}
+	res.Correct = l2pCorrect(out[1].F32, labels, C)
+	if len(gg) == 0 {
+		delete(res.Grads, "g-prompt")
+	}
+	if _, err := opt.Step(res.Grads); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// beginStage checks the pool and copies E-prompt t−1 into slot t
+// (shared_prompt_pool).
+func (d *DualPrompt) beginStage(t int) error {
+	if t >= d.opt.Pool {
+		return fmt.Errorf("dualprompt: stage %d needs E-prompt %d but the pool holds %d (one per task): raise pool to the number of stages", t+1, t+1, d.opt.Pool)
+	}
+	if t > 0 && d.opt.SharedPool {
+		sz := len(d.opt.ELayers) * d.blk()
+		copy(d.EPrompts[t*sz:(t+1)*sz], d.EPrompts[(t-1)*sz:t*sz])
+	}
+	return nil
+}
+
+// Learn implements Learner.
+func (d *DualPrompt) Learn(ctx context.Context, s Stage) error {
+	if err := promptStageGuard("dualprompt", s, d.seen, d.names); err != nil {
+		return err
+	}
+	if d.names == nil {
+		// The run's stage count, assuming later stages are no larger than
+		// the first (PILOT's splits): one E-prompt per stage.
+		if tasks := (len(s.Names) + len(s.Classes) - 1) / len(s.Classes); tasks > d.opt.Pool {
+			return fmt.Errorf("dualprompt: %d classes in stages of %d make %d stages, but the E-prompt pool holds %d (one per task): set pool=%d", len(s.Names), len(s.Classes), tasks, d.opt.Pool, tasks)
+		}
+	}
+	if err := d.beginStage(d.stages); err != nil {
+		return err
+	}
+	if d.names == nil {
+		d.names = s.Names
+		d.init(len(s.Names))
+	}
+	W := d.pe.w.Width
+	q, err := d.pe.datasetQueries(ctx, s.Images, s.Features, s.Dim)
+	if err != nil {
+		return err
+	}
+	opt, err := d.newOptimizer()
+	if err != nil {
+		return err
+	}
+	mask := pClassMask(d.classes(), s.Classes)
+	seed := d.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
+	d.EpochLoss = nil
+	var sum float64
+	var n, right, epoch int
+	t0 := time.Now()
+	flush := func() {
+		if n > 0 {
+			d.EpochLoss = append(d.EpochLoss, sum/float64(n))
+			d.pe.env.Logf("dualprompt: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%, %.1f images/s", s.Index+1, epoch+1, d.opt.Epochs, sum/float64(n), 100*float64(right)/float64(n), float64(n)/time.Since(t0).Seconds())
+		}
+		sum, n, right, t0 = 0, 0, 0, time.Now()
+	}
+	err = tune.ForEpochs(ctx, s.Images, d.opt.Epochs, d.opt.Batch, seed, d.pe.tf, d.pe.env.Workers, func(e int, b *tune.Batch) error {
+		if e != epoch {
+			flush()
+			epoch = e
+		}
+		r, err := d.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask, d.stages)
+		if err != nil {
+			return err
+		}
+		sum += r.Loss * float64(b.N())
+		n += b.N()
+		right += r.Correct
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	flush()
+	d.seen = append(d.seen, s.Classes...)
+	d.stages++
+	return nil
+}
+
+// Scores implements Learner.
+func (d *DualPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
+	if d.stages == 0 {
+		return nil, nil, fmt.Errorf("dualprompt: no stage learned yet")
+	}
+	if e.Images == nil {
+		return nil, nil, fmt.Errorf("dualprompt runs the prompted ViT on images; this evaluation has features only")
+	}
+	if err := d.sessions(); err != nil {
+		return nil, nil, err
+	}
+	W, C, S := d.pe.w.Width, d.classes(), int64(d.pe.w.Image)
+	q, err := d.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
+	if err != nil {
+		return nil, nil, err
+	}
+	cols := pSortedInts(d.seen)
+	bs := d.opt.EvalBatch
+	if d.opt.TestSelect == SelectBatchVote || d.opt.Layout == LayoutPILOT {
+		bs = d.opt.VoteBatch // PILOT's layout mixes the samples of a batch
+	}
+	scores := make([]float64, 0, e.Images.Len()*len(cols))
+	rows := tune.EpochOrder(e.Images.Len(), 0, 0, false)
+	batches, berr := tune.Batches(ctx, e.Images, rows, bs, false, d.pe.tf, 0, 0, d.pe.env.Workers)
+	for b := range batches {
+		n := b.N()
+		sel := d.match(pRows(q, W, b.Rows), d.opt.TestSelect)
+		out, err := d.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
+			{Shape: []int64{int64(n), int64(len(d.layers)), 2, int64(d.opt.Length), int64(W)}, F32: d.compose(sel)}})
+		if err != nil {
+			for range batches {
+			}
+			return nil, nil, err
+		}
+		scores = appendLinearScores(scores, out[0].F32, W, d.HeadW, d.HeadB, C, cols)
+	}
+	if err := berr(); err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	return scores, cols, nil
+}
+
+// appendLinearScores appends f·W + b for the columns cols of every row of
+// f [n,W] (W [W,C]).
+func appendLinearScores(scores []float64, f []float32, W int, hw, hb []float32, C int, cols []int) []float64 {
+	for i := 0; i < len(f)/W; i++ {
+		row := f[i*W : (i+1)*W]
+		for _, c := range cols {
+			s := float64(hb[c])
+			for t, v := range row {
+				s += float64(v) * float64(hw[t*C+c])
+			}
+			scores = append(scores, s)
+		}
+	}
+	return scores
+}
+
+// Selections returns the E-prompt every image of e selects, as 1-element
+// rows (diagnostics).
+func (d *DualPrompt) Selections(ctx context.Context, e Eval) ([][]int, error) {
+	q, err := d.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
+	if err != nil {
+		return nil, err
+	}
+	W := d.pe.w.Width
+	n := len(q) / W
+	bs := n
+	if d.opt.TestSelect == SelectBatchVote {
+		bs = d.opt.VoteBatch
+	}
+	var out [][]int
+	for i := 0; i < n; i += bs {
+		for _, j := range d.match(q[i*W:min(i+bs, n)*W], d.opt.TestSelect) {
+			out = append(out, []int{j})
+		}
+	}
+	return out, nil
+}
+
+type dualState struct {
+	Options DualOptions `json:"options"`
+	Names   []string    `json:"names"`
+	Seen    []int       `json:"seen"`
+	Stages  int         `json:"stages"`
+}
+
+// Save implements Learner.
+func (d *DualPrompt) Save(path string) error {
+	st, _ := json.Marshal(dualState{Options: d.opt, Names: d.names, Seen: d.seen, Stages: d.stages})
+	return saveLearner(path, "dualprompt", d.pe.env.WeightsSHA256, string(st), d.params())
+}
+
+// LoadDualPrompt reads a learner file written by Save.
+func LoadDualPrompt(env Env, path string) (*DualPrompt, error) {
+	f, state, err := loadLearner(path, "dualprompt", env.WeightsSHA256)
+	if err != nil {
+		return nil, err
+	}
+	var st dualState
+	if err := json.Unmarshal([]byte(state), &st); err != nil {
+		return nil, fmt.Errorf("%s: dualprompt state: %w", path, err)
+	}
+	pe, err := newPromptEnv("dualprompt", env)
+	if err != nil {
+		return nil, err
+	}
+	d := &DualPrompt{pe: pe, opt: st.Options, names: st.Names, seen: st.Seen, stages: st.Stages, rng: rand.New(rand.NewPCG(env.Seed, 0x647561))}
+	d.layers = pSortedInts(append(append([]int(nil), st.Options.GLayers...), st.Options.ELayers...))
+	want := map[string][]int64{}
+	d.HeadB = make([]float32, len(st.Names))
+	for _, p := range d.params() {
+		want[p.Name] = p.Shape
+	}
+	got, err := learnerTensors(f, path, want)
+	if err != nil {
+		return nil, err
+	}
+	d.GPrompt, d.EPrompts, d.Keys, d.HeadW, d.HeadB = got["g-prompt"], got["e-prompts"], got["keys"], got[grad.HeadWeightName], got[grad.HeadBiasName]
+	return d, nil
+}

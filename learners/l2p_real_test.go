@@ -1,0 +1,259 @@
+package learners
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cl-dev/cl/extract/data"
+	"github.com/cl-dev/cl/heads"
+	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models/ort"
+	"github.com/cl-dev/cl/models/vit"
+	"github.com/cl-dev/cl/protocol"
+	"github.com/cl-dev/cl/tune"
+)
+
+// testSelector is a learner whose test-time selection can be switched
+// between SelectPerSample and SelectBatchVote after training.
+type testSelector interface {
+	SetTestSelect(mode string)
+}
+
+// TestPromptsRealData runs the prompt learners on the real ViT-Ti/16 and
+// Fashion-MNIST, class order seed 1993, B0 Inc2, scoring each trained state
+// with per-sample and batch-vote selection, beside SimpleCIL on the same
+// frozen features. It is a measurement, not a check: it runs only when
+// CL_PROMPTS_REAL names the methods (comma-separated, each optionally
+// "method:key=value:key=value"), e.g.
+//
+//	CL_PROMPTS_REAL='l2p,l2p:train-select=batch-vote' CL_PROMPTS_PER_CLASS=60 CL_PROMPTS_TEST_PER_CLASS=40 \
+//	  go test ./learners/ -run TestPromptsRealData -v -timeout 0
+//
+// It needs ../shared/data/vit-tiny-augreg and /usr/share/datasets/fashion-mnist.
+func TestPromptsRealData(t *testing.T) {
+	spec := os.Getenv("CL_PROMPTS_REAL")
+	if spec == "" {
+		t.Skip("set CL_PROMPTS_REAL=l2p,... to run the real-data measurement (docs/RESULTS.md)")
+	}
+	needORT(t)
+	wpath := "../../shared/data/vit-tiny-augreg/model.safetensors"
+	raw, err := os.ReadFile(wpath)
+	if err != nil {
+		t.Skipf("%v (the ViT-Ti/16 AugReg checkpoint, timm's vit_tiny_patch16_224.augreg_in21k_ft_in1k as safetensors)", err)
+	}
+	sum := sha256.Sum256(raw)
+	w, err := vit.Parse(wpath, raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perClass, _ := strconv.Atoi(envOr("CL_PROMPTS_PER_CLASS", "60"))
+	testPerClass, _ := strconv.Atoi(envOr("CL_PROMPTS_TEST_PER_CLASS", "40"))
+	threads, _ := strconv.Atoi(envOr("CL_PROMPTS_THREADS", "2"))
+	F := "/usr/share/datasets/fashion-mnist/"
+	names := "../testdata/fashion-mnist-classes.txt"
+	ctx := context.Background()
+	load := func(img, lab string, limit int) *tune.Dataset {
+		src, err := data.Open("idx:" + F + img + "," + F + lab + "," + names)
+		if err != nil {
+			t.Skip(err)
+		}
+		defer src.Close()
+		all := make([]int, len(src.Classes()))
+		for i := range all {
+			all[i] = i
+		}
+		d, err := tune.LoadClasses(ctx, src, all, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	train := load("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", perClass)
+	test := load("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", testPerClass)
+	env := Env{Weights: w, WeightsSHA256: hex.EncodeToString(sum[:]), Session: ort.SessionOptions{Threads: threads}, Workers: 2, Seed: 1, Log: t.Logf}
+
+	// Frozen features (queries and SimpleCIL), cached across runs.
+	feats := func(d *tune.Dataset, tag string) []float32 {
+		cache := filepath.Join(os.TempDir(), fmt.Sprintf("cl-prompts-%s-%d.safetensors", tag, d.Len()))
+		if f, err := safetensors.ReadFile(cache); err == nil {
+			return f.Tensors["features"].Float32s()
+		}
+		m, _ := vit.Build(w, vit.Options{})
+		b, _ := proto.Marshal(m)
+		bb, err := ort.OpenData("vit-ti", b, ort.Options{Threads: threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bb.Close()
+		x, err := Extract(ctx, bb, d, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := safetensors.New()
+		f.Tensors["features"] = safetensors.FromFloat32s([]int64{int64(d.Len()), int64(w.Width)}, x)
+		_ = f.WriteFile(cache)
+		return x
+	}
+	t0 := time.Now()
+	trainF, testF := feats(train, "train"), feats(test, "test")
+	t.Logf("frozen features: %d train + %d test images, %.0f s", train.Len(), test.Len(), time.Since(t0).Seconds())
+
+	order, _ := protocol.ClassOrder(10, 1993, true)
+	split, _ := protocol.NewSplit(order, 0, 2)
+	B := split.Stages()
+	gl := func(d *tune.Dataset) []int {
+		g := make([]int, d.Len())
+		for i, y := range d.Labels {
+			g[i] = split.Label(d.Native[y])
+		}
+		return g
+	}
+	trainG, testG := gl(train), gl(test)
+	cls := make([]string, 10)
+	for k, c := range order {
+		cls[k] = train.Classes[c]
+	}
+	total := make([]int, B)
+	for _, k := range testG {
+		total[split.Stage(k)]++
+	}
+	methods := append([]string{"simplecil"}, strings.Split(spec, ",")...)
+	for _, m := range methods {
+		parts := strings.Split(m, ":")
+		o := map[string]string{}
+		for _, kv := range parts[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			o[k] = v
+		}
+		modes := []string{""}
+		var l Learner
+		if parts[0] == "simplecil" {
+			sp, _ := Lookup("simplecil")
+			if l, err = sp.New(env, nil); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			sp, err := Lookup(parts[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l, err = sp.New(env, o); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := l.(testSelector); ok {
+				modes = []string{SelectPerSample, SelectBatchVote}
+			}
+		}
+		correct := map[string][][]int{}
+		for _, md := range modes {
+			correct[md] = make([][]int, B)
+			for i := range correct[md] {
+				correct[md][i] = make([]int, B)
+			}
+		}
+		var trainSec, testSec float64
+		for st := 0; st < B; st++ {
+			lo, hi := split.Range(st)
+			var rows []int
+			for i, k := range trainG {
+				if k >= lo && k < hi {
+					rows = append(rows, i)
+				}
+			}
+			img := train.Subset(rows)
+			img.Labels = make([]int, len(rows))
+			for j, r := range rows {
+				img.Labels[j] = trainG[r]
+			}
+			img.Classes, img.Native = cls, order
+			s := Stage{Index: st, Names: cls, Images: img, Labels: img.Labels, IDs: img.IDs, Dim: w.Width, Features: gatherRows(trainF, w.Width, rows)}
+			for k := lo; k < hi; k++ {
+				s.Classes = append(s.Classes, k)
+			}
+			t1 := time.Now()
+			if err := l.Learn(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			trainSec += time.Since(t1).Seconds()
+			// Score only the test rows of the classes seen so far.
+			var trows []int
+			for i, k := range testG {
+				if k < hi {
+					trows = append(trows, i)
+				}
+			}
+			ev := test.Subset(trows)
+			for _, md := range modes {
+				if ts, ok := l.(testSelector); ok {
+					ts.SetTestSelect(md)
+				}
+				t2 := time.Now()
+				sc, cols, err := l.Scores(ctx, Eval{Images: ev, Features: gatherRows(testF, w.Width, trows), Dim: w.Width, N: len(trows)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				testSec += time.Since(t2).Seconds()
+				for j, i := range trows {
+					if cols[argmax(sc[j*len(cols):(j+1)*len(cols)])] == testG[i] {
+						correct[md][split.Stage(testG[i])][st]++
+					}
+				}
+				if sl, ok := l.(interface {
+					Selections(context.Context, Eval) ([][]int, error)
+				}); ok {
+					sel, _ := sl.Selections(ctx, Eval{Images: ev, Features: gatherRows(testF, w.Width, trows), Dim: w.Width, N: len(trows)})
+					t.Logf("%s [%s] stage %d: test selections %s", m, md, st+1, selectionSummary(sel))
+				}
+			}
+		}
+		for _, md := range modes {
+			r := protocol.ComputeMetrics(correct[md], total)
+			t.Logf("RESULT %-40s test-select=%-10s Ā %.2f  A_B %.2f  F %.2f  curve %v  final-per-stage %v  train %.0f s, test %.0f s",
+				m, md, r.AvgAccuracy, r.LastAccuracy, r.Forgetting, r.CurveRounded, newAcc(r), trainSec, testSec)
+		}
+	}
+	_ = heads.Lookup
+}
+
+// selectionSummary counts the distinct selections and the most frequent.
+func selectionSummary(sel [][]int) string {
+	count := map[string]int{}
+	for _, r := range sel {
+		s := append([]int(nil), r...)
+		sort.Ints(s)
+		count[fmt.Sprint(s)]++
+	}
+	best, n := "", 0
+	for k, v := range count {
+		if v > n || (v == n && k < best) {
+			best, n = k, v
+		}
+	}
+	return fmt.Sprintf("%d distinct over %d images, most frequent %s × %d", len(count), len(sel), best, n)
+}
+
+func newAcc(m protocol.Metrics) []float64 {
+	var out []float64
+	for i := range m.AccuracyMatrix {
+		out = append(out, protocol.RoundPILOT(m.AccuracyMatrix[i][len(m.AccuracyMatrix)-1]))
+	}
+	return out
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
