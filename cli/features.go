@@ -208,9 +208,14 @@ func stageClasses(classes []string, o stageOptions) ([][]string, error) {
 	return out, nil
 }
 
-// readFeatureFile reads one feature file; errors name it.
-func readFeatureFile(path string) (*features.Set, error) {
-	s, err := features.Read(path)
+// readFeatureFile reads one feature file; errors name it. Unlabelled files
+// (for cl predict) are accepted only when unlabelled is true.
+func readFeatureFile(path string, unlabelled bool) (*features.Set, error) {
+	read := features.Read
+	if unlabelled {
+		read = features.ReadAny
+	}
+	s, err := read(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w (cl features reads files written by cl extract)", err)
 	}
@@ -225,16 +230,19 @@ type featuresInfoOptions struct {
 
 // FeaturesInfo is what `cl features info --json` prints.
 type FeaturesInfo struct {
-	File        string       `json:"file"`
-	Rows        int          `json:"rows"`
-	Dim         int          `json:"dim"`
-	Classes     []ClassCount `json:"classes"`
-	HasIDs      bool         `json:"has_ids"`
-	Model       string       `json:"model"`
-	ModelSHA256 string       `json:"model_sha256"`
-	Fingerprint string       `json:"fingerprint"`
-	Preprocess  string       `json:"preprocess"`
-	Source      string       `json:"source"`
+	File    string       `json:"file"`
+	Rows    int          `json:"rows"`
+	Dim     int          `json:"dim"`
+	Classes []ClassCount `json:"classes"`
+	// Labelled is false for a file of unlabelled rows (cl extract of
+	// unlabelled images, for cl predict).
+	Labelled    bool   `json:"labelled"`
+	HasIDs      bool   `json:"has_ids"`
+	Model       string `json:"model"`
+	ModelSHA256 string `json:"model_sha256"`
+	Fingerprint string `json:"fingerprint"`
+	Preprocess  string `json:"preprocess"`
+	Source      string `json:"source"`
 }
 
 // ClassCount is one class of a feature file and its number of rows.
@@ -244,11 +252,11 @@ type ClassCount struct {
 }
 
 func runFeaturesInfo(ctx context.Context, o featuresInfoOptions, stdout, stderr io.Writer) error {
-	s, err := readFeatureFile(o.File)
+	s, err := readFeatureFile(o.File, true)
 	if err != nil {
 		return err
 	}
-	info := FeaturesInfo{File: o.File, Rows: s.N, Dim: s.D, HasIDs: s.IDs != nil, Model: s.Model, ModelSHA256: s.ModelSHA256,
+	info := FeaturesInfo{Labelled: s.Labelled(), File: o.File, Rows: s.N, Dim: s.D, HasIDs: s.IDs != nil, Model: s.Model, ModelSHA256: s.ModelSHA256,
 		Fingerprint: s.Fingerprint, Preprocess: s.Preprocess, Source: s.Source, Classes: []ClassCount{}}
 	for c, n := range s.ClassCounts() {
 		info.Classes = append(info.Classes, ClassCount{Name: s.Classes[c], Rows: n})
@@ -269,13 +277,13 @@ func runFeaturesInfo(ctx context.Context, o featuresInfoOptions, stdout, stderr 
 	}
 	for _, kv := range [][2]string{
 		{"file", info.File}, {"rows", fmt.Sprint(info.Rows)}, {"dim", fmt.Sprint(info.Dim)},
-		{"classes", fmt.Sprint(len(info.Classes))}, {"sample ids", ids},
+		{"classes", classesLine(info)}, {"sample ids", ids},
 		{"model", info.Model}, {"model sha256", info.ModelSHA256}, {"fingerprint", fp},
 		{"preprocess", info.Preprocess}, {"source", info.Source},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.Flush(); err != nil || len(info.Classes) == 0 {
 		return err
 	}
 	fmt.Fprintln(stdout)
@@ -301,7 +309,7 @@ func runFeaturesSelect(ctx context.Context, o featuresSelectOptions, stdout, std
 	if err := atomicfile.CheckWritable(o.Out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	s, err := readFeatureFile(o.File)
+	s, err := readFeatureFile(o.File, false)
 	if err != nil {
 		return err
 	}
@@ -346,7 +354,7 @@ func runFeaturesConcat(ctx context.Context, o featuresConcatOptions, stdout, std
 	sets := make([]*features.Set, len(o.Files))
 	for i, f := range o.Files {
 		var err error
-		if sets[i], err = readFeatureFile(f); err != nil {
+		if sets[i], err = readFeatureFile(f, true); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -372,7 +380,7 @@ type featuresSplitOptions struct {
 }
 
 func runFeaturesSplit(ctx context.Context, o featuresSplitOptions, stdout, stderr io.Writer) error {
-	s, err := readFeatureFile(o.File)
+	s, err := readFeatureFile(o.File, false)
 	if err != nil {
 		return err
 	}
@@ -398,4 +406,11 @@ func runFeaturesSplit(ctx context.Context, o featuresSplitOptions, stdout, stder
 		fmt.Fprintf(stdout, "wrote %s: %d rows of %d classes (%s)\n", path, sel.N, len(sel.Classes), strings.Join(names, ", "))
 	}
 	return nil
+}
+
+func classesLine(info FeaturesInfo) string {
+	if !info.Labelled {
+		return "none: the rows are unlabelled (for cl predict)"
+	}
+	return fmt.Sprint(len(info.Classes))
 }

@@ -200,3 +200,31 @@ func TestFeaturesSplitConcat(t *testing.T) {
 		t.Errorf("split without --out-dir: %v, want a usage error", err)
 	}
 }
+
+// TestFeaturesUnlabelled: info and concat take unlabelled files (for cl
+// predict); select refuses them, saying why.
+func TestFeaturesUnlabelled(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	for k, name := range []string{"u1.safetensors", "u2.safetensors"} {
+		s := &features.Set{N: 2, D: 2, X: []float32{1, 2, 3, 4}, Labels: []int{features.Unlabelled, features.Unlabelled},
+			Classes: []string{}, IDs: []string{name + "/a", name + "/b"}, ModelSHA256: "m", Preprocess: "{}", Fingerprint: "fp"}
+		s.X[0] += float32(k)
+		if err := s.Write(p(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := runHeadsCL("features", "info", p("u1.safetensors"))
+	if err != nil || !strings.Contains(out, "none: the rows are unlabelled") || strings.Contains(out, "label ") {
+		t.Fatalf("info: %v\n%s", err, out)
+	}
+	if _, _, err := runHeadsCL("features", "concat", p("u1.safetensors"), p("u2.safetensors"), "--out", p("u.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := features.ReadAny(p("u.safetensors")); err != nil || s.N != 4 || s.Labelled() {
+		t.Fatalf("concatenated: %v %+v", err, s)
+	}
+	if _, _, err := runHeadsCL("features", "select", p("u1.safetensors"), "--class", "x", "--out", p("x.safetensors")); err == nil || !strings.Contains(err.Error(), "unlabelled") {
+		t.Errorf("select of unlabelled rows: %v", err)
+	}
+}

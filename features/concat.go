@@ -79,6 +79,7 @@ func ConcatByID(a, b *Set) (*Set, error) {
 // naming both places, since a head would learn that sample twice; rows
 // without ids are not compared. The result's space is the first set's, with
 // the fingerprint of a later set when the first has none (Space.Adopt).
+// Unlabelled sets (prediction inputs) concatenate with unlabelled sets only.
 func Concat(names []string, sets []*Set) (*Set, error) {
 	if len(sets) == 0 || len(names) != len(sets) {
 		return nil, fmt.Errorf("features: concat needs at least one set and one name per set (got %d sets, %d names)", len(sets), len(names))
@@ -93,6 +94,10 @@ func Concat(names []string, sets []*Set) (*Set, error) {
 		}
 		if s.D != first.D {
 			return nil, fmt.Errorf("%s has dimension %d but %s has %d: only features of the same model concatenate", names[k], s.D, names[0], first.D)
+		}
+		if s.Labelled() != first.Labelled() {
+			return nil, fmt.Errorf("%s is %s but %s is %s: concatenate labelled and unlabelled files separately",
+				names[k], labelledWord(s), names[0], labelledWord(first))
 		}
 		if !Same(first.Space(), s.Space()) {
 			return nil, fmt.Errorf("%s comes from %s but %s from %s: extract both with the same model and preprocessing", names[k], s.Space(), names[0], first.Space())
@@ -115,7 +120,10 @@ func Concat(names []string, sets []*Set) (*Set, error) {
 		var index []int
 		index, out.Classes = MapClasses(out.Classes, s.Classes)
 		for _, y := range s.Labels {
-			out.Labels = append(out.Labels, index[y])
+			if y != Unlabelled {
+				y = index[y]
+			}
+			out.Labels = append(out.Labels, y)
 		}
 		out.X = append(out.X, s.X...)
 		if anyIDs {
@@ -140,4 +148,11 @@ func Concat(names []string, sets []*Set) (*Set, error) {
 	}
 	out.Source = strings.Join(sources, " + ")
 	return out, nil
+}
+
+func labelledWord(s *Set) string {
+	if s.Labelled() {
+		return "labelled"
+	}
+	return "unlabelled"
 }

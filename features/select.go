@@ -9,15 +9,17 @@ import (
 // Subset returns the rows of s at the given indices, in that order, as a
 // new set (rows copied). Its class list keeps only the classes that have
 // rows, in s's class order, and labels are renumbered into it; ids, model,
-// fingerprint, preprocessing and source are kept. An index out of range is
-// an error.
+// fingerprint, preprocessing and source are kept; Unlabelled rows stay
+// unlabelled. An index out of range is an error.
 func (s *Set) Subset(rows []int) (*Set, error) {
 	used := make([]bool, len(s.Classes))
 	for _, i := range rows {
 		if i < 0 || i >= s.N {
 			return nil, fmt.Errorf("features: row %d out of range (the set has %d rows)", i, s.N)
 		}
-		used[s.Labels[i]] = true
+		if y := s.Labels[i]; y != Unlabelled {
+			used[y] = true
+		}
 	}
 	newLabel := make([]int, len(s.Classes))
 	out := &Set{
@@ -38,7 +40,11 @@ func (s *Set) Subset(rows []int) (*Set, error) {
 	}
 	for _, i := range rows {
 		out.X = append(out.X, s.Row(i)...)
-		out.Labels = append(out.Labels, newLabel[s.Labels[i]])
+		y := s.Labels[i]
+		if y != Unlabelled {
+			y = newLabel[y]
+		}
+		out.Labels = append(out.Labels, y)
 		if s.IDs != nil {
 			out.IDs = append(out.IDs, s.IDs[i])
 		}
@@ -69,11 +75,14 @@ func (s *Set) SelectClasses(names []string) (*Set, error) {
 	return s.Subset(rows)
 }
 
-// ClassCounts returns the number of rows of each class (index = label).
+// ClassCounts returns the number of rows of each class (index = label);
+// Unlabelled rows are not counted.
 func (s *Set) ClassCounts() []int {
 	counts := make([]int, len(s.Classes))
 	for _, y := range s.Labels {
-		counts[y]++
+		if y != Unlabelled {
+			counts[y]++
+		}
 	}
 	return counts
 }

@@ -53,3 +53,28 @@ func TestSubsetAndSelectClasses(t *testing.T) {
 		t.Errorf("no ids: %v %v", err, sub.IDs)
 	}
 }
+
+// TestUnlabelledSets: subsets and concatenations of unlabelled sets stay
+// unlabelled; labelled and unlabelled sets do not concatenate.
+func TestUnlabelledSets(t *testing.T) {
+	u := testSet([]string{"p", "q", "r"}, []int{Unlabelled, Unlabelled, Unlabelled}, []string{}, 2, 0)
+	if err := u.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := u.Subset([]int{2, 0})
+	if err != nil || sub.Labelled() || !reflect.DeepEqual(sub.Labels, []int{Unlabelled, Unlabelled}) || sub.Validate() != nil {
+		t.Fatalf("subset %v %+v", err, sub)
+	}
+	if got := u.ClassCounts(); len(got) != 0 {
+		t.Errorf("counts %v", got)
+	}
+	v := testSet([]string{"s"}, []int{Unlabelled}, []string{}, 2, 5)
+	c, err := Concat([]string{"U", "V"}, []*Set{u, v})
+	if err != nil || c.N != 4 || c.Labelled() || c.Validate() != nil {
+		t.Fatalf("concat %v %+v", err, c)
+	}
+	l := testSet([]string{"t"}, []int{0}, []string{"cat"}, 2, 0)
+	if _, err := Concat([]string{"U", "L"}, []*Set{u, l}); err == nil || !strings.Contains(err.Error(), "L is labelled but U is unlabelled") {
+		t.Errorf("mixed: %v", err)
+	}
+}
