@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cl-dev/cl/extract/imageproc"
 )
@@ -57,6 +58,11 @@ func mediaType(r *http.Request) (string, map[string]string) {
 
 // decodeJSON strictly decodes one JSON value from body into v.
 func decodeJSON(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		// encoding/json would silently turn bad bytes into U+FFFD, merging
+		// distinct class names.
+		return errf(400, "bad_json", "the JSON body is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,12 +56,15 @@ func (w *world) ordered() []learnSample {
 	return out
 }
 
+// newHeadOpts are the options of the offline head (checkSameTol).
+var newHeadOpts [][2]string
+
 // offline fits a fresh head of method on the live samples in learning
 // order, as `cl fit` does (one Learn, one EndStage), and returns it with
 // its class names.
 func (w *world) offline(t testing.TB, method string) (heads.Head, []string) {
 	t.Helper()
-	h, _, err := newHead(t, method)()
+	h, _, err := newHead(t, method, newHeadOpts...)()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +94,8 @@ func (w *world) offline(t testing.TB, method string) (heads.Head, []string) {
 }
 
 // checkSame asserts that the server's scores for probes equal the offline
-// head's bit for bit (tol 0) or within tol, class by class.
+// head's bit for bit (tol 0) or within tol relative to max(1, |score|),
+// class by class.
 func checkSame(t testing.TB, ts *testServer, w *world, method string, probes [][]float32, tol float64) {
 	t.Helper()
 	h, names := w.offline(t, method)
@@ -127,7 +132,7 @@ func checkSame(t testing.TB, ts *testServer, w *world, method string, probes [][
 				t.Fatalf("probe %d: server has class %q, the offline fit does not", i, cs.Class)
 			}
 			want := sc[i*len(cls)+k]
-			if d := cs.Score - want; d > tol || -d > tol {
+			if d := math.Abs(cs.Score - want); d > tol*max(1, math.Abs(want)) {
 				t.Fatalf("probe %d class %s: server %.17g, offline fit %.17g", i, cs.Class, cs.Score, want)
 			}
 		}
