@@ -73,6 +73,11 @@ func mapLabels(names []string, set *features.Set) ([]int, []string) {
 
 func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
+	lock, err := lockForWrite(ctx, "--head", o.Head, stderr)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	var h heads.Head
 	var info heads.Info
 	_, statErr := os.Stat(o.Head)
@@ -135,19 +140,20 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	if err := checkRepeats(info, set, y, o, log); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := h.Learn(set.X, y); err != nil {
-		return fmt.Errorf("learning %s: %w", o.Features, err)
-	}
-	if err := h.EndStage(); err != nil {
-		return fmt.Errorf("learning %s: %w", o.Features, err)
-	}
-	if info.Ledger != nil {
-		if err := info.Ledger.Add(set, y); err != nil {
-			return err
+	err = interruptible(ctx, o.Head, func() error {
+		if err := h.Learn(set.X, y); err != nil {
+			return fmt.Errorf("learning %s: %w", o.Features, err)
 		}
+		if err := h.EndStage(); err != nil {
+			return fmt.Errorf("learning %s: %w", o.Features, err)
+		}
+		if info.Ledger != nil {
+			return info.Ledger.Add(set, y)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := heads.Save(o.Head, h, info); err != nil {
 		return err

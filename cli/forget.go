@@ -72,6 +72,11 @@ type forgetOptions struct {
 
 func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) error {
 	headPath, classes, featPath, out := o.Head, o.Classes, o.Features, o.Out
+	lock, err := lockForWrite(ctx, "--out", out, stderr)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	h, info, err := heads.Load(headPath)
 	if err != nil {
 		return fmt.Errorf("--head: %w", err)
@@ -114,16 +119,25 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 		if err != nil {
 			return fmt.Errorf("--features %s: %w", featPath, err)
 		}
-		if err := h.Unlearn(set.X, y); err != nil {
+		if err := interruptible(ctx, out, func() error { return h.Unlearn(set.X, y) }); err != nil {
+			if isInterrupted(err) {
+				return err
+			}
 			return fmt.Errorf("unlearning %s: %w", featPath, err)
 		}
 		info.Ledger = rest
 		what = fmt.Sprintf("unlearned %d rows of %s", set.N, featPath)
 	}
 	if len(h.Classes()) > 0 {
-		if err := heads.Refresh(h); err != nil {
+		if err := interruptible(ctx, out, func() error { return heads.Refresh(h) }); err != nil {
+			if isInterrupted(err) {
+				return err
+			}
 			return fmt.Errorf("updating the head after forgetting: %w", err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return interrupted(err, out)
 	}
 	if err := heads.Save(out, h, info); err != nil {
 		return err

@@ -116,6 +116,11 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err := checkNotSame(pathA, pathB); err != nil {
 		return err
 	}
+	lock, err := lockForWrite(ctx, "--out", out, stderr)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	ha, ia, err := heads.Load(pathA)
 	if err != nil {
 		return err
@@ -151,11 +156,17 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err := atomicfile.CheckWritable(out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	if err := ha.Merge(hb); err != nil {
-		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
-	}
-	if err := heads.Refresh(ha); err != nil {
-		return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
+	err = interruptible(ctx, out, func() error {
+		if err := ha.Merge(hb); err != nil {
+			return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
+		}
+		if err := heads.Refresh(ha); err != nil {
+			return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	ia.Classes, ia.Ledger = names, ledger
 	ia.Fingerprint = ia.Space().Adopt(ib.Space()).Fingerprint
