@@ -94,10 +94,15 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 			return nil, fmt.Errorf("grad: loss %q must be a scalar; its shape is %v", spec.Loss, li)
 		}
 	}
+	kept := map[string]bool{spec.Loss: true}
 	for _, k := range spec.Keep {
 		if !producers[k] && !isInput[k] {
 			return nil, fmt.Errorf("grad: kept output %q is not a tensor of the graph", k)
 		}
+		if kept[k] {
+			return nil, fmt.Errorf("grad: output %q named twice (the loss is always the first output)", k)
+		}
+		kept[k] = true
 	}
 	for _, t := range spec.Trainable {
 		if e.taken[GradName(t)] {

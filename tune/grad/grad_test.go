@@ -60,6 +60,8 @@ func TestBuildErrors(t *testing.T) {
 		}, []string{"opset 13"}},
 		{"kept unknown", func(g *tgraph) Spec { return Spec{Trainable: []string{"p"}, Loss: "loss", Keep: []string{"z"}} },
 			[]string{`kept output "z"`}},
+		{"kept twice", func(g *tgraph) Spec { return Spec{Trainable: []string{"p"}, Loss: "loss", Keep: []string{"y", "loss"}} },
+			[]string{`output "loss" named twice`}},
 		{"frozen only", func(g *tgraph) Spec { return Spec{Trainable: []string{"x"}, Loss: "loss"} }, nil},
 	}
 	for _, c := range cases {
