@@ -89,8 +89,12 @@ func DecodeWithin(data []byte, budget int64) (image.Image, error) {
 }
 
 // DecodeFile reads and decodes the image at path (see Decode); errors name
-// the path.
+// the path. A path that is not a regular file (a named pipe would block the
+// read for ever) is refused without reading it.
 func DecodeFile(path string) (image.Image, error) {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading image %s: not a regular file (%s)", path, st.Mode().Type())
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", path, err)
