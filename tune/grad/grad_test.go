@@ -262,3 +262,34 @@ func TestRuntimeShapes(t *testing.T) {
 		t.Fatalf("no run-time axes or count: ops %v", ops)
 	}
 }
+
+// TestDeterministic: the same model and spec give the same graph bytes.
+func TestDeterministic(t *testing.T) {
+	w, err := vit.Load("../../models/vit/testdata/vit.safetensors", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev []byte
+	for i := 0; i < 3; i++ {
+		m, err := vit.Build(w, vit.Options{Variant: vit.SSF})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := NewObjective(m)
+		if err := obj.Classifier(ObjectiveSpec{Features: vit.OutputName, Classes: 4, Head: HeadLinear, Mask: MaskRange, Range: [2]int{0, 2}}); err != nil {
+			t.Fatal(err)
+		}
+		gm, err := Build(obj.Model(), Spec{Trainable: []string{"ssf_qkv", "ssf_fc1", HeadWeightName, "blocks.1.norm2.weight"}, Loss: LossName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(gm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev != nil && string(b) != string(prev) {
+			t.Fatal("two builds differ")
+		}
+		prev = b
+	}
+}
