@@ -99,6 +99,7 @@ func New(cfg Config, bb Backbone, bbi BackboneInfo, initial func() (heads.Head, 
 	s.b = newBatcher(bb, pp.Len(), cfg.MaxBatch, cfg.MaxDelay, cfg.QueueImages, cfg.BatchWorkers, s.met.batch)
 	s.res = newResolver(s, cfg.ResolveDelay, cfg.ResolveMaxDelay)
 	s.snap.s = s
+	s.snap.records = rec.Replayed // replayed records are not in the snapshot yet
 	s.routes()
 	s.ready.Store(true)
 	return s, nil
