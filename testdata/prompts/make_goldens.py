@@ -27,6 +27,11 @@ Files:
                     Adam(lr 0.001), linear head on [CLS]. Cases "key-value" (row 0 of a prompt = keys, row 1 =
                     values, per sample) and "pilot" (PILOT's EPrompt.forward reshape without permute). Also
                     "<case>/<s>/match" [4,1]: the test-time top-1 key of each query before step s.
+  coda.safetensors  stage 1 of 3 tasks with 12 components of length 4 in blocks 0-2 (4 per task: stage 1 trains
+                    components 4-7, components 0-3 take part detached, 8-11 unused), Adam(lr 0.001), linear head on
+                    [CLS]. Cases "pilot" (no orthogonality penalty) and "ortho" (weight 0.1 on keys, attention
+                    vectors and prompts of every block). "<case>/<s>/alpha" [4,8,3]: the weights cos(q*A, K).
+                    Gradients are of the full tensors (zero outside the trained components).
 """
 import importlib.util
 import json
@@ -42,6 +47,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 VIT_DIR = os.path.join(ROOT, "models", "vit", "testdata")
 
 torch.set_default_dtype(torch.float64)
+torch.set_num_threads(1)  # byte-identical reruns (threaded reductions reorder float64 sums)
 
 B, C_ALL, KNOWN, STAGE = 4, 6, 2, [2, 3]
 LABELS = [[2, 3, 3, 2], [3, 2, 2, 3]]
@@ -236,6 +242,73 @@ def make_dualprompt():
         "task": TASK, "classes": C_ALL, "known": KNOWN, "stage": STAGE})})
 
 
+# ---------------------------------------------------------------- CODA-Prompt
+
+def ortho_penalty(t):
+    return ((t @ t.t() - torch.eye(t.shape[0])) ** 2).mean()
+
+
+def make_coda():
+    ref, model = load_vit()
+    W = ref.WIDTH
+    LAYERS, COMPONENTS, LENGTH, TASKS, LR, TASK = [0, 1, 2], 12, 4, 3, 0.001, 1
+    pt = COMPONENTS // TASKS
+    s_, f_ = TASK * pt, (TASK + 1) * pt
+    ref.PREFIX_LAYERS = LAYERS
+    L = len(LAYERS)
+    g = torch.Generator().manual_seed(13)
+    xs, ys = batches(g, ref)
+    out = {}
+    for s in range(len(xs)):
+        out[f"input/{s}"] = xs[s].numpy().astype(np.float32)
+        out[f"labels/{s}"] = ys[s].numpy()
+    b = 1 / W ** 0.5
+    init = {  # component-major: [components, layers, ...]
+        "prompts": f32(0.3 * torch.randn((COMPONENTS, L, LENGTH, W), generator=g)),
+        "keys": f32(0.3 * torch.randn((COMPONENTS, L, W), generator=g)),
+        "attention": f32(0.3 * torch.randn((COMPONENTS, L, W), generator=g)),
+        "head.weight": f32((torch.rand((W, C_ALL), generator=g) * 2 - 1) * b),
+        "head.bias": f32((torch.rand((C_ALL,), generator=g) * 2 - 1) * b),
+    }
+    for case, mu in (("pilot", 0.0), ("ortho", 0.1)):
+        for k, v in init.items():
+            out[f"{case}/init/{k}"] = v.numpy().astype(np.float32)
+        params = {k: v.clone().requires_grad_(True) for k, v in init.items()}
+        opt = torch.optim.Adam(list(params.values()), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+        for s, (x, y) in enumerate(zip(xs, ys)):
+            opt.zero_grad()
+            with torch.no_grad():
+                q = model(x)["features"]
+            prefix, alphas, ortho = [], [], 0
+            for li in range(L):
+                def part(name):  # earlier tasks' components detached, this task's trained
+                    t = params[name][:, li]
+                    return torch.cat([t[:s_].detach(), t[s_:f_]], dim=0)
+                K, A, P = part("keys"), part("attention"), part("prompts")
+                aq = torch.einsum("bd,kd->bkd", q, A)
+                alpha = torch.einsum("bkd,kd->bk", F.normalize(aq, dim=2), F.normalize(K, dim=1))
+                Pm = torch.einsum("bk,kld->bld", alpha, P)
+                i = LENGTH // 2
+                prefix.append(torch.stack([Pm[:, :i], Pm[:, i:]], dim=1))
+                alphas.append(alpha)
+                if mu > 0:
+                    ortho = ortho + ortho_penalty(K) + ortho_penalty(A) + ortho_penalty(P.reshape(P.shape[0], -1))
+            prefix = torch.stack(prefix, dim=1)  # [B, layers, 2, len/2, W]
+            feats = model(x, "prefix", {"prefix": prefix})["features"]
+            logits = feats @ params["head.weight"] + params["head.bias"]
+            loss = masked_ce(logits, y) + mu * ortho
+            loss.backward()
+            out[f"{case}/{s}/alpha"] = torch.stack(alphas, dim=2).detach().numpy()  # [B, f, layers]
+            record(out, case, s, params, loss, torch.zeros((B, 1), dtype=torch.int64), q)
+            opt.step()
+            for k, t in params.items():
+                out[f"{case}/{s}/param/{k}"] = t.detach().numpy().copy()
+    write_safetensors(os.path.join(HERE, "coda.safetensors"), out, {"config": json.dumps({
+        "layers": LAYERS, "components": COMPONENTS, "length": LENGTH, "tasks": TASKS, "lr": LR, "task": TASK,
+        "classes": C_ALL, "known": KNOWN, "stage": STAGE})})
+
+
 if __name__ == "__main__":
     make_l2p()
     make_dualprompt()
+    make_coda()
