@@ -317,3 +317,34 @@ func TestAPERConcatByID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadLedger: head files with a ledger, tampered, load or fail with an
+// error, never a panic; whatever loads has a ledger consistent with its head.
+func FuzzLoadLedger(f *testing.F) {
+	set := ledgerSet([]string{"a", "b", ""}, []int{0, 2, 2})
+	h := NewAPER()
+	if err := h.Learn(set.X, set.Labels); err != nil {
+		f.Fatal(err)
+	}
+	info := InfoFrom(set)
+	info.Ledger = NewLedger()
+	info.Ledger.Add(set, set.Labels)
+	file, err := encode(h, info)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := file.WriteTo(&buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, info, err := decode(data)
+		if err != nil || info.Ledger == nil {
+			return
+		}
+		if err := info.Ledger.check(h, h.Dim()); err != nil {
+			t.Fatalf("loaded an inconsistent ledger: %v", err)
+		}
+	})
+}
