@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 VIT_DIR = os.path.join(ROOT, "models", "vit", "testdata")
 
 torch.set_default_dtype(torch.float64)
+torch.set_num_threads(1)  # one summation order: byte-identical files on every machine
 
 
 def write_safetensors(path, tensors, metadata=None):
