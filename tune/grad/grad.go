@@ -89,6 +89,9 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 	if li.dt != tFloat && li.dt != tDouble {
 		return nil, fmt.Errorf("grad: loss %q must be float or double (its element type is %d)", spec.Loss, li.dt)
 	}
+	if li.rank < 0 {
+		return nil, fmt.Errorf("grad: the shape of the loss %q is unknown (it must be a scalar)", spec.Loss)
+	}
 	for _, d := range li.dims {
 		if !d.known() || d.n != 1 {
 			return nil, fmt.Errorf("grad: loss %q must be a scalar; its shape is %v", spec.Loss, li)
@@ -110,46 +113,7 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 		}
 	}
 
-	// Forward: which tensors depend on a trainable one.
-	active := map[string]bool{}
-	for _, t := range spec.Trainable {
-		active[t] = true
-	}
-	for _, n := range g.GetNode() {
-		if nonDifferentiable[n.GetOpType()] {
-			continue
-		}
-		on := false
-		for _, in := range n.GetInput() {
-			on = on || active[in]
-		}
-		if !on {
-			continue
-		}
-		for i, o := range n.GetOutput() {
-			if o == "" || (i > 0 && firstOutputOnly[n.GetOpType()]) {
-				continue
-			}
-			if dt := s.get(o).dt; dt == tFloat || dt == tDouble || dt == 0 {
-				active[o] = true
-			}
-		}
-	}
-	// Backward: which tensors the loss depends on.
-	toLoss := map[string]bool{spec.Loss: true}
-	nodes := g.GetNode()
-	for i := len(nodes) - 1; i >= 0; i-- {
-		n := nodes[i]
-		hit := false
-		for _, o := range n.GetOutput() {
-			hit = hit || toLoss[o]
-		}
-		if hit {
-			for _, in := range n.GetInput() {
-				toLoss[in] = true
-			}
-		}
-	}
+	active, toLoss := reach(g, s, spec.Trainable, spec.Loss)
 	for _, t := range spec.Trainable {
 		if !toLoss[t] {
 			return nil, fmt.Errorf("grad: trainable %q does not reach the loss %q", t, spec.Loss)
@@ -160,25 +124,9 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 	}
 
 	// The sweep sees composite patterns (GELU) as one node.
-	keep := map[string]bool{spec.Loss: true}
-	for _, k := range spec.Keep {
-		keep[k] = true
-	}
-	nodes = sweepNodes(g, s, keep)
-
-	// Every node on a path from a trainable tensor to the loss needs a rule.
-	for _, n := range nodes {
-		on := false
-		for _, o := range n.GetOutput() {
-			on = on || (active[o] && toLoss[o])
-		}
-		if !on {
-			continue
-		}
-		if _, ok := rules[n.GetOpType()]; !ok || (n.GetDomain() != "" && n.GetDomain() != "ai.onnx") {
-			return nil, fmt.Errorf("grad: no gradient rule for operator %s (node %q); rules exist for %s",
-				opName(n), n.GetName(), strings.Join(RuleOps(), ", "))
-		}
+	nodes := sweepNodes(g, s, kept)
+	if err := checkRules(nodes, active, toLoss); err != nil {
+		return nil, err
 	}
 
 	// Reverse sweep.
@@ -239,18 +187,6 @@ func Build(model *onnxpb.ModelProto, spec Spec) (*onnxpb.ModelProto, error) {
 	m.OpsetImport = []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}}
 	return m, nil
 }
-
-// nonDifferentiable operators: their outputs carry no gradient (integer,
-// boolean or constant results).
-var nonDifferentiable = map[string]bool{
-	"Shape": true, "Size": true, "ConstantOfShape": true, "Equal": true, "Greater": true, "Less": true,
-	"GreaterOrEqual": true, "LessOrEqual": true, "Not": true, "And": true, "Or": true, "Xor": true,
-	"ArgMax": true, "ArgMin": true, "OneHot": true, "NonZero": true, "IsNaN": true, "IsInf": true,
-	"Constant": true, "Range": true,
-}
-
-// firstOutputOnly operators have auxiliary outputs without gradients.
-var firstOutputOnly = map[string]bool{"LayerNormalization": true, "Dropout": true}
 
 func opName(n *onnxpb.NodeProto) string {
 	if d := n.GetDomain(); d != "" && d != "ai.onnx" {
