@@ -2,7 +2,7 @@
 // exactly as the Python reference pipeline does: Pillow 9's
 // Image.open(f).convert("RGB"), torchvision 0.14's Resize (Pillow's
 // antialiased resampler) and CenterCrop, ToTensor and Normalize
-// (METHODS §3.3, DESIGN §4, docs/PREPROCESSING.md).
+// (docs/METHODS.md §3.3, docs/PREPROCESSING.md).
 //
 // Resampling and the conversion of every PNG, GIF, BMP and lossless WebP
 // mode to RGB are bit-exact with Pillow. Baseline JPEG differs from libjpeg

@@ -29,7 +29,7 @@ const (
 // Opset is the ONNX opset of the graphs (LayerNormalization needs 17).
 const Opset = 17
 
-// LayerNormEps is timm's ViT LayerNorm epsilon (METHODS §4).
+// LayerNormEps is timm's ViT LayerNorm epsilon (docs/METHODS.md §4).
 const LayerNormEps = 1e-6
 
 // builder accumulates one graph.

@@ -10,7 +10,7 @@ import (
 	"github.com/cl-dev/cl/models"
 )
 
-// Variant names a graph variant (METHODS §2.2, §2.6–2.8).
+// Variant names a graph variant (docs/METHODS.md §2.2, §2.6–2.8).
 type Variant string
 
 // The variants Build emits.

@@ -1,12 +1,12 @@
 // Package vit builds ONNX graphs of a Vision Transformer (timm v0.6.12
-// VisionTransformer, METHODS §4) directly from a checkpoint, in Go: timm's
+// VisionTransformer, docs/METHODS.md §4) directly from a checkpoint, in Go: timm's
 // model.safetensors or Google's original JAX .npz. The graph outputs the CLS
 // token after the final LayerNorm, float32 [N,W] named "features".
 //
 // The same builder emits parameter-efficient variants whose extra parameters
 // are ordinary graph inputs (or initializers, when baked): L2P prompts, VPT
 // shallow and deep tokens, DualPrompt/CODA prefixes, AdaptFormer adapters and
-// SSF scale/shift (METHODS §2.2, §2.6–2.8). See docs/VIT.md.
+// SSF scale/shift (docs/METHODS.md §2.2, §2.6–2.8). See docs/VIT.md.
 package vit
 
 import (
@@ -275,7 +275,7 @@ func fromTimm(s *tensorSet, heads int) (*Weights, error) {
 		case strings.HasPrefix(name, "head."):
 			return "classifier head (head.*) ignored: the feature is the CLS token after the final LayerNorm", true
 		case strings.HasPrefix(name, "pre_logits."):
-			return "pre-logits layer (pre_logits.*) ignored (METHODS §4: the feature has no representation layer)", true
+			return "pre-logits layer (pre_logits.*) ignored (docs/METHODS.md §4: the feature has no representation layer)", true
 		}
 		return "", false
 	})
@@ -388,7 +388,7 @@ func fromJAX(s *tensorSet, heads int) (*Weights, error) {
 		case strings.HasPrefix(n, "head/"):
 			return "classifier head (head/*) ignored: the feature is the CLS token after the final LayerNorm", true
 		case strings.HasPrefix(n, "pre_logits/"):
-			return "pre-logits layer (pre_logits/*) ignored (METHODS §4: the feature has no representation layer)", true
+			return "pre-logits layer (pre_logits/*) ignored (docs/METHODS.md §4: the feature has no representation layer)", true
 		case pre != "" && !strings.HasPrefix(name, pre):
 			return "optimizer state outside opt/target/ ignored", true
 		}

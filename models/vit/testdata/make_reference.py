@@ -22,7 +22,7 @@ Writes into models/vit/testdata/:
                     graph inputs "V.<input name>" and outputs "V.features" (and
                     "prompt.prompt_mean")
 
-Variant semantics (METHODS §2.2, §2.6-2.8), written the way LAMDA-PILOT does it:
+Variant semantics (docs/METHODS.md §2.2, §2.6-2.8), written the way LAMDA-PILOT does it:
   prompt       L2P: sequence [CLS, p prompts, patches]; prompts get the CLS position
                embedding; prompt_mean = mean of the prompt outputs after the final LN.
                Input "prompt" [N,p,W] (per sample).
