@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/learners"
 	"github.com/cl-dev/cl/protocol"
+	"github.com/cl-dev/cl/report"
 )
 
 func init() {
@@ -77,8 +80,6 @@ type benchOptions struct {
 	Init, Inc     int
 	Seed          uint32
 	Shuffle       bool
-	Joint         bool
-	JointConfig   protocol.JointConfig
 	Out           string
 	JSON          bool
 	IgnoredPILOT  []string
@@ -88,11 +89,13 @@ type benchOptions struct {
 // init_cls and increment included).
 var protocolKeys = map[string]bool{
 	"init": true, "inc": true, "seed": true, "shuffle": true, "init_cls": true, "increment": true,
-	"joint_lambda": true, "joint_iterations": true,
 }
 
+// jointKeys are the old protocol spellings of the joint head's options.
+var jointKeys = map[string]string{"joint_lambda": "joint.lambda", "joint_iterations": "joint.iterations"}
+
 func benchOptionsFrom(c *cli.Context) (benchOptions, error) {
-	o := benchOptions{Train: c.String("train"), Test: c.String("test"), Out: c.String("out"), JSON: c.Bool("json"), Joint: c.Bool("joint")}
+	o := benchOptions{Train: c.String("train"), Test: c.String("test"), Out: c.String("out"), JSON: c.Bool("json")}
 	init, inc, seed, shuffle := c.Int("init"), c.Int("inc"), c.Int64("seed"), !c.Bool("no-shuffle")
 	methods := c.String("method")
 	var soft [][2]string
@@ -129,12 +132,20 @@ func benchOptionsFrom(c *cli.Context) (benchOptions, error) {
 	if methods == "" {
 		return benchOptions{}, usageErrorf("--method is required (one or more of %s), or a --config whose model_name names one", strings.Join(heads.Methods(), ", "))
 	}
+	if c.Bool("joint") && !slices.Contains(strings.Split(strings.ToLower(strings.ReplaceAll(methods, " ", "")), ","), "joint") {
+		methods += ",joint" // --joint: the joint head, last
+	}
 	specs, err := methodSpecs(methods)
 	if err != nil {
 		return benchOptions{}, err
 	}
 	o.Specs = specs
-	sets := setPairs(c)
+	sets := slices.Clone(setPairs(c))
+	for i, p := range sets {
+		if k, ok := jointKeys[p[0]]; ok {
+			sets[i][0] = k // joint_lambda=… is joint.lambda=… (needs --joint)
+		}
+	}
 	for _, p := range sets {
 		k, v := p[0], p[1]
 		bad := func(want string) error { return usageErrorf("--set %s=%s: want %s", k, v, want) }
@@ -154,14 +165,6 @@ func benchOptionsFrom(c *cli.Context) (benchOptions, error) {
 		case "shuffle":
 			if shuffle, err = strconv.ParseBool(v); err != nil {
 				return benchOptions{}, bad("true or false")
-			}
-		case "joint_lambda":
-			if o.JointConfig.Lambda, err = strconv.ParseFloat(v, 64); err != nil || o.JointConfig.Lambda <= 0 {
-				return benchOptions{}, bad("a positive number")
-			}
-		case "joint_iterations":
-			if o.JointConfig.Iterations, err = strconv.Atoi(v); err != nil || o.JointConfig.Iterations <= 0 {
-				return benchOptions{}, bad("a positive integer")
 			}
 		}
 	}
@@ -191,8 +194,12 @@ func benchData(o benchOptions) (train, test *features.Set, testLabels []int, err
 	if test, err = readFeatures("test", o.Test); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := heads.CheckFeatures(heads.InfoFrom(train), test); err != nil {
-		return nil, nil, nil, fmt.Errorf("--test %s does not match --train %s: %w", o.Test, o.Train, err)
+	if !features.Same(train.Space(), test.Space()) {
+		return nil, nil, nil, fmt.Errorf("--test %s does not match --train %s: the test features come from %s, the training features from %s; extract both with the same model and preprocessing",
+			o.Test, o.Train, test.Space(), train.Space())
+	}
+	if test.D != train.D {
+		return nil, nil, nil, fmt.Errorf("--test %s has dimension %d but --train %s has %d", o.Test, test.D, o.Train, train.D)
 	}
 	index, _ := features.MapClasses(train.Classes, test.Classes)
 	testLabels = make([]int, test.N)
@@ -241,23 +248,29 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	}
 	trd := protocol.Data{X: train.X, D: train.D, Labels: train.Labels}
 	ted := protocol.Data{X: test.X, D: test.D, Labels: testLabels}
-	rep, err := protocol.Run(ctx, cfg, trd, ted, methods)
+	var rep *protocol.Report
+	err = interruptible(ctx, o.Out, func() error {
+		var err error
+		rep, err = protocol.Run(ctx, cfg, trd, ted, methods)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if o.Joint {
-		if rep.Joint, err = protocol.RunJoint(ctx, cfg, o.JointConfig, trd, ted); err != nil {
+	return writeBenchReport(rep, o.Out, o.JSON, stdout, log)
+}
+
+// writeBenchReport writes the report's files into dir (when not "") and
+// prints it: JSON or the table.
+func writeBenchReport(rep *protocol.Report, dir string, asJSON bool, stdout io.Writer, log *slog.Logger) error {
+	if dir != "" {
+		if err := report.WriteDir(dir, rep); err != nil {
 			return err
 		}
+		log.Info("wrote "+strings.Join(report.Files, ", "), "dir", dir)
 	}
-	if o.Out != "" {
-		if err := rep.WriteDir(o.Out); err != nil {
-			return err
-		}
-		log.Info("wrote results.json, curve.csv, accuracy.png", "dir", o.Out)
+	if asJSON {
+		return report.JSON(stdout, rep)
 	}
-	if o.JSON {
-		return rep.WriteJSON(stdout)
-	}
-	return rep.WriteTable(stdout)
+	return report.Table(stdout, rep)
 }

@@ -195,15 +195,7 @@ func runBenchImages(ctx context.Context, o benchImagesOptions, stdout, stderr io
 	for _, c := range split.Order {
 		rep.ClassNames = append(rep.ClassNames, train.Classes[c])
 	}
-	if o.Out != "" {
-		if err := rep.WriteDir(o.Out); err != nil {
-			return err
-		}
-	}
-	if o.JSON {
-		return rep.WriteJSON(stdout)
-	}
-	return rep.WriteTable(stdout)
+	return writeBenchReport(rep, o.Out, o.JSON, stdout, log)
 }
 
 // loadBenchImages reads every class of a --data spec (at most per images

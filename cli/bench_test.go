@@ -95,10 +95,11 @@ func TestBenchJSON(t *testing.T) {
 	if !reflect.DeepEqual(rep.ClassOrder, want) || rep.Inc != 4 || rep.Init != 0 || rep.Seed != 1993 || len(rep.Increments) != 3 {
 		t.Errorf("report header: %+v", rep)
 	}
-	if len(rep.Methods) != 2 || rep.Methods[0].Method != "simplecil" || rep.Methods[1].Method != "ncm" || rep.Joint == nil {
+	if len(rep.Methods) != 3 || rep.Methods[0].Method != "simplecil" || rep.Methods[1].Method != "ncm" ||
+		rep.Methods[2].Method != "joint" || !rep.Methods[2].UpperBound || rep.Methods[1].UpperBound {
 		t.Fatalf("methods: %+v", rep.Methods)
 	}
-	for _, m := range append(rep.Methods, protocol.MethodResult{Method: "joint", Metrics: rep.Joint.Metrics}) {
+	for _, m := range rep.Methods {
 		if m.AvgAccuracy != 100 || m.LastAccuracy != 100 || len(m.Curve) != 3 {
 			t.Errorf("%s on separable data: %+v", m.Method, m.Metrics)
 		}
@@ -139,6 +140,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{}, "--method is required"},
 		{[]string{"--method", "ncm", "--seed", "-1"}, "--seed"},
 		{[]string{"--method", "ncm", "--set", "ranpac.seed=1"}, "not selected"},
+		{[]string{"--method", "ncm", "--set", "joint_lambda=1"}, "not selected"},
+		{[]string{"--method", "ncm", "--joint", "--set", "joint_lambda=0"}, "lambda"},
 	} {
 		_, _, err := runHeadsCL(append([]string{"bench", "--train", train, "--test", test}, c.args...)...)
 		var ue UsageError
@@ -169,8 +172,31 @@ func TestBenchRefusesOtherModel(t *testing.T) {
 	writeClusters(t, train, classNames(4), nil, 3, 8, 0, "mnv2")
 	writeClusters(t, test, classNames(4), nil, 2, 8, 0.01, "vitb")
 	_, _, err := runHeadsCL("bench", "--train", train, "--test", test, "--method", "ncm", "--inc", "2")
-	if err == nil || !strings.Contains(err.Error(), "model") {
-		t.Errorf("mixed models: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "model") || strings.Contains(err.Error(), "head") {
+		t.Errorf("mixed models (no head is involved): %v", err)
+	}
+}
+
+// TestBenchJointMethod: the joint bound is a head like the others, so
+// --method joint runs it alone, and --joint next to a method that is listed
+// already runs it once.
+func TestBenchJointMethod(t *testing.T) {
+	_, train, test := benchFiles(t, 6)
+	out, _, err := runHeadsCL("bench", "--train", train, "--test", test, "--method", "joint", "--joint", "--inc", "3",
+		"--set", "joint.iterations=20", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep protocol.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Methods) != 1 || rep.Methods[0].Method != "joint" || !rep.Methods[0].UpperBound || rep.Methods[0].LastAccuracy != 100 {
+		t.Errorf("methods %+v", rep.Methods)
+	}
+	tab, _, err := runHeadsCL("bench", "--train", train, "--test", test, "--method", "ncm", "--joint", "--inc", "3")
+	if err != nil || !strings.Contains(tab, "joint (joint upper bound)") || !strings.Contains(tab, "2 stages, 6 classes") {
+		t.Errorf("table %v:\n%s", err, tab)
 	}
 }
 

@@ -34,6 +34,9 @@ func lockForWrite(ctx context.Context, flag, path string, stderr io.Writer) (*fi
 // interrupted is the error of a command stopped by Ctrl-C (or SIGTERM)
 // before it wrote path.
 func interrupted(err error, path string) error {
+	if path == "" {
+		return fmt.Errorf("interrupted (%w); nothing written", err)
+	}
 	return fmt.Errorf("interrupted (%w); nothing written to %s", err, path)
 }
 

@@ -77,11 +77,11 @@ type Report struct {
 	// Increments are the stage sizes.
 	Increments []int `json:"increments"`
 	// TrainRows / TestRows count the rows used.
-	TrainRows int            `json:"train_rows"`
-	TestRows  int            `json:"test_rows"`
-	Methods   []MethodResult `json:"methods"`
-	// Joint is the optional non-incremental upper bound (see FitJoint).
-	Joint *JointResult `json:"joint,omitempty"`
+	TrainRows int `json:"train_rows"`
+	TestRows  int `json:"test_rows"`
+	// Methods are the results in the order the methods were given; the
+	// joint upper bound, when run, is one of them (UpperBound set).
+	Methods []MethodResult `json:"methods"`
 }
 
 // prepared is the checked data and its split: the class order, the stages,
@@ -264,6 +264,7 @@ func Run(ctx context.Context, cfg Config, train, test Data, methods []Method) (*
 	for m, meth := range methods {
 		rep.Methods = append(rep.Methods, MethodResult{
 			Method: meth.Name, Metrics: ComputeMetrics(correct[m], total), Seconds: elapsed[m].Seconds(),
+			UpperBound: heads.IsUpperBound(hs[m]),
 		})
 	}
 	return rep, nil

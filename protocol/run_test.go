@@ -159,45 +159,17 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-func TestJointSeparable(t *testing.T) {
+// TestJointIsMarkedUpperBound: the joint head runs like any method and is
+// marked as the upper bound; on separable classes it is always right.
+func TestJointIsMarkedUpperBound(t *testing.T) {
 	train, test := clusters(6, 6, 8, 0), clusters(6, 3, 8, 0.01)
-	j, err := RunJoint(context.Background(), Config{Classes: 6, Inc: 2, Seed: 1993, Shuffle: true}, JointConfig{}, train, test)
+	rep, err := Run(context.Background(), Config{Classes: 6, Inc: 2, Seed: 1993, Shuffle: true}, train, test,
+		[]Method{method(t, "ncm"), method(t, "joint")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.LastAccuracy != 100 || len(j.Curve) != 3 || math.IsNaN(j.AvgAccuracy) {
+	j := rep.Methods[1]
+	if !j.UpperBound || rep.Methods[0].UpperBound || j.LastAccuracy != 100 || len(j.Curve) != 3 || math.IsNaN(j.AvgAccuracy) {
 		t.Errorf("joint %+v", j)
-	}
-}
-
-// One feature, two classes at {0,1,2} and {6,7,8}: the fitted logistic
-// regression must put its threshold between 3.5 and 5.
-func TestJointThreshold(t *testing.T) {
-	var train, test Data
-	train.D, test.D = 1, 1
-	for i := 0; i < 20; i++ {
-		train.X = append(train.X, float32(i%3))
-		train.Labels = append(train.Labels, 0)
-		train.X = append(train.X, float32(6+i%3))
-		train.Labels = append(train.Labels, 1)
-	}
-	test.X = []float32{1, 3.5, 5, 8}
-	test.Labels = []int{0, 0, 1, 1}
-	j, err := RunJoint(context.Background(), Config{Classes: 2, Inc: 2}, JointConfig{Lambda: 1e-6, Iterations: 200}, train, test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.LastAccuracy != 100 {
-		t.Errorf("threshold not learned: %+v", j.Metrics)
-	}
-}
-
-func BenchmarkRunNCM(b *testing.B) {
-	train, test := clusters(20, 50, 64, 0), clusters(20, 20, 64, 0.01)
-	m := method(b, "ncm")
-	for i := 0; i < b.N; i++ {
-		if _, err := Run(context.Background(), Config{Classes: 20, Inc: 5, Seed: 1993, Shuffle: true}, train, test, []Method{m}); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

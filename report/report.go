@@ -19,7 +19,7 @@ import (
 	"github.com/cl-dev/cl/protocol"
 )
 
-// row is one line of the table, CSV and plot: a method, or the joint bound.
+// row is one line of the table, CSV and plot: a method (or the joint bound).
 type row struct {
 	name    string
 	bound   bool // a reference upper bound, not a class-incremental method
@@ -27,15 +27,12 @@ type row struct {
 	seconds float64
 }
 
-// rows lists the report's methods, then the joint bound if the run has one.
+// rows lists the report's methods in order.
 func rows(r *protocol.Report) []row {
 	var out []row
 	for i := range r.Methods {
 		m := &r.Methods[i]
 		out = append(out, row{m.Method, m.UpperBound, &m.Metrics, m.Seconds})
-	}
-	if r.Joint != nil {
-		out = append(out, row{r.Joint.Method, true, &r.Joint.Metrics, r.Joint.Seconds})
 	}
 	return out
 }
