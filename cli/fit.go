@@ -137,7 +137,8 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	}
 	y, names := mapLabels(info.Classes, set)
 	info.Classes = names
-	if err := checkRepeats(info, set, y, o, log); err != nil {
+	rows, err := checkRepeats(info, set, y, o, log)
+	if err != nil {
 		return err
 	}
 	err = interruptible(ctx, o.Head, func() error {
@@ -148,7 +149,7 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 			return fmt.Errorf("learning %s: %w", o.Features, err)
 		}
 		if info.Ledger != nil {
-			return info.Ledger.Add(set, y)
+			info.Ledger.Add(rows)
 		}
 		return nil
 	})
@@ -179,19 +180,24 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 
 // checkRepeats refuses rows of set (head labels y) whose sample the head
 // already learned, or that occur twice in set, unless o.AllowRepeats: they
-// would count twice. A head without a ledger (written by an older cl)
-// cannot be checked; that is logged.
-func checkRepeats(info heads.Info, set *features.Set, y []int, o fitOptions, log *slog.Logger) error {
+// would count twice. It returns the rows' ledger entries, to record once
+// learned. A head without a ledger (written by an older cl) cannot be
+// checked; that is logged.
+func checkRepeats(info heads.Info, set *features.Set, y []int, o fitOptions, log *slog.Logger) (heads.LedgerRows, error) {
 	if info.Ledger == nil {
 		log.Warn("the head keeps no ledger of its learned rows (written by an older cl): repeated samples cannot be detected, and cl forget --features will refuse it; refit it from its feature files to get one",
 			"head", o.Head)
-		return nil
+		return heads.LedgerRows{}, nil
+	}
+	rows, err := heads.NewLedgerRows(set, y)
+	if err != nil {
+		return rows, err
 	}
 	if o.AllowRepeats {
-		return nil
+		return rows, nil
 	}
-	if err := info.Ledger.CheckNew(set, y); err != nil {
-		return fmt.Errorf("--features %s: %w; learning it again would count it twice (give --allow-repeats to do that on purpose)", o.Features, err)
+	if err := info.Ledger.CheckNew(rows); err != nil {
+		return rows, fmt.Errorf("--features %s: %w; learning it again would count it twice (give --allow-repeats to do that on purpose)", o.Features, err)
 	}
-	return nil
+	return rows, nil
 }

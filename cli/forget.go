@@ -163,7 +163,11 @@ func checkLearned(info heads.Info, set *features.Set, headPath string) (*heads.L
 			return nil, nil, fmt.Errorf("row %d has class %q, which %s never learned; nothing was changed", i, set.Classes[l], headPath)
 		}
 	}
-	rest, err := info.Ledger.Without(set, y, info.Classes)
+	rows, err := heads.NewLedgerRows(set, y)
+	if err != nil {
+		return nil, nil, err
+	}
+	rest, err := info.Ledger.Without(rows, info.Classes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w; nothing was changed (cl forget --features removes only rows that %s learned)", err, headPath)
 	}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/internal/safetensors"
@@ -43,12 +45,14 @@ func (l *Ledger) Len() int { return len(l.entries) }
 
 // RowHash is the content hash of one feature row: SHA-256 of its float32
 // values as little-endian bytes.
-func RowHash(row []float32) [32]byte {
-	b := make([]byte, 4*len(row))
+func RowHash(row []float32) [32]byte { return rowHash(make([]byte, 4*len(row)), row) }
+
+// rowHash is RowHash with a scratch buffer of 4·len(row) bytes.
+func rowHash(buf []byte, row []float32) [32]byte {
 	for j, v := range row {
-		binary.LittleEndian.PutUint32(b[4*j:], math.Float32bits(v))
+		binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
 	}
-	return sha256.Sum256(b)
+	return sha256.Sum256(buf[:4*len(row)])
 }
 
 // sampleKey identifies a sample: its id, or, without one, its label and
@@ -66,38 +70,54 @@ func keyOf(e ledgerEntry) sampleKey {
 	return sampleKey{label: e.label, hash: e.hash}
 }
 
-// rowsOf returns the ledger entries of set's rows, learned as labels y
-// (head labels, one per row).
-func rowsOf(set *features.Set, y []int) ([]ledgerEntry, error) {
+// LedgerRows are the ledger entries of the rows of one feature set: what
+// CheckNew, Add and Without take. Building them hashes every row once (in
+// parallel), so a command checks and then records the same rows without
+// hashing twice.
+type LedgerRows struct{ entries []ledgerEntry }
+
+// NewLedgerRows returns the entries of set's rows, learned (or to be
+// unlearned) as head labels y, one per row.
+func NewLedgerRows(set *features.Set, y []int) (LedgerRows, error) {
 	if len(y) != set.N {
-		return nil, fmt.Errorf("ledger: %d labels for %d rows", len(y), set.N)
+		return LedgerRows{}, fmt.Errorf("ledger: %d labels for %d rows", len(y), set.N)
 	}
 	out := make([]ledgerEntry, set.N)
-	for i := range out {
-		out[i] = ledgerEntry{label: y[i], hash: RowHash(set.Row(i))}
-		if set.IDs != nil {
-			out[i].id = set.IDs[i]
-		}
+	workers := min(runtime.GOMAXPROCS(0), max(1, set.N/256))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			buf := make([]byte, 4*set.D)
+			for i := lo; i < hi; i++ {
+				out[i] = ledgerEntry{label: y[i], hash: rowHash(buf, set.Row(i))}
+				if set.IDs != nil {
+					out[i].id = set.IDs[i]
+				}
+			}
+		}(w*set.N/workers, (w+1)*set.N/workers)
 	}
-	return out, nil
+	wg.Wait()
+	return LedgerRows{out}, nil
 }
 
-// describeRow names row i of a feature set in errors.
-func describeRow(set *features.Set, i int) string {
-	if set.IDs != nil && set.IDs[i] != "" {
-		return fmt.Sprintf("row %d (sample %q)", i, set.IDs[i])
+// Len is the number of rows.
+func (r LedgerRows) Len() int { return len(r.entries) }
+
+// describeRow names row i in errors.
+func (r LedgerRows) describeRow(i int) string {
+	if id := r.entries[i].id; id != "" {
+		return fmt.Sprintf("row %d (sample %q)", i, id)
 	}
 	return fmt.Sprintf("row %d (no sample id)", i)
 }
 
-// CheckNew refuses rows of set (learned as head labels y) whose sample the
-// ledger already holds, or that occur twice in set: learning them would
-// count them twice. The error names the first such row.
-func (l *Ledger) CheckNew(set *features.Set, y []int) error {
-	rows, err := rowsOf(set, y)
-	if err != nil {
-		return err
-	}
+// CheckNew refuses rows whose sample the ledger already holds, or that
+// occur twice among rows: learning them would count them twice. The error
+// names the first such row.
+func (l *Ledger) CheckNew(r LedgerRows) error {
+	rows := r.entries
 	have := make(map[sampleKey]bool, len(l.entries))
 	for _, e := range l.entries {
 		have[keyOf(e)] = true
@@ -106,36 +126,26 @@ func (l *Ledger) CheckNew(set *features.Set, y []int) error {
 	for i, e := range rows {
 		k := keyOf(e)
 		if have[k] {
-			return fmt.Errorf("%s was already learned by the head", describeRow(set, i))
+			return fmt.Errorf("%s was already learned by the head", r.describeRow(i))
 		}
 		if j, dup := first[k]; dup {
-			return fmt.Errorf("%s repeats row %d: the sample would be learned twice", describeRow(set, i), j)
+			return fmt.Errorf("%s repeats row %d: the sample would be learned twice", r.describeRow(i), j)
 		}
 		first[k] = i
 	}
 	return nil
 }
 
-// Add records the rows of set as learned with head labels y.
-func (l *Ledger) Add(set *features.Set, y []int) error {
-	rows, err := rowsOf(set, y)
-	if err != nil {
-		return err
-	}
-	l.entries = append(l.entries, rows...)
-	return nil
-}
+// Add records rows as learned.
+func (l *Ledger) Add(r LedgerRows) { l.entries = append(l.entries, r.entries...) }
 
-// Without returns a new ledger without the rows of set (head labels y), one
-// recorded entry per row, and leaves l as it is. Every row must have been
-// learned: same sample, same class, same values. Otherwise it returns an
-// error naming the first row that was not (classes names the head's labels
-// in the message), so that nothing is unlearned.
-func (l *Ledger) Without(set *features.Set, y []int, classes []string) (*Ledger, error) {
-	rows, err := rowsOf(set, y)
-	if err != nil {
-		return nil, err
-	}
+// Without returns a new ledger without rows, one recorded entry per row, and
+// leaves l as it is. Every row must have been learned: same sample, same
+// class, same values. Otherwise it returns an error naming the first row
+// that was not (classes names the head's labels in the message), so that
+// nothing is unlearned.
+func (l *Ledger) Without(r LedgerRows, classes []string) (*Ledger, error) {
+	rows := r.entries
 	byKey := make(map[sampleKey][]int, len(l.entries))
 	for i, e := range l.entries {
 		k := keyOf(e)
@@ -148,14 +158,14 @@ func (l *Ledger) Without(set *features.Set, y []int, classes []string) (*Ledger,
 		}
 		return fmt.Sprint(label)
 	}
-	for i, r := range rows {
-		cands := byKey[keyOf(r)]
+	for i, e := range rows {
+		cands := byKey[keyOf(e)]
 		match, other := -1, -1
 		for _, c := range cands {
 			if gone[c] {
 				continue
 			}
-			if e := l.entries[c]; e.label == r.label && e.hash == r.hash {
+			if le := l.entries[c]; le.label == e.label && le.hash == e.hash {
 				match = c
 				break
 			}
@@ -163,14 +173,14 @@ func (l *Ledger) Without(set *features.Set, y []int, classes []string) (*Ledger,
 		}
 		if match < 0 {
 			switch {
-			case other >= 0 && l.entries[other].label != r.label:
-				return nil, fmt.Errorf("%s has class %s but the head learned that sample as class %s", describeRow(set, i), name(r.label), name(l.entries[other].label))
+			case other >= 0 && l.entries[other].label != e.label:
+				return nil, fmt.Errorf("%s has class %s but the head learned that sample as class %s", r.describeRow(i), name(e.label), name(l.entries[other].label))
 			case other >= 0:
-				return nil, fmt.Errorf("%s has other feature values than the row the head learned for that sample (re-extracted or edited?)", describeRow(set, i))
+				return nil, fmt.Errorf("%s has other feature values than the row the head learned for that sample (re-extracted or edited?)", r.describeRow(i))
 			case len(cands) > 0:
-				return nil, fmt.Errorf("%s is listed more often than the head learned it", describeRow(set, i))
+				return nil, fmt.Errorf("%s is listed more often than the head learned it", r.describeRow(i))
 			default:
-				return nil, fmt.Errorf("%s was never learned by the head", describeRow(set, i))
+				return nil, fmt.Errorf("%s was never learned by the head", r.describeRow(i))
 			}
 		}
 		gone[match] = true
