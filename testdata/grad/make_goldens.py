@@ -13,7 +13,8 @@ Writes into testdata/grad/:
                    trainable inputs, where loss = sum_k sum(y_k * R_k).
   vit.safetensors  whole tiny ViTs (models/vit/testdata's timm-structured reference and its weights
                    vit.safetensors) in every variant with a head and a masked cross-entropy. Metadata
-                   "cases" is a JSON list of {name, variant, head, mask, range, trainable, term}.
+                   "cases" is a JSON list of {name, variant, head, mask, range, trainable, term, features}
+                   (features: the head's input, "features" or L2P's "prompt_mean").
                    Tensors: "input" [N,3,32,32] and "labels" [N] (shared), and per case
                    "<case>/<param>" (F32 values fed to the graph), "<case>/class_mask", "<case>/loss"
                    (F64 [1]), "<case>/logits" (F64) and "<case>/grad/<name>" (F64), names as the Go
@@ -250,6 +251,7 @@ def make_vit():
         dict(name="vpt-deep", variant="vpt-deep", head="cosine", mask="input"),
         dict(name="prompt", variant="prompt", head="linear", mask="", term=0.05),
         dict(name="prefix", variant="prefix", head="linear", mask="input"),
+        dict(name="prompt-l2p", variant="prompt", head="linear", mask="range", range=[1, 5], features="prompt_mean"),
     ]
     meta = []
     for c in cases:
@@ -266,7 +268,7 @@ def make_vit():
             hw = rn(CLASSES, W, std=1.0).requires_grad_(True)
             sigma = torch.tensor([2.0], requires_grad=True)
             head = {"head.weight": hw, "head.sigma": sigma}
-        feats = model(x, v, params)["features"]
+        feats = model(x, v, params)[c.get("features", "features")]
         if c["head"] == "linear":
             logits = feats @ hw + hb
         else:
@@ -299,7 +301,7 @@ def make_vit():
         tensors[f"{name}/loss"] = loss.detach().reshape(1).numpy()
         tensors[f"{name}/logits"] = logits.detach().numpy()
         meta.append({"name": name, "variant": v, "head": c["head"], "mask": c["mask"], "range": c.get("range", [0, 0]),
-                     "trainable": names, "term": c.get("term", 0)})
+                     "trainable": names, "term": c.get("term", 0), "features": c.get("features", "features")})
     write_safetensors(os.path.join(HERE, "vit.safetensors"), tensors,
                       {"cases": json.dumps(meta), "config": json.dumps({
                           "tokens": p, "prefix_layers": ref.PREFIX_LAYERS, "bottleneck": r, "scale": ref.SCALE,

@@ -210,6 +210,7 @@ type vitCase struct {
 	Range     [2]int   `json:"range"`
 	Trainable []string `json:"trainable"`
 	Term      float64  `json:"term"`
+	Features  string   `json:"features"`
 }
 
 type vitConfig struct {
@@ -277,7 +278,7 @@ func checkViT(t *testing.T, f *safetensors.File, w *vit.Weights, c vitCase, cfg 
 		sq := obj.Op("ReduceSum", []attr{attrInt("keepdims", 0)}, obj.Op("Mul", nil, "prompt", "prompt"))
 		obj.AddTerm(Term{Tensor: sq, Weight: c.Term})
 	}
-	spec := ObjectiveSpec{Features: vit.OutputName, Classes: cfg.Classes, Head: HeadKind(c.Head), Mask: MaskKind(c.Mask), Range: c.Range}
+	spec := ObjectiveSpec{Features: c.Features, Classes: cfg.Classes, Head: HeadKind(c.Head), Mask: MaskKind(c.Mask), Range: c.Range}
 	if err := obj.Classifier(spec); err != nil {
 		t.Fatal(err)
 	}
