@@ -155,3 +155,19 @@ func typeString(v *onnxpb.ValueInfoProto) string {
 	}
 	return DTypeName(v.GetType().GetTensorType().GetElemType()) + " " + ShapeString(v)
 }
+
+// ValueInfo declares a tensor value: element type elem and dims, where a
+// dim < 0 is the symbolic batch dimension "batch".
+func ValueInfo(name string, elem onnxpb.TensorProto_DataType, dims ...int64) *onnxpb.ValueInfoProto {
+	var d []*onnxpb.TensorShapeProto_Dimension
+	for _, v := range dims {
+		if v < 0 {
+			d = append(d, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}})
+		} else {
+			d = append(d, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: v}})
+		}
+	}
+	e := int32(elem)
+	return &onnxpb.ValueInfoProto{Name: &name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+		TensorType: &onnxpb.TypeProto_Tensor{ElemType: &e, Shape: &onnxpb.TensorShapeProto{Dim: d}}}}}
+}

@@ -117,16 +117,16 @@ func benchStep(b *testing.B, train bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	onehot := make([]float32, batch*classes)
-	for i := 0; i < batch; i++ {
-		onehot[i*classes+i%classes] = 1
+	labels := make([]int64, batch)
+	for i := range labels {
+		labels[i] = int64(i % classes)
 	}
 	step := func() {
 		in := []ort.Tensor{{Shape: []int64{batch, 3, 224, 224}, F32: x}}
 		for _, p := range params {
 			in = append(in, ort.Tensor{Shape: p.Shape, F32: p.Data})
 		}
-		in = append(in, ort.Tensor{Shape: []int64{batch, classes}, F32: onehot})
+		in = append(in, ort.Tensor{Shape: []int64{batch}, I64: labels})
 		out, err := s.Run(in)
 		if err != nil {
 			b.Fatal(err)

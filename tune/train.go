@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/onnxpb"
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -233,11 +234,7 @@ func (r *runner) feeds(b *Batch) []ort.Tensor {
 	for _, p := range r.params {
 		in = append(in, ort.Tensor{Shape: p.Shape, F32: p.Data})
 	}
-	onehot := make([]float32, int(n)*r.classes)
-	for i, y := range b.Labels {
-		onehot[i*r.classes+int(y)] = 1
-	}
-	return append(in, ort.Tensor{Shape: []int64{n, int64(r.classes)}, F32: onehot})
+	return append(in, ort.Tensor{Shape: []int64{n}, I64: b.Labels})
 }
 
 func correct(logits []float32, labels []int64, C int) int {
@@ -356,11 +353,14 @@ func drain(c <-chan *Batch) {
 // forwardGraph is the training graph without gradients (held-out loss and
 // accuracy): same inputs, outputs loss and logits.
 func forwardGraph(w *vit.Weights, method Method, classes int) ([]byte, error) {
-	m, err := vit.Build(w, method.vitOptions())
+	m, err := withCosineHead(w, method, classes)
 	if err != nil {
 		return nil, err
 	}
-	AddCosineHead(m, vit.OutputName, w.Width, classes)
+	m.Graph.Output = []*onnxpb.ValueInfoProto{
+		models.ValueInfo(LossOutput, onnxpb.TensorProto_FLOAT, 1),
+		models.ValueInfo(LogitsOutput, onnxpb.TensorProto_FLOAT, -1, int64(classes)),
+	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
 
