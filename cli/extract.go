@@ -35,17 +35,17 @@ func init() {
 			"Examples: cl extract --model mnv2.onnx --data cifar100:DATA/cifar-100-binary:test --out test.safetensors\n" +
 			"          cl extract --model mnv2.onnx --out new.safetensors photos/*.jpg",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "backbone .onnx with a cl manifest (see cl models cut)"},
-			&cli.StringFlag{Name: "data", Usage: "the images: " + data.Specs + "; or give IMAGE files as arguments"},
-			&cli.StringFlag{Name: "out", Usage: "feature file to write (F.safetensors)"},
-			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per backbone call"},
-			&cli.IntFlag{Name: "workers", Value: 0, Usage: "decode/preprocess goroutines (0 = number of CPUs)"},
-			&cli.IntFlag{Name: "limit", Value: 0, Usage: "only the first N images, in data order (0 = all)"},
+			&cli.StringFlag{Name: "model", Usage: "backbone `FILE` (.onnx with a cl manifest, see cl models cut; required)", TakesFile: true},
+			&cli.StringFlag{Name: "data", Usage: "the images, `SPEC`: " + data.Specs + "; or give IMAGE files as arguments"},
+			&cli.StringFlag{Name: "out", Usage: "feature `FILE` to write (.safetensors; required)", TakesFile: true},
+			&cli.IntFlag{Name: "batch", Value: 32, Usage: "`N` images per backbone call"},
+			&cli.IntFlag{Name: "workers", Usage: "`N` decode/preprocess goroutines", DefaultText: "number of CPUs"},
+			&cli.IntFlag{Name: "limit", Usage: "only the first `N` images, in data order", DefaultText: "all"},
 			&cli.BoolFlag{Name: "strict", Usage: "fail (writing nothing) on the first unreadable image instead of skipping it"},
 			&cli.Int64Flag{Name: "decode-memory", Value: imageproc.DefaultDecodeBudget >> 20,
-				Usage: "MiB the images being decoded at once may take (estimated from each file's header); a larger image is skipped"},
+				Usage: "`MiB` the images being decoded at once may take (estimated from each file's header); a larger image is skipped"},
 			&cli.Int64Flag{Name: "buffer-memory", Value: extract.DefaultBufferMemory >> 20,
-				Usage: "MiB of float32 image buffers a run may hold ((2·workers + 4 + 2·batch) images of the model's input)"},
+				Usage: "`MiB` of float32 image buffers a run may hold ((2·workers + 4 + 2·batch) images of the model's input)"},
 		}, ortFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := requireFlags(c, "model", "out"); err != nil {

@@ -25,12 +25,12 @@ func init() {
 			"(input, output, preprocessing) in the model's metadata; checks that ONNX Runtime loads and runs it.\n\n" +
 			"Example: cl models cut mobilenetv2-12-int8.onnx --tensor 464_quantized --preprocess imagenet --out mnv2.onnx",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "tensor", Usage: "the tensor to expose (list them with: cl models inspect --tensors)"},
-			&cli.StringFlag{Name: "out", Usage: "the .onnx file to write"},
-			&cli.StringFlag{Name: "pool", Usage: "gap: global average pooling of a 4-D [N,C,H,W] tensor first"},
-			&cli.StringFlag{Name: "preprocess", Usage: "vit-in21k, imagenet or a JSON object (default: the input model's manifest)"},
-			&cli.StringFlag{Name: "backbone", Usage: "a human description stored in the manifest"},
-			&cli.StringFlag{Name: "output-name", Value: models.DefaultFeatureOutput, Usage: "name of the new feature output"},
+			&cli.StringFlag{Name: "tensor", Usage: "the tensor `NAME` to expose, listed by cl models inspect --tensors (required)"},
+			&cli.StringFlag{Name: "out", Usage: "the .onnx `FILE` to write (required)", TakesFile: true},
+			&cli.StringFlag{Name: "pool", Usage: "`gap` pools a 4-D [N,C,H,W] tensor globally (average) first", DefaultText: "none"},
+			&cli.StringFlag{Name: "preprocess", Usage: "preprocessing `P`: vit-in21k, imagenet or a JSON object", DefaultText: "the input model's manifest"},
+			&cli.StringFlag{Name: "backbone", Usage: "a human description `TEXT` stored in the manifest"},
+			&cli.StringFlag{Name: "output-name", Value: models.DefaultFeatureOutput, Usage: "`NAME` of the new feature output"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "do not load the result in ONNX Runtime before writing it"},
 		}, ortFlags()...),
 		Action: func(c *cli.Context) error {

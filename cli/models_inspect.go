@@ -22,7 +22,7 @@ func init() {
 		SkipFlagParsing: true,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
-			&cli.BoolFlag{Name: "tensors", Usage: "also list every intermediate tensor (the names `cl models cut --tensor` accepts)"},
+			&cli.BoolFlag{Name: "tensors", Usage: "also list every intermediate tensor (the names cl models cut --tensor accepts)"},
 		},
 		Action: func(c *cli.Context) error {
 			c, help, err := parseAnywhere(c)

@@ -30,9 +30,9 @@ func init() {
 			"'{\"mean\":[0.5,0.5,0.5],\"std\":[0.5,0.5,0.5]}' (an AugReg checkpoint fine-tuned on ImageNet-1k).\n\n" +
 			"Example: cl models manifest vit.onnx --preprocess '{\"mean\":[0.5,0.5,0.5],\"std\":[0.5,0.5,0.5]}'",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "preprocess", Usage: "vit-in21k, imagenet or JSON fields replacing the model's preprocessing"},
-			&cli.StringFlag{Name: "backbone", Usage: "a human description stored in the manifest"},
-			&cli.StringFlag{Name: "out", Usage: "write the changed model here instead of in place"},
+			&cli.StringFlag{Name: "preprocess", Usage: "preprocessing `P`: vit-in21k, imagenet or JSON fields replacing the model's"},
+			&cli.StringFlag{Name: "backbone", Usage: "a human description `TEXT` stored in the manifest"},
+			&cli.StringFlag{Name: "out", Usage: "write the changed model to `FILE`", DefaultText: "in place", TakesFile: true},
 		},
 		Action: func(c *cli.Context) error {
 			c, help, err := parseAnywhere(c)

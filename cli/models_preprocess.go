@@ -26,10 +26,10 @@ func init() {
 			"--model it must give the whole preprocessing. See docs/PREPROCESSING.md.",
 		SkipFlagParsing: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "ONNX model whose manifest says how to preprocess"},
-			&cli.StringFlag{Name: "preprocess", Usage: `vit-in21k, imagenet, or JSON fields of the manifest's "preprocess" overriding the model's`},
-			&cli.StringFlag{Name: "out", Usage: "output .npy file, float32 [N,3,S,S] (written atomically)"},
-			&cli.IntFlag{Name: "workers", Usage: "images decoded in parallel (default: number of CPUs)"},
+			&cli.StringFlag{Name: "model", Usage: "ONNX model `FILE` whose manifest says how to preprocess", TakesFile: true},
+			&cli.StringFlag{Name: "preprocess", Usage: "preprocessing `P`: vit-in21k, imagenet, or JSON fields of the manifest's \"preprocess\" overriding the model's"},
+			&cli.StringFlag{Name: "out", Usage: "output .npy `FILE`, float32 [N,3,S,S], written atomically (required)", TakesFile: true},
+			&cli.IntFlag{Name: "workers", Usage: "`N` images decoded in parallel", DefaultText: "number of CPUs"},
 		},
 		Action: func(c *cli.Context) error {
 			c, help, err := parseAnywhere(c, "out")
