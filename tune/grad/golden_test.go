@@ -346,3 +346,70 @@ func checkViT(t *testing.T, f *safetensors.File, w *vit.Weights, c vitCase, cfg 
 		check(GradName(tr), floats(res[2+k]), c.Name+"/grad/"+tr)
 	}
 }
+
+// TestDynamicBatch runs one adapter training graph at batch 3 and at batch
+// 1 on each image: the batch gradient must be the mean of the per-image
+// gradients (the loss is a batch mean), so the symbolic batch is handled.
+func TestDynamicBatch(t *testing.T) {
+	needORT(t)
+	f := readGolden(t, vitGolden)
+	var cfg vitConfig
+	if err := json.Unmarshal([]byte(f.Metadata["config"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	w, err := vit.Load(vitWeights, cfg.Heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := vit.Build(w, vit.Options{Variant: vit.Adapter, Bottleneck: cfg.Bottleneck, Scale: cfg.Scale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := NewObjective(fwd)
+	if err := obj.Classifier(ObjectiveSpec{Features: vit.OutputName, Classes: cfg.Classes, Head: HeadCosine, Mask: MaskRange, Range: [2]int{0, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	train := []string{"adapter_down_w", "adapter_down_b", "adapter_up_w", "adapter_up_b", HeadWeightName, HeadSigmaName}
+	gm, err := Build(obj.Model(), Spec{Trainable: train, Loss: LossName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []string{LossName}
+	for _, tr := range train {
+		outs = append(outs, GradName(tr))
+	}
+	s := session(t, gm, append([]string{vit.InputName, LabelsName}, train...), outs, false)
+	shape, img := goldenFloats(t, f, "input")
+	labels := goldenTensor(t, f, "labels").Int64s()
+	var params []ort.Tensor
+	for _, tr := range train {
+		ps, v := goldenFloats(t, f, "adapter/"+tr)
+		params = append(params, tensorOf(tFloat, ps, v))
+	}
+	feed := func(from, to int) []ort.Tensor {
+		per := len(img) / int(shape[0])
+		in := []ort.Tensor{tensorOf(tFloat, []int64{int64(to - from), shape[1], shape[2], shape[3]}, img[from*per:to*per]),
+			{Shape: []int64{int64(to - from)}, I64: labels[from:to]}}
+		return append(in, params...)
+	}
+	n := int(shape[0])
+	all := run(t, s, feed(0, n))
+	mean := make([][]float64, len(train))
+	for i := 0; i < n; i++ {
+		one := run(t, s, feed(i, i+1))
+		for k := range train {
+			g := floats(one[1+k])
+			if mean[k] == nil {
+				mean[k] = make([]float64, len(g))
+			}
+			for j, x := range g {
+				mean[k][j] += x / float64(n)
+			}
+		}
+	}
+	for k, tr := range train {
+		if e := relErr(floats(all[1+k]), mean[k]); e > 1e-5 {
+			t.Errorf("grad/%s at batch %d differs from the mean of batch-1 gradients by %.3g", tr, n, e)
+		}
+	}
+}
