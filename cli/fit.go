@@ -181,11 +181,11 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 // checkRepeats refuses rows of set (head labels y) whose sample the head
 // already learned, or that occur twice in set, unless o.AllowRepeats: they
 // would count twice. It returns the rows' ledger entries, to record once
-// learned. A head without a ledger (written by an older cl) cannot be
+// learned. A head without a ledger (written by an older cl, or by a program that keeps none) cannot be
 // checked; that is logged.
 func checkRepeats(info heads.Info, set *features.Set, y []int, o fitOptions, log *slog.Logger) (heads.LedgerRows, error) {
 	if info.Ledger == nil {
-		log.Warn("the head keeps no ledger of its learned rows (written by an older cl): repeated samples cannot be detected, and cl forget --features will refuse it; refit it from its feature files to get one",
+		log.Warn("the head keeps no ledger of its learned rows (written by an older cl, or by a program that keeps none): repeated samples cannot be detected, and cl forget --features will refuse it; refit it from its feature files to get one",
 			"head", o.Head)
 		return heads.LedgerRows{}, nil
 	}

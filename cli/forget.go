@@ -153,7 +153,7 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 // such row refuses the whole request, named in the error.
 func checkLearned(info heads.Info, set *features.Set, headPath string) (*heads.Ledger, []int, error) {
 	if info.Ledger == nil {
-		return nil, nil, fmt.Errorf("%s keeps no ledger of the rows it learned (written by an older cl), so cl cannot check that these rows were learned; "+
+		return nil, nil, fmt.Errorf("%s keeps no ledger of the rows it learned (written by an older cl, or by a program that keeps none), so cl cannot check that these rows were learned; "+
 			"refit the head from its feature files with this cl, or remove whole classes with --class", headPath)
 	}
 	index, _ := features.MapClasses(info.Classes, set.Classes)

@@ -89,11 +89,11 @@ func checkNotSame(pathA, pathB string) error {
 // mergeLedgers refuses heads that learned a common sample (their ledgers,
 // with B's classes renumbered as in the result, share an entry): the merged
 // head would count it twice. It returns the merged ledger, or nil when
-// either head keeps none (written by an older cl; then nothing can be
+// either head keeps none (written by an older cl, or by a program that keeps none; then nothing can be
 // checked, which is logged).
 func mergeLedgers(ia, ib heads.Info, to map[int]int, pathA, pathB string, log *slog.Logger) (*heads.Ledger, error) {
 	if ia.Ledger == nil || ib.Ledger == nil {
-		log.Warn("a head keeps no ledger of its learned rows (written by an older cl): samples learned by both cannot be detected, and the merged head keeps no ledger",
+		log.Warn("a head keeps no ledger of its learned rows (written by an older cl, or by a program that keeps none): samples learned by both cannot be detected, and the merged head keeps no ledger",
 			"a", pathA, "a_ledger", ia.Ledger != nil, "b", pathB, "b_ledger", ib.Ledger != nil)
 		return nil, nil
 	}
