@@ -507,3 +507,24 @@ func TestObjectiveFD(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryRuleHasFDCase: each registered rule appears in a
+// finite-difference case (add one with every new rule).
+func TestEveryRuleHasFDCase(t *testing.T) {
+	seen := map[string]bool{"_Gelu": false}
+	for _, c := range fdCases() {
+		g := newTGraph(tDouble)
+		c.build(g)
+		for _, n := range g.g().Node {
+			seen[n.GetOpType()] = true
+		}
+		if c.name == "GELU" {
+			seen["_Gelu"] = true
+		}
+	}
+	for op := range rules {
+		if !seen[op] {
+			t.Errorf("rule %s has no finite-difference case", op)
+		}
+	}
+}
