@@ -51,7 +51,7 @@ func init() {
 			&cli.IntFlag{Name: "test-per-class", Usage: "from images: at most N test images per class (0 = all)"},
 			&cli.Uint64Flag{Name: "train-seed", Value: 1, Usage: "from images: seed N of training (initialisation, shuffling, augmentation)"},
 			&cli.IntFlag{Name: "workers", Value: 2, Usage: "from images: N goroutines decoding images"},
-			&cli.StringFlag{Name: "cache", Usage: "from images: DIR caching the frozen features (default ~/.cache/cl/features; none = off)"},
+			&cli.StringFlag{Name: "cache", Usage: "from images: DIR caching the frozen features and first-stage adaptations (default ~/.cache/cl/features; none = off)"},
 		}, ortFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.IsSet("data") || c.IsSet("weights") || c.IsSet("test-data") {

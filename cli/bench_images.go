@@ -185,6 +185,7 @@ func runBenchImages(ctx context.Context, o benchImagesOptions, stdout, stderr io
 		return err
 	}
 	env := learners.Env{Weights: w, WeightsSHA256: wsha, Session: o.Session, Workers: o.Workers, Seed: o.TrainSeed,
+		CacheDir: map[bool]string{true: "", false: cache}[cache == "none"],
 		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
 	res, err := learners.Bench(ctx, env, split, bd, methods)
 	if err != nil {

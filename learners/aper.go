@@ -2,8 +2,12 @@ package learners
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -199,20 +203,50 @@ func (a *adapted) adapt(ctx context.Context, s Stage) error {
 		}
 		trainTF = tune.AugmentTransform{A: ag}
 	}
-	t0 := time.Now()
-	a.env.Logf("%s: adapting %s on %d images of %d classes (%s recipe, %d epochs)", a.Method(), a.method.Variant, train.Len(), len(names), a.recipe.Name, a.recipe.EpochsFor(train.Len()))
-	res, err := tune.Train(ctx, w, train, nil, tune.Config{Method: a.method, Recipe: a.recipe, Seed: a.env.Seed,
-		Train: trainTF, Eval: tune.EvalTransform{P: pp}, Session: a.env.Session, Workers: max(a.env.Workers, 1),
-		Fingerprint: a.env.WeightsSHA256,
-		Progress: func(p tune.Progress) {
-			if p.EpochDone {
-				a.env.Logf("%s: epoch %d/%d loss %.4f train top-1 %.1f%% (%.1f images/s)", a.Method(), p.Epoch, p.Epochs, p.Loss, p.Accuracy, p.ImagesPerSecond)
-			}
-		}})
-	if err != nil {
-		return fmt.Errorf("%s: adapting on stage 1: %w", a.Method(), err)
+	// The adaptation depends only on the weights, the method, the recipe,
+	// the seeds and stage 0's images: cache it (APER-adapter and
+	// ranpac-phase1 share it; reruns skip training).
+	key := sha256.New()
+	fmt.Fprintf(key, "%s|%s|%+v|%d|%s|%d|%d|%g", a.env.WeightsSHA256, a.method.Name, a.recipe, a.env.Seed, a.aug,
+		a.method.Bottleneck, a.method.Tokens, a.method.Scale)
+	for i, id := range train.IDs {
+		fmt.Fprintf(key, "|%s:%d", id, train.Labels[i])
 	}
-	a.env.Logf("%s: adapted in %.0f s, σ = %.3g", a.Method(), time.Since(t0).Seconds(), res.Sigma)
+	cached := ""
+	if a.env.CacheDir != "" {
+		cached = filepath.Join(a.env.CacheDir, "tune-"+hex.EncodeToString(key.Sum(nil))[:24]+".safetensors")
+	}
+	var res *tune.Result
+	if cached != "" {
+		if r, err := tune.LoadResult(cached, w, a.method); err == nil {
+			a.env.Logf("%s: adaptation of stage 1 from the cache (%s)", a.Method(), cached)
+			res = r
+		}
+	}
+	if res == nil {
+		t0 := time.Now()
+		a.env.Logf("%s: adapting %s on %d images of %d classes (%s recipe, %d epochs)", a.Method(), a.method.Variant, train.Len(), len(names), a.recipe.Name, a.recipe.EpochsFor(train.Len()))
+		r, err := tune.Train(ctx, w, train, nil, tune.Config{Method: a.method, Recipe: a.recipe, Seed: a.env.Seed,
+			Train: trainTF, Eval: tune.EvalTransform{P: pp}, Session: a.env.Session, Workers: max(a.env.Workers, 1),
+			Fingerprint: a.env.WeightsSHA256,
+			Progress: func(p tune.Progress) {
+				if p.EpochDone {
+					a.env.Logf("%s: epoch %d/%d loss %.4f train top-1 %.1f%% (%.1f images/s)", a.Method(), p.Epoch, p.Epochs, p.Loss, p.Accuracy, p.ImagesPerSecond)
+				}
+			}})
+		if err != nil {
+			return fmt.Errorf("%s: adapting on stage 1: %w", a.Method(), err)
+		}
+		res = r
+		a.env.Logf("%s: adapted in %.0f s (%d steps), σ = %.3g", a.Method(), time.Since(t0).Seconds(), res.Steps, res.Sigma)
+		if cached != "" {
+			if err := os.MkdirAll(a.env.CacheDir, 0o755); err == nil {
+				if err := res.SaveParams(cached, map[string]string{"tune.method": a.method.Name}); err != nil {
+					a.env.Logf("%s: adaptation not cached: %v", a.Method(), err)
+				}
+			}
+		}
+	}
 	baked, err := res.Bake(w, a.method)
 	if err != nil {
 		return err

@@ -81,8 +81,9 @@ type Env struct {
 	Seed uint64
 	// Log, when set, receives progress lines.
 	Log func(format string, args ...any)
-	// CacheDir, when set, is where learners may cache extracted features
-	// (keyed by model fingerprint and data), so reruns do not re-extract.
+	// CacheDir, when set, is where learners may cache what is costly and
+	// determined by its inputs (a first-stage adaptation, keyed by weights,
+	// method, recipe, seeds and images), so reruns do not redo it.
 	CacheDir string
 }
 

@@ -457,3 +457,47 @@ func (r *Result) Bake(w *vit.Weights, method Method) (*onnxpb.ModelProto, error)
 	opt.Bake = r.BakedWeights()
 	return vit.Build(w, opt)
 }
+
+// SaveParams writes the trained variant parameters (and the head's σ as
+// metadata) atomically: the file LoadResult reads back and vit.Options.Bake
+// takes.
+func (r *Result) SaveParams(path string, meta map[string]string) error {
+	f := r.BakedWeights()
+	for k, v := range meta {
+		f.Metadata[k] = v
+	}
+	f.Metadata["tune.sigma"] = strconv.FormatFloat(float64(r.Sigma), 'g', -1, 32)
+	f.Metadata["tune.steps"] = strconv.Itoa(r.Steps)
+	return f.WriteFile(path)
+}
+
+// LoadResult reads parameters written by SaveParams for method's variant of
+// w, checking every name and shape.
+func LoadResult(path string, w *vit.Weights, method Method) (*Result, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	nopt, err := vit.NormalizedOptions(w.Config, method.vitOptions())
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Specs: vit.ParamSpecs(w.Config, nopt), Params: map[string]optim.Param{}}
+	for _, s := range res.Specs {
+		t, err := f.Get(s.Name, safetensors.F32, len(s.Shape))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for i, d := range s.Shape {
+			if t.Shape[i] != int64(d) {
+				return nil, fmt.Errorf("%s: %s has shape %v, %s needs %v", path, s.Name, t.Shape, method.Name, s.Shape)
+			}
+		}
+		res.Params[s.Name] = optim.Param{Name: s.Name, Shape: t.Shape, Data: t.Float32s()}
+	}
+	if sg, err := strconv.ParseFloat(f.Metadata["tune.sigma"], 32); err == nil {
+		res.Sigma = float32(sg)
+	}
+	res.Steps, _ = strconv.Atoi(f.Metadata["tune.steps"])
+	return res, nil
+}
