@@ -514,6 +514,9 @@ func TestEveryRuleHasFDCase(t *testing.T) {
 	seen := map[string]bool{"_Gelu": false}
 	for _, c := range fdCases() {
 		g := newTGraph(tDouble)
+		for _, in := range c.ins {
+			g.input(in.name, tDouble, in.shape...)
+		}
 		c.build(g)
 		for _, n := range g.g().Node {
 			seen[n.GetOpType()] = true
