@@ -32,6 +32,13 @@ Files:
                     [CLS]. Cases "pilot" (no orthogonality penalty) and "ortho" (weight 0.1 on keys, attention
                     vectors and prompts of every block). "<case>/<s>/alpha" [4,8,3]: the weights cos(q*A, K).
                     Gradients are of the full tensors (zero outside the trained components).
+  ease.safetensors  two stages with adapter sets "set0/*" (stage 0, classes 0-1, given) and "set1/*" (stage 1's
+                    initial values): "train/<s>/..." two SGD steps (lr 0.025, momentum 0.9, wd 5e-4) of set 1 and
+                    the proxy cosine head "init/head.weight" [2,W], "init/head.sigma" 1.5 on classes 2-3 (labels
+                    shifted by 2; no adapter dropout). "protos" [2 subspaces, 4 classes, W]: class means of
+                    "stage0/input" (set 0) and of both training batches (sets 0 and trained 1), classes 0-1 in
+                    subspace 1 completed by solve_sim_reset; "test/scores" [4,4]: the re-weighted cosine logits
+                    (alpha 0.1, t = 1) of "test/input".
 """
 import importlib.util
 import json
@@ -308,7 +315,89 @@ def make_coda():
         "classes": C_ALL, "known": KNOWN, "stage": STAGE})})
 
 
+# ---------------------------------------------------------------- EASE
+
+def make_ease():
+    ref, model = load_vit()
+    W, D, r = ref.WIDTH, ref.DEPTH, ref.BOTTLENECK
+    LR, MOM, WD, SIGMA, ALPHA = 0.025, 0.9, 5e-4, 1.5, 0.1
+    g = torch.Generator().manual_seed(17)
+    xs, ys = batches(g, ref)
+    out = {}
+    for s in range(len(xs)):
+        out[f"input/{s}"] = xs[s].numpy().astype(np.float32)
+        out[f"labels/{s}"] = ys[s].numpy()
+    x0 = f32(torch.rand((B, 3, ref.IMG, ref.IMG), generator=g))  # stage 0's images, classes 0 and 1
+    y0 = torch.tensor([0, 1, 1, 0])
+    xt = f32(torch.rand((B, 3, ref.IMG, ref.IMG), generator=g))  # test images
+    out["stage0/input"], out["stage0/labels"] = x0.numpy().astype(np.float32), y0.numpy()
+    out["test/input"] = xt.numpy().astype(np.float32)
+
+    def adapter():
+        return {"adapter_down_w": f32(torch.randn((D, W, r), generator=g) / W ** 0.5),
+                "adapter_down_b": f32(0.1 * torch.randn((D, r), generator=g)),
+                "adapter_up_w": f32(0.5 * torch.randn((D, r, W), generator=g)),
+                "adapter_up_b": f32(0.2 * torch.randn((D, W), generator=g))}
+    sets = [adapter(), adapter()]
+    for i, a in enumerate(sets):
+        for k, v in a.items():
+            out[f"set{i}/{k}"] = v.numpy().astype(np.float32)
+    b = 1 / W ** 0.5
+    proxy = f32((torch.rand((2, W), generator=g) * 2 - 1) * b)
+    out["init/head.weight"] = proxy.numpy().astype(np.float32)
+    out["init/head.sigma"] = np.array([SIGMA], dtype=np.float32)
+
+    # Stage 1: train adapter set 1 and the proxy cosine head on classes 2, 3 (labels shifted by 2).
+    params = {k: v.clone().requires_grad_(True) for k, v in sets[1].items()}
+    params["head.weight"] = proxy.clone().requires_grad_(True)
+    params["head.sigma"] = torch.tensor([SIGMA], requires_grad=True)
+    opt = torch.optim.SGD(list(params.values()), lr=LR, momentum=MOM, weight_decay=WD)
+    for s, (x, y) in enumerate(zip(xs, ys)):
+        opt.zero_grad()
+        ad = {k: params[k] for k in sets[1]}
+        f = model(x, "adapter", ad)["features"]
+        logits = params["head.sigma"] * F.linear(F.normalize(f, dim=1), F.normalize(params["head.weight"], dim=1))
+        loss = F.cross_entropy(logits, y - 2)
+        loss.backward()
+        record(out, "train", s, params, loss, torch.zeros((B, 1), dtype=torch.int64), f.detach())
+        opt.step()
+        for k, t in params.items():
+            out[f"train/{s}/param/{k}"] = t.detach().numpy().copy()
+    trained = {k: params[k].detach() for k in sets[1]}
+
+    with torch.no_grad():
+        feat = lambda a, x: model(x, "adapter", a)["features"]
+        P = torch.zeros((2, 4, W))  # subspace, class 0-3
+        f00 = feat(sets[0], x0)
+        for c in (0, 1):
+            P[0, c] = f00[y0 == c].mean(0)
+        x1, y1 = torch.cat(xs), torch.cat(ys)
+        for i, a in enumerate((sets[0], trained)):
+            fi = feat(a, x1)
+            for c in (2, 3):
+                P[i, c] = fi[y1 == c].mean(0)
+        # Completion (solve_sim_reset): classes of stage 0 in subspace 1 from the classes of stage 1.
+        A, Bm, A_hat = P[0, 2:4], P[1, 2:4], P[0, 0:2]
+        sim = torch.zeros((2, 2))
+        for i in range(2):
+            for j in range(2):
+                sim[i, j] = torch.cosine_similarity(A_hat[i], A[j], dim=0)
+        P[1, 0:2] = F.softmax(sim, dim=1) @ Bm
+        out["protos"] = P.numpy()
+        # Re-weighted cosine logits at t = 1.
+        z = [F.normalize(feat(sets[0], xt), dim=1), F.normalize(feat(trained, xt), dim=1)]
+        scores = torch.zeros((B, 4))
+        for i, cls in enumerate(([0, 1], [2, 3])):
+            for j in range(2):
+                o = z[j] @ F.normalize(P[j, cls], dim=1).t()
+                scores[:, cls] += o if i == j else ALPHA / 1 * o
+        out["test/scores"] = scores.numpy()
+    write_safetensors(os.path.join(HERE, "ease.safetensors"), out, {"config": json.dumps({
+        "bottleneck": r, "scale": ref.SCALE, "lr": LR, "momentum": MOM, "wd": WD, "sigma": SIGMA, "alpha": ALPHA})})
+
+
 if __name__ == "__main__":
     make_l2p()
     make_dualprompt()
     make_coda()
+    make_ease()
