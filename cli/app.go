@@ -46,35 +46,52 @@ func usageErrorf(format string, args ...any) error {
 
 // NewApp builds the cl application writing to stdout and stderr.
 func NewApp(stdout, stderr io.Writer) *cli.App {
-	cmds := append([]*cli.Command(nil), commands...)
+	cmds := append([]*cli.Command{helpCommand}, commands...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	finishCommands("cl", cmds)
 	return &cli.App{
 		Name:      "cl",
+		HelpName:  "cl",
 		Usage:     "continual learning on frozen pre-trained vision models",
 		Version:   Version,
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Commands:  cmds,
 		Description: "Extract features once with a frozen ONNX backbone (cl extract), then fit, evaluate and\n" +
-			"update class-incremental heads many times (cl fit, cl eval, cl bench).",
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return UsageError{err}
+			"update class-incremental heads many times (cl fit, cl eval, cl bench). cl help COMMAND shows\n" +
+			"a command's flags. Exit codes: 0 ok, 1 failure, 2 usage error.",
+		OnUsageError: flagErrorFunc("cl"),
+		// Without arguments: the help; an unknown command: a usage error.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("unknown command %q (see cl --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
-		HideHelpCommand: true,
+		// Main turns errors into exit codes; urfave must not exit itself.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
+}
+
+// exitCode is the process exit code of a command's error: 0 for none, 2
+// for a usage error, 1 for any other failure.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ue UsageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 // Main runs cl with os.Args and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
 	app := NewApp(os.Stdout, os.Stderr)
 	err := app.RunContext(ctx, args)
-	if err == nil {
-		return 0
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cl:", err)
 	}
-	fmt.Fprintln(os.Stderr, "cl:", err)
-	var ue UsageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
+	return exitCode(err)
 }

@@ -23,8 +23,8 @@ func init() {
 		Description: "Rows whose class the head has not learned are left out of the accuracies and counted as\n" +
 			"\"unknown\" (a class-incremental head cannot predict a class it never saw).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Usage: "head file (H.safetensors)"},
-			&cli.StringFlag{Name: "features", Usage: "test features T.safetensors (or T,U for APER)"},
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required)"},
+			&cli.StringFlag{Name: "features", Usage: "labelled test features `FILE` T.safetensors (or T,U for APER; required)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
 		},
 		Action: func(c *cli.Context) error {
@@ -162,10 +162,10 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error
 		_, err = stdout.Write(append(b, '\n'))
 		return err
 	}
-	fmt.Fprintf(stdout, "%s (%s, %d classes) on %s: %d rows, top-1 %.2f %%, top-%d %.2f %%", headPath, h.Method(),
-		len(h.Classes()), featPath, rep.Rows, rep.Top1, k, rep.Top5)
+	fmt.Fprintf(stdout, "%s (%s, %s) on %s: %s, top-1 %.2f %%, top-%d %.2f %%", headPath, h.Method(),
+		countOf(len(h.Classes()), "class", "classes"), featPath, countOf(rep.Rows, "row", "rows"), rep.Top1, k, rep.Top5)
 	if unknown > 0 {
-		fmt.Fprintf(stdout, " (%d rows of %d unlearned classes left out)", unknown, len(rep.UnknownClasses))
+		fmt.Fprintf(stdout, " (%s of %s left out)", countOf(unknown, "row", "rows"), countOf(len(rep.UnknownClasses), "unlearned class", "unlearned classes"))
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)

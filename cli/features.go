@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +45,7 @@ func init() {
 				Action: func(c *cli.Context) error {
 					args, err := interspersed(c)
 					if err != nil {
-						return err
+						return helpShown(err)
 					}
 					if len(args) != 1 {
 						return usageErrorf("features info needs one feature file, got %d arguments (cl features info F.safetensors)", len(args))
@@ -65,7 +66,7 @@ func init() {
 				Action: func(c *cli.Context) error {
 					args, err := interspersed(c)
 					if err != nil {
-						return err
+						return helpShown(err)
 					}
 					if len(args) != 1 {
 						return usageErrorf("features select needs one feature file, got %d arguments (cl features select F --class A,B --out G)", len(args))
@@ -90,7 +91,7 @@ func init() {
 				Action: func(c *cli.Context) error {
 					args, err := interspersed(c)
 					if err != nil {
-						return err
+						return helpShown(err)
 					}
 					if c.String("out") == "" {
 						return usageErrorf("flag --out is required (cl features concat A B --out C)")
@@ -112,7 +113,7 @@ func init() {
 				Action: func(c *cli.Context) error {
 					args, err := interspersed(c)
 					if err != nil {
-						return err
+						return helpShown(err)
 					}
 					if len(args) != 1 {
 						return usageErrorf("features split needs one feature file, got %d arguments (cl features split F --out-dir DIR)", len(args))
@@ -153,6 +154,12 @@ func interspersed(c *cli.Context) ([]string, error) {
 			continue
 		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "help" || name == "h" {
+			if err := cli.ShowSubcommandHelp(c); err != nil {
+				return nil, err
+			}
+			return nil, errHelpShown
+		}
 		if !known[name] {
 			return nil, usageErrorf("unknown flag %s (see cl %s --help)", a, c.Command.FullName())
 		}
@@ -171,6 +178,17 @@ func interspersed(c *cli.Context) ([]string, error) {
 		}
 	}
 	return pos, nil
+}
+
+// errHelpShown stops a command whose --help came after its arguments.
+var errHelpShown = errors.New("help shown")
+
+// helpShown turns errHelpShown into success.
+func helpShown(err error) error {
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
 }
 
 // stageOptions choose the stages as cl bench does.

@@ -80,6 +80,10 @@ func TestFeaturesInfo(t *testing.T) {
 	if _, _, err := runHeadsCL("features", "info"); !errors.As(err, &ue) {
 		t.Errorf("no file: %v, want a usage error", err)
 	}
+	// --help after the arguments shows the help and does nothing else.
+	if out, _, err := runHeadsCL("features", "info", missing, "--help"); err != nil || !strings.Contains(out, "cl features info") {
+		t.Errorf("--help after the file: %v\n%s", err, out)
+	}
 }
 
 func TestFeaturesSelect(t *testing.T) {

@@ -30,9 +30,9 @@ func init() {
 			"every learned row (sample id, class, content hash) in its ledger; rows whose sample it already\n" +
 			"learned are refused unless --allow-repeats is given.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "method", Usage: "head to create: " + strings.Join(heads.Methods(), ", ") + " (optional when --head exists)"},
-			&cli.StringFlag{Name: "features", Usage: "training features F.safetensors (or F,G for APER)"},
-			&cli.StringFlag{Name: "head", Usage: "head file to create or extend (H.safetensors)"},
+			&cli.StringFlag{Name: "method", Usage: "`METHOD` of the head to create: " + strings.Join(heads.Methods(), ", ") + " (required to create --head, optional when it exists)"},
+			&cli.StringFlag{Name: "features", Usage: "training features `FILE` F.safetensors (or F,G for APER; required)"},
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` to create or extend (H.safetensors; required)"},
 			setFlag("method option key=value when creating the head (repeatable)"),
 			&cli.BoolFlag{Name: "allow-repeats", Usage: "learn rows whose sample the head already learned (or that repeat in the file) again, counting them twice"},
 		},
@@ -91,7 +91,7 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--head: %w", err)
 		}
 		if o.Method != "" && o.Method != h.Method() {
-			return usageErrorf("--method %s: %s is a %s head; fit it with --method %s or choose another --head", o.Method, o.Head, h.Method(), h.Method())
+			return usageErrorf("--method %s: %s is %s; fit it with --method %s or choose another --head", o.Method, o.Head, aHead(h.Method()), h.Method())
 		}
 		if len(o.Options) > 0 {
 			return usageErrorf("--set: options are fixed when a head is created and %s already exists; write a new --head to change them", o.Head)
@@ -172,8 +172,8 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	if exists {
 		verb = "updated"
 	}
-	fmt.Fprintf(stdout, "%s %s (%s): learned %d rows of %d classes; the head now scores %d classes\n",
-		verb, o.Head, h.Method(), set.N, len(counts), len(h.Classes()))
+	fmt.Fprintf(stdout, "%s %s (%s): learned %s of %s; the head now scores %s\n",
+		verb, o.Head, h.Method(), countOf(set.N, "row", "rows"), countOf(len(counts), "class", "classes"), countOf(len(h.Classes()), "class", "classes"))
 	log.Info("fit", "classes", strings.Join(learned, ","))
 	return nil
 }

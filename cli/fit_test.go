@@ -151,7 +151,7 @@ func TestFitErrors(t *testing.T) {
 	if _, _, err := runHeadsCL("fit", "--method", "ncm", "--features", p("a.safetensors"), "--head", p("h.safetensors")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := runHeadsCL("fit", "--method", "simplecil", "--features", p("a.safetensors"), "--head", p("h.safetensors")); !usage(err) || !strings.Contains(err.Error(), "is a ncm head") {
+	if _, _, err := runHeadsCL("fit", "--method", "simplecil", "--features", p("a.safetensors"), "--head", p("h.safetensors")); !usage(err) || !strings.Contains(err.Error(), "is an ncm head") {
 		t.Errorf("method mismatch: %v", err)
 	}
 	if _, _, err := runHeadsCL("fit", "--features", p("other.safetensors"), "--head", p("h.safetensors")); err == nil || !strings.Contains(err.Error(), "model") {

@@ -35,10 +35,10 @@ func init() {
 			"(same sample id, class and values, as its ledger records); otherwise nothing changes and the first\n" +
 			"row that was not is named. The head is written back atomically, or to --out.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Usage: "head file (H.safetensors)"},
-			&freshGeneric{cli.GenericFlag{Name: "class", Usage: "class name to remove (repeatable)"}, func() cli.Generic { return &listValue{} }},
-			&cli.StringFlag{Name: "features", Usage: "feature file whose rows to unlearn (F or F,G for APER)"},
-			&cli.StringFlag{Name: "out", Usage: "write the result here instead of replacing --head"},
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required)"},
+			&freshGeneric{cli.GenericFlag{Name: "class", Usage: "`NAME` of a class to remove (repeatable)"}, func() cli.Generic { return &listValue{} }},
+			&cli.StringFlag{Name: "features", Usage: "feature `FILE` whose rows to unlearn (F or F,G for APER)"},
+			&cli.StringFlag{Name: "out", Usage: "write the result to `FILE` instead of replacing --head"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := requireFlags(c, "head"); err != nil {
@@ -106,7 +106,7 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 				info.Ledger.RemoveLabel(l)
 			}
 		}
-		what = fmt.Sprintf("removed %d classes (%s)", len(classes), strings.Join(classes, ", "))
+		what = fmt.Sprintf("removed %s (%s)", countOf(len(classes), "class", "classes"), strings.Join(classes, ", "))
 	} else {
 		set, err := readFeatures("features", featPath)
 		if err != nil {
@@ -126,7 +126,7 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 			return fmt.Errorf("unlearning %s: %w", featPath, err)
 		}
 		info.Ledger = rest
-		what = fmt.Sprintf("unlearned %d rows of %s", set.N, featPath)
+		what = fmt.Sprintf("unlearned %s of %s", countOf(set.N, "row", "rows"), featPath)
 	}
 	if len(h.Classes()) > 0 {
 		if err := interruptible(ctx, out, func() error { return heads.Refresh(h) }); err != nil {
@@ -142,7 +142,7 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 	if err := heads.Save(out, h, info); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s from %s; wrote %s (%d classes left)\n", what, headPath, out, len(h.Classes()))
+	fmt.Fprintf(stdout, "%s from %s; wrote %s (%s left)\n", what, headPath, out, countOf(len(h.Classes()), "class", "classes"))
 	return nil
 }
 

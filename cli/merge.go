@@ -26,7 +26,7 @@ func init() {
 			"(heads fitted from files that number their classes differently merge). Heads that learned a common\n" +
 			"sample (a head and itself, or a copy) are refused: the sample would count twice.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Usage: "merged head file to write (may be A or B)"},
+			&cli.StringFlag{Name: "out", Usage: "merged head `FILE` to write (may be A or B; required)"},
 		},
 		Action: func(c *cli.Context) error {
 			// Flags stop at the first argument in urfave/cli, so accept
@@ -130,7 +130,7 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 		return err
 	}
 	if ha.Method() != hb.Method() {
-		return fmt.Errorf("%s is a %s head and %s a %s head; only heads of the same method merge", pathA, ha.Method(), pathB, hb.Method())
+		return fmt.Errorf("%s is %s and %s %s; only heads of the same method merge", pathA, aHead(ha.Method()), pathB, aHead(hb.Method()))
 	}
 	if !features.Same(ia.Space(), ib.Space()) || (ia.Dim != 0 && ib.Dim != 0 && ia.Dim != ib.Dim) {
 		return fmt.Errorf("%s was fitted on %s (dim %d) and %s on %s (dim %d); heads of different feature spaces cannot merge",
@@ -173,6 +173,6 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err := heads.Save(out, ha, ia); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "merged %s and %s into %s (%s): %d classes\n", pathA, pathB, out, ha.Method(), len(ha.Classes()))
+	fmt.Fprintf(stdout, "merged %s and %s into %s (%s): %s\n", pathA, pathB, out, ha.Method(), countOf(len(ha.Classes()), "class", "classes"))
 	return nil
 }

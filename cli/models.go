@@ -55,7 +55,7 @@ func parseAnywhere(c *cli.Context, required ...string) (ctx *cli.Context, help b
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, true, cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
 			}
-			return nil, false, usageErrorf("%s: %v", c.Command.FullName(), err)
+			return nil, false, flagError(c.Command.HelpName, err)
 		}
 		args = set.Args()
 		if len(args) == 0 {
@@ -74,7 +74,7 @@ func parseAnywhere(c *cli.Context, required ...string) (ctx *cli.Context, help b
 	}
 	for _, name := range required {
 		if !ctx.IsSet(name) {
-			return nil, false, usageErrorf("%s: flag --%s is required", c.Command.FullName(), name)
+			return nil, false, usageErrorf("%s: flag --%s is required (see %s --help)", c.Command.HelpName, name, c.Command.HelpName)
 		}
 	}
 	return ctx, false, nil

@@ -12,11 +12,11 @@ import (
 // is a usage error (exit code 2), raised when the flags are parsed.
 func ortFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default $" + ort.LibEnv +
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `FILE` (default $" + ort.LibEnv +
 			", then the location scripts/install-onnxruntime.sh installs to)"},
-		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "where the backbone runs: cpu, cuda or cuda:N",
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "`DEVICE` the backbone runs on: cpu, cuda or cuda:N",
 			Action: func(_ *cli.Context, s string) error { return checkDevice(s) }},
-		&cli.IntFlag{Name: "threads", Value: 0, Usage: "ONNX Runtime intra-op threads (0 = all cores)",
+		&cli.IntFlag{Name: "threads", Value: 0, Usage: "`N` ONNX Runtime intra-op threads (0 = all cores)",
 			Action: func(_ *cli.Context, n int) error { return checkThreads(n) }},
 	}
 }

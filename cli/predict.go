@@ -29,11 +29,11 @@ func init() {
 			"across --threads goroutines. A summary (rows, rows/s, top-1 accuracy on rows whose class the\n" +
 			"head knows) goes to stderr.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Usage: "head file (H.safetensors)"},
-			&cli.StringFlag{Name: "features", Usage: "features F.safetensors (or F,G for APER)"},
-			&cli.IntFlag{Name: "top", Value: 1, Usage: "classes per row, best first (1 … number of classes)"},
-			&cli.StringFlag{Name: "out", Usage: "CSV file to write (atomically); default: standard output"},
-			&cli.IntFlag{Name: "threads", Usage: "goroutines (0: one per CPU)"},
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required)"},
+			&cli.StringFlag{Name: "features", Usage: "features `FILE` F.safetensors (or F,G for APER; required)"},
+			&cli.IntFlag{Name: "top", Value: 1, Usage: "`K` classes per row, best first (1 … number of classes)"},
+			&cli.StringFlag{Name: "out", Usage: "CSV `FILE` to write (atomically)", DefaultText: "standard output"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` goroutines ranking rows (0: one per CPU)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := requireFlags(c, "head", "features"); err != nil {
@@ -85,7 +85,7 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		return fmt.Errorf("--features %s: %w", o.Features, err)
 	}
 	if c := len(h.Classes()); o.Top > c {
-		return usageErrorf("--top %d: the head %s has %d classes", o.Top, o.Head, c)
+		return usageErrorf("--top %d: the head %s has %s", o.Top, o.Head, countOf(c, "class", "classes"))
 	}
 	threads := o.Threads
 	if threads == 0 {
