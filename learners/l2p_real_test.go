@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +23,7 @@ import (
 	"github.com/cl-dev/cl/models/vit"
 	"github.com/cl-dev/cl/protocol"
 	"github.com/cl-dev/cl/tune"
+	"github.com/cl-dev/cl/tune/optim"
 )
 
 // testSelector is a learner whose test-time selection can be switched
@@ -256,4 +258,113 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// TestL2PSelectionDynamics replays L2P's key training on the real ViT-Ti's
+// frozen Fashion-MNIST features, exactly: the keys' only gradient is the
+// pull term, which depends on the queries and the selection alone, and
+// Adam is elementwise, so the keys (and every selection, in training and
+// at test) follow the same trajectory as in a full run with the same seed,
+// batch and epochs, without running the prompted ViT. It reports, for
+// per-sample and batch-vote selection in training, which pool rows each
+// stage trains and which rows the test images select. Runs when
+// CL_PROMPTS_REAL is set and the feature cache of TestPromptsRealData
+// exists ($TMPDIR/cl-prompts-{train,test}-N.safetensors).
+func TestL2PSelectionDynamics(t *testing.T) {
+	if os.Getenv("CL_PROMPTS_REAL") == "" {
+		t.Skip("set CL_PROMPTS_REAL (and run TestPromptsRealData first for the feature cache)")
+	}
+	perClass, _ := strconv.Atoi(envOr("CL_PROMPTS_PER_CLASS", "60"))
+	testPerClass, _ := strconv.Atoi(envOr("CL_PROMPTS_TEST_PER_CLASS", "40"))
+	read := func(tag string, n int) []float32 {
+		f, err := safetensors.ReadFile(filepath.Join(os.TempDir(), fmt.Sprintf("cl-prompts-%s-%d.safetensors", tag, n)))
+		if err != nil {
+			t.Skip(err)
+		}
+		return f.Tensors["features"].Float32s()
+	}
+	const W = 192
+	trainF, testF := read("train", 10*perClass), read("test", 10*testPerClass)
+	// Labels: LoadClasses keeps source order and the first perClass of each
+	// class; the labels are needed, so reload them from the source.
+	F := "/usr/share/datasets/fashion-mnist/"
+	lab := func(img, l string, limit int) []int {
+		src, err := data.Open("idx:" + F + img + "," + F + l + ",../testdata/fashion-mnist-classes.txt")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer src.Close()
+		d, err := tune.LoadClasses(context.Background(), src, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Labels
+	}
+	trainY := lab("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", perClass)
+	testY := lab("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", testPerClass)
+	order, _ := protocol.ClassOrder(10, 1993, true)
+	split, _ := protocol.NewSplit(order, 0, 2)
+	for _, mode := range []string{SelectPerSample, SelectBatchVote} {
+		opt := l2pDefaults()
+		pool, topk, batch, epochs := 10, 5, 16, 5
+		rng := rand.New(rand.NewPCG(1, 0x6c3270)) // NewL2P's stream with Env.Seed 1
+		_ = pUniform(rng, pool*5*W, -1, 1)        // prompts are drawn first
+		keys := pUniform(rng, pool*W, -1, 1)
+		_ = opt
+		for st := 0; st < split.Stages(); st++ {
+			lo, hi := split.Range(st)
+			var rows []int
+			for i, y := range trainY {
+				if k := split.Label(y); k >= lo && k < hi {
+					rows = append(rows, i)
+				}
+			}
+			kp := &optim.Param{Name: "keys", Shape: []int64{int64(pool), W}, Data: keys}
+			o, _ := optim.New(optim.AdamDefaults(optim.Adam), optim.Group{Params: []*optim.Param{kp}, LR: 0.001875})
+			used := map[int]int{}
+			seed := uint64(1) ^ uint64(st+1)*0x9e3779b97f4a7c15
+			for e := 0; e < epochs; e++ {
+				perm := tune.EpochOrder(len(rows), seed, e, true)
+				for s := 0; s < len(perm); s += batch {
+					var q []float32
+					for _, j := range perm[s:min(s+batch, len(perm))] {
+						q = append(q, trainF[rows[j]*W:(rows[j]+1)*W]...)
+					}
+					idx, _ := tune.CosineTopK(q, keys, W, topk)
+					if mode == SelectBatchVote {
+						idx = tune.VoteTopK(idx, topk)
+					}
+					for _, r := range idx {
+						for _, j := range r {
+							used[j]++
+						}
+					}
+					_, g := tune.KeyPull(q, keys, W, idx)
+					g32 := make([]float32, len(g))
+					for i, v := range g {
+						g32[i] = float32(-0.1 * v)
+					}
+					if _, err := o.Step(map[string][]float32{"keys": g32}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			t.Logf("train-select=%s stage %d: pool rows trained (row:selections) %v", mode, st+1, used)
+		}
+		for _, ts := range []string{SelectPerSample, SelectBatchVote} {
+			var sel [][]int
+			bs := len(testY)
+			if ts == SelectBatchVote {
+				bs = 16
+			}
+			for i := 0; i < len(testY); i += bs {
+				idx, _ := tune.CosineTopK(testF[i*W:min(i+bs, len(testY))*W], keys, W, topk)
+				if ts == SelectBatchVote {
+					idx = tune.VoteTopK(idx, topk)
+				}
+				sel = append(sel, idx...)
+			}
+			t.Logf("train-select=%s test-select=%s: %s", mode, ts, selectionSummary(sel))
+		}
+	}
 }
