@@ -107,6 +107,18 @@ func TestModelsManifest(t *testing.T) {
 		t.Fatal("the graph changed")
 	}
 
+	// The same as importing with --preprocess, byte for byte.
+	direct := filepath.Join(dir, "direct.onnx")
+	if _, _, err := runCL2(t, "models", "import", "--weights", vitTestdata+"vit.npz", "--out", direct, "--no-verify",
+		"--preprocess", `{"mean":[0.5,0.5,0.5],"std":[0.5,0.5,0.5]}`, "--backbone", "AugReg ViT"); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := os.ReadFile(model)
+	b, errB := os.ReadFile(direct)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("manifest-edited model differs from the model imported with --preprocess (%v, %v)", errA, errB)
+	}
+
 	// Preset to --out, and removing the normalisation again.
 	out := filepath.Join(dir, "out.onnx")
 	if _, _, err := runCL2(t, "models", "manifest", model, "--preprocess", `{"mean":null,"std":null,"interpolation":"bilinear"}`, "--out", out); err != nil {
