@@ -45,6 +45,7 @@ func init() {
 			&cli.StringFlag{Name: "out", Usage: "write results.json, curve.csv and accuracy.png into folder `DIR` (created if missing)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object instead of a table"},
 			&cli.StringFlag{Name: "weights", Usage: "from images: the ViT checkpoint FILE (as cl models import) that methods which train adapt, and whose frozen features the other methods use"},
+			&cli.IntFlag{Name: "heads", Usage: "from images: N attention heads of the checkpoint (0 = stored in .npz, else width/64)"},
 			&cli.StringFlag{Name: "data", Usage: "from images: training images SPEC (" + data.Specs + ")"},
 			&cli.StringFlag{Name: "test-data", Usage: "from images: test images SPEC"},
 			&cli.IntFlag{Name: "per-class", Usage: "from images: at most N training images per class (0 = all)"},
@@ -138,6 +139,11 @@ func benchOptionsFrom(c *cli.Context) (benchOptions, error) {
 	specs, err := methodSpecs(methods)
 	if err != nil {
 		return benchOptions{}, err
+	}
+	for _, s := range specs {
+		if s.Name == "aper" && (!strings.Contains(o.Train, ",") || !strings.Contains(o.Test, ",")) {
+			return benchOptions{}, aperNeedsTwo("--train and --test")
+		}
 	}
 	o.Specs = specs
 	sets := slices.Clone(setPairs(c))

@@ -112,7 +112,7 @@ func runExtract(ctx context.Context, o extractOptions, stdout, stderr io.Writer)
 		}
 		src = data.Limit(files, o.Pipeline.Limit)
 	} else if src, err = data.OpenFirst(o.Data, o.Pipeline.Limit); err != nil {
-		return err
+		return dataSpecError(err)
 	}
 	defer src.Close()
 	if err := extract.CheckOut(o.Out); err != nil {

@@ -123,7 +123,7 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--features %s has no rows", o.Features)
 	}
 	if h.Method() == "aper" && !strings.Contains(o.Features, ",") {
-		log.Warn("aper expects two feature files (plain backbone, adapted backbone) joined by a comma; fitting on one file is SimpleCIL")
+		return aperNeedsTwo("--features")
 	}
 	if exists {
 		if err := heads.CheckFeatures(info, set); err != nil {

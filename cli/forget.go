@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -99,6 +100,11 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 				return fmt.Errorf("--class %q: %s has no such class (it has: %s)", name, headPath, strings.Join(have, ", "))
 			}
 			if err := h.RemoveClass(l); err != nil {
+				if errors.Is(err, heads.ErrNeedSamples) {
+					return fmt.Errorf("--class %q: %s cannot remove a class from its statistics alone (the class's samples are mixed into the shared covariance); "+
+						"remove its rows instead: cl features select F.safetensors --class %q --out C.safetensors with the feature file the class was learned from, "+
+						"then cl forget --head %s --features C.safetensors", name, aHead(h.Method()), name, headPath)
+				}
 				return fmt.Errorf("removing class %q: %w", name, err)
 			}
 			delete(scored, l)

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"regexp"
 	"strings"
@@ -206,6 +208,26 @@ func aHead(method string) string {
 		return "an " + method + " head"
 	}
 	return "a " + method + " head"
+}
+
+// dataSpecError makes the error of opening a --data spec a usage error
+// (exit 2) when the spec itself is wrong — an unknown kind, an empty spec, a
+// path that does not exist — and leaves failures of existing data (a
+// corrupt file) plain errors (exit 1).
+func dataSpecError(err error) error {
+	msg := err.Error()
+	if errors.Is(err, fs.ErrNotExist) || strings.Contains(msg, "unknown kind") || strings.Contains(msg, "--data is empty") {
+		return UsageError{err}
+	}
+	return err
+}
+
+// aperNeedsTwo is the usage error of APER given one feature file (on which
+// it would be SimpleCIL).
+func aperNeedsTwo(flag string) error {
+	return usageErrorf("aper needs two feature files joined by a comma, %s PLAIN.safetensors,ADAPTED.safetensors: "+
+		"the frozen backbone's features and those of the backbone adapted on the first stage (cl tune, then cl extract "+
+		"with the adapted model); on one file APER is SimpleCIL: use --method simplecil", flag)
 }
 
 // helpCommand is `cl help [COMMAND [SUBCOMMAND]]`.

@@ -147,6 +147,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"help", "models", "nosuch"}, []string{`no command "nosuch"`}},
 		{[]string{"fit", "--nosuch"}, []string{"unknown flag --nosuch", "cl fit --help"}},
 		{[]string{"extract", "--dta", "x"}, []string{"unknown flag --dta", "cl extract --help"}},
+		{[]string{"extract", "--model", "m.onnx", "--data", "cifar100x:/tmp", "--out", "o"}, []string{`unknown kind "cifar100x"`}},
+		{[]string{"extract", "--model", "m.onnx", "--data", "/no/such/folder", "--out", "o"}, []string{"/no/such/folder"}},
 		{[]string{"fit", "--features"}, []string{"--features needs a value", "cl fit --help"}},
 		{[]string{"predict", "--top", "x"}, []string{`--top "x"`, "cl predict --help"}},
 		{[]string{"models", "cut", "--nosuch"}, []string{"unknown flag --nosuch", "cl models cut --help"}},
