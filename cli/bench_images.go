@@ -27,6 +27,7 @@ import (
 // get the pre-trained backbone's features (cached on disk).
 type benchImagesOptions struct {
 	Weights, Data, TestData string
+	Heads                   int
 	Methods                 []string
 	Sets                    [][2]string
 	PerClass, TestPerClass  int
@@ -103,7 +104,7 @@ func runBenchImages(ctx context.Context, o benchImagesOptions, stdout, stderr io
 	}
 	sum := sha256.Sum256(raw)
 	wsha := hex.EncodeToString(sum[:])
-	w, err := vit.Parse(o.Weights, raw, 0)
+	w, err := vit.Parse(o.Weights, raw, o.Heads)
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
@@ -186,7 +187,7 @@ func runBenchImages(ctx context.Context, o benchImagesOptions, stdout, stderr io
 	}
 	env := learners.Env{Weights: w, WeightsSHA256: wsha, Session: o.Session, Workers: o.Workers, Seed: o.TrainSeed,
 		CacheDir: map[bool]string{true: "", false: cache}[cache == "none"],
-		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
+		Log:      func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
 	res, err := learners.Bench(ctx, env, split, bd, methods)
 	if err != nil {
 		return err
@@ -247,7 +248,10 @@ func benchFromImages(c *cli.Context) error {
 			methods = append(methods, m)
 		}
 	}
-	o := benchImagesOptions{Weights: c.String("weights"), Data: c.String("data"), TestData: c.String("test-data"),
+	if c.Int("heads") < 0 {
+		return usageErrorf("--heads %d: must be ≥ 0", c.Int("heads"))
+	}
+	o := benchImagesOptions{Weights: c.String("weights"), Heads: c.Int("heads"), Data: c.String("data"), TestData: c.String("test-data"),
 		Methods: methods, Sets: setPairs(c), PerClass: c.Int("per-class"), TestPerClass: c.Int("test-per-class"),
 		Init: c.Int("init"), Inc: c.Int("inc"), Seed: uint32(seed), Shuffle: !c.Bool("no-shuffle"), TrainSeed: c.Uint64("train-seed"),
 		Workers: c.Int("workers"), Cache: c.String("cache"), Session: ort.SessionOptions{ORTLib: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")},

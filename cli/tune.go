@@ -37,6 +37,7 @@ func init() {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "method", Usage: "tuning method: " + strings.Join(tune.Methods(), ", "), Required: true},
 			&cli.StringFlag{Name: "weights", Usage: "ViT checkpoint FILE (timm model.safetensors or Google .npz, as cl models import)", Required: true},
+			&cli.IntFlag{Name: "heads", Usage: "N attention heads of the checkpoint (0 = stored in .npz, else width/64)"},
 			&cli.StringFlag{Name: "data", Usage: "labelled training images SPEC (" + data.Specs + ")", Required: true},
 			&cli.StringFlag{Name: "out", Usage: "adapted backbone FILE.onnx to write", Required: true},
 			&cli.StringFlag{Name: "params", Usage: "also write the trained parameters to FILE.safetensors"},
@@ -62,7 +63,7 @@ func init() {
 				return usageErrorf("tune takes no arguments (got %q)", c.Args().First())
 			}
 			o := tuneOptions{
-				Method: c.String("method"), Weights: c.String("weights"), Data: c.String("data"), Out: c.String("out"),
+				Method: c.String("method"), Weights: c.String("weights"), Heads: c.Int("heads"), Data: c.String("data"), Out: c.String("out"),
 				Params: c.String("params"), Init: c.Int("init"), Inc: c.Int("inc"), Seed: c.Int("seed"), NoShuffle: c.Bool("no-shuffle"),
 				Recipe: c.String("recipe"), Epochs: c.Int("epochs"), Batch: c.Int("batch"), LR: c.Float64("lr"), Sigma: c.Float64("sigma"),
 				PerClass: c.Int("per-class"), HeldOut: c.Float64("held-out"), Augment: c.String("augment"), TrainSeed: c.Uint64("train-seed"),
@@ -81,7 +82,7 @@ func init() {
 			for _, f := range []struct {
 				name string
 				v    int
-			}{{"epochs", o.Epochs}, {"batch", o.Batch}, {"per-class", o.PerClass}, {"init", o.Init}} {
+			}{{"epochs", o.Epochs}, {"batch", o.Batch}, {"per-class", o.PerClass}, {"init", o.Init}, {"heads", o.Heads}} {
 				if f.v < 0 {
 					return usageErrorf("--%s %d: must be ≥ 0", f.name, f.v)
 				}
@@ -97,6 +98,7 @@ func init() {
 // tuneOptions is everything `cl tune` needs.
 type tuneOptions struct {
 	Method, Weights, Data, Out, Params string
+	Heads                              int
 	Init, Inc, Seed                    int
 	NoShuffle                          bool
 	Recipe                             string
@@ -151,7 +153,7 @@ func runTune(ctx context.Context, o tuneOptions, stdout, stderr io.Writer) error
 	}
 	sum := sha256.Sum256(raw)
 	fp := hex.EncodeToString(sum[:])
-	w, err := vit.Parse(o.Weights, raw, 0)
+	w, err := vit.Parse(o.Weights, raw, o.Heads)
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
