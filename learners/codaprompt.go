@@ -491,9 +491,12 @@ func (c *CODAPrompt) beginStage(s Stage) error {
 	}
 	st, f := c.span(c.stages)
 	L, W := len(c.opt.Layers), c.pe.w.Width
-	GramSchmidt(c.Keys, L, W, st, f, c.rng)
-	GramSchmidt(c.Attn, L, W, st, f, c.rng)
-	GramSchmidt(c.Prompts, L, c.opt.Length*W, st, f, c.rng)
+	// A stream per stage, so a learner loaded from its file after stage t
+	// continues exactly as one that never stopped.
+	rng := rand.New(rand.NewPCG(c.pe.env.Seed, 0x636f6461+uint64(c.stages+1)))
+	GramSchmidt(c.Keys, L, W, st, f, rng)
+	GramSchmidt(c.Attn, L, W, st, f, rng)
+	GramSchmidt(c.Prompts, L, c.opt.Length*W, st, f, rng)
 	return nil
 }
 

@@ -202,10 +202,10 @@ func (e *EASE) shapes() [][]int64 {
 
 // newAdapter is a fresh set: down weights U(±1/√W) (Kaiming-uniform with
 // a = √5), up weights and biases zero (PILOT's AdaptFormer init).
-func (e *EASE) newAdapter() easeAdapter {
+func (e *EASE) newAdapter(rng *rand.Rand) easeAdapter {
 	var a easeAdapter
 	for _, s := range e.specs {
-		a = append(a, e.method.Init(s, e.rng))
+		a = append(a, e.method.Init(s, rng))
 	}
 	return a
 }
@@ -409,9 +409,12 @@ func (e *EASE) Learn(ctx context.Context, s Stage) error {
 	}
 	// A new adapter set and proxy head; the training graph depends on the
 	// stage's class count, so it is rebuilt when that changes.
-	a := e.newAdapter()
+	// A stream per stage, so a learner loaded from its file after stage t
+	// continues exactly as one that never stopped.
+	rng := rand.New(rand.NewPCG(e.pe.env.Seed, 0x65617365+uint64(t+1)))
+	a := e.newAdapter(rng)
 	b := 1 / math.Sqrt(float64(W))
-	proxy := pUniform(e.rng, len(classes)*W, -b, b)
+	proxy := pUniform(rng, len(classes)*W, -b, b)
 	if e.train != nil && len(e.ProxyW) != len(proxy) {
 		e.train.Close()
 		e.train = nil

@@ -70,8 +70,8 @@ func TestPromptSpeed(t *testing.T) {
 	lo, _ := l.newOptimizer()
 	do, _ := d.newOptimizer()
 	co, _ := c.newOptimizer(0)
-	tr, _ := e.newTrainer(e.newAdapter(), pUniform(e.rng, 2*w.Width, -0.07, 0.07), 1, 2, 20)
-	e.Adapters = []easeAdapter{e.newAdapter()}
+	tr, _ := e.newTrainer(e.newAdapter(e.rng), pUniform(e.rng, 2*w.Width, -0.07, 0.07), 1, 2, 20)
+	e.Adapters = []easeAdapter{e.newAdapter(e.rng)}
 	elab := make([]int64, batch)
 	for i := range elab {
 		elab[i] = int64(i % 2)
