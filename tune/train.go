@@ -2,6 +2,7 @@ package tune
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -174,37 +175,37 @@ func Train(ctx context.Context, w *vit.Weights, train, held *Dataset, cfg Config
 		return nil, err
 	}
 	res := &Result{Specs: specs, Epochs: epochs}
-	start := 0
+	start, skip := 0, 0
 	if cfg.Resume && cfg.Checkpoint != "" {
 		if _, err := os.Stat(cfg.Checkpoint); err == nil {
-			hist, err := loadCheckpoint(cfg.Checkpoint, opt, cfg)
+			hist, done, err := loadCheckpoint(cfg.Checkpoint, opt, cfg)
 			if err != nil {
 				return nil, err
 			}
 			res.History = hist
-			start = int(opt.Epochs())
+			start, skip = int(opt.Epochs()), done
 		}
 	}
 
-	r := &runner{cfg: cfg, sess: sess, evalSess: evalSess, params: params, opt: opt, classes: C, per: 3 * cfg.Train.Size() * cfg.Train.Size()}
+	r := &runner{cfg: cfg, sess: sess, evalSess: evalSess, params: params, opt: opt, classes: C, per: 3 * cfg.Train.Size() * cfg.Train.Size(), skip: skip}
 	for e := start; e < epochs; e++ {
 		st, err := r.epoch(ctx, train, held, e, epochs, perEpoch*epochs)
 		if err != nil {
-			if errors.Is(err, context.Canceled) && cfg.Checkpoint != "" && r.stepsThisEpoch == 0 {
-				// Nothing of this epoch was applied: the last checkpoint stands.
-				return nil, err
-			}
-			if errors.Is(err, context.Canceled) && cfg.Checkpoint != "" {
-				// Mid-epoch: the next epoch boundary is where a resume starts,
-				// so the partially trained state is not checkpointed.
-				return nil, fmt.Errorf("%w (stopped during epoch %d; %s holds the state after epoch %d)", err, e+1, cfg.Checkpoint, e)
+			if errors.Is(err, context.Canceled) && cfg.Checkpoint != "" && r.stepsRun > 0 {
+				// Stopped mid-epoch: checkpoint the state after the last
+				// complete step; a resume skips the epoch's first steps
+				// (the epoch's order and augmentation are fixed by the seed).
+				if err := saveCheckpoint(cfg.Checkpoint, opt, cfg, res.History, r.stepsThisEpoch); err != nil {
+					return nil, err
+				}
+				return nil, fmt.Errorf("%w (stopped at step %d of epoch %d; %s holds that state: --resume continues there)", err, r.stepsThisEpoch, e+1, cfg.Checkpoint)
 			}
 			return nil, err
 		}
 		opt.EndEpoch()
 		res.History = append(res.History, st)
 		if cfg.Checkpoint != "" {
-			if err := saveCheckpoint(cfg.Checkpoint, opt, cfg, res.History); err != nil {
+			if err := saveCheckpoint(cfg.Checkpoint, opt, cfg, res.History, 0); err != nil {
 				return nil, err
 			}
 		}
@@ -225,7 +226,9 @@ type runner struct {
 	params         []*optim.Param
 	opt            *optim.Optimizer
 	classes, per   int
-	stepsThisEpoch int
+	stepsThisEpoch int // steps of the current epoch done, resumed ones included
+	stepsRun       int // steps this call of epoch ran
+	skip           int // steps of the first epoch done before a resume
 }
 
 func (r *runner) feeds(b *Batch) []ort.Tensor {
@@ -256,8 +259,12 @@ func correct(logits []float32, labels []int64, C int) int {
 func (r *runner) epoch(ctx context.Context, train, held *Dataset, e, epochs, totalSteps int) (EpochStats, error) {
 	st := EpochStats{Epoch: e + 1, HeldLoss: math.NaN(), HeldAcc: math.NaN()}
 	t0 := time.Now()
-	r.stepsThisEpoch = 0
+	r.stepsThisEpoch, r.stepsRun = 0, 0
 	order := EpochOrder(train.Len(), r.cfg.Seed, e, !r.cfg.NoShuffle)
+	if r.skip > 0 {
+		order = order[min(len(order), r.skip*r.cfg.Recipe.Batch):]
+		r.stepsThisEpoch, r.skip = r.skip, 0
+	}
 	batches, berr := Batches(ctx, train, order, r.cfg.Recipe.Batch, false, r.cfg.Train, r.cfg.Seed, e, r.cfg.Workers)
 	var lossSum float64
 	var seen, right int
@@ -286,6 +293,7 @@ func (r *runner) epoch(ctx context.Context, train, held *Dataset, e, epochs, tot
 			return st, err
 		}
 		r.stepsThisEpoch++
+		r.stepsRun++
 		st.GradNorm = info.GradNorm
 		n := b.N()
 		lossSum += loss * float64(n)
@@ -384,16 +392,25 @@ const (
 	metaRecipe      = "tune.recipe"
 	metaSeed        = "tune.seed"
 	metaFingerprint = "tune.weights"
+	metaEpochSteps  = "tune.epoch_steps"
 )
 
-func saveCheckpoint(path string, opt *optim.Optimizer, cfg Config, hist []EpochStats) error {
+func recipeJSON(r Recipe) string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// saveCheckpoint writes the state; epochSteps > 0 marks a checkpoint taken
+// after that many steps of the epoch following hist.
+func saveCheckpoint(path string, opt *optim.Optimizer, cfg Config, hist []EpochStats, epochSteps int) error {
 	f := safetensors.New()
 	if err := opt.AddTo(f, ""); err != nil {
 		return err
 	}
 	f.Metadata[metaFormat] = checkpointFmt
 	f.Metadata[metaMethod] = cfg.Method.Name
-	f.Metadata[metaRecipe] = cfg.Recipe.Name
+	f.Metadata[metaRecipe] = recipeJSON(cfg.Recipe)
+	f.Metadata[metaEpochSteps] = strconv.Itoa(epochSteps)
 	f.Metadata[metaSeed] = strconv.FormatUint(cfg.Seed, 10)
 	f.Metadata[metaFingerprint] = cfg.Fingerprint
 	h := make([]float64, 0, 4*len(hist))
@@ -407,27 +424,31 @@ func saveCheckpoint(path string, opt *optim.Optimizer, cfg Config, hist []EpochS
 	return nil
 }
 
-func loadCheckpoint(path string, opt *optim.Optimizer, cfg Config) ([]EpochStats, error) {
+func loadCheckpoint(path string, opt *optim.Optimizer, cfg Config) ([]EpochStats, int, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading checkpoint: %w", err)
+		return nil, 0, fmt.Errorf("reading checkpoint: %w", err)
 	}
 	md := f.Metadata
 	if md[metaFormat] != checkpointFmt {
-		return nil, fmt.Errorf("%s is not a cl tune checkpoint (format %q)", path, md[metaFormat])
+		return nil, 0, fmt.Errorf("%s is not a cl tune checkpoint (format %q)", path, md[metaFormat])
 	}
 	for _, c := range []struct{ key, want, what string }{
 		{metaMethod, cfg.Method.Name, "method"},
-		{metaRecipe, cfg.Recipe.Name, "recipe"},
+		{metaRecipe, recipeJSON(cfg.Recipe), "recipe"},
 		{metaSeed, strconv.FormatUint(cfg.Seed, 10), "seed"},
 		{metaFingerprint, cfg.Fingerprint, "pre-trained weights"},
 	} {
 		if md[c.key] != c.want {
-			return nil, fmt.Errorf("checkpoint %s was made with %s %q, this run uses %q: resume only the same run (or remove the checkpoint)", path, c.what, md[c.key], c.want)
+			return nil, 0, fmt.Errorf("checkpoint %s was made with %s %s, this run uses %s: resume only the same run (or remove the checkpoint)", path, c.what, md[c.key], c.want)
 		}
 	}
+	done, err := strconv.Atoi(md[metaEpochSteps])
+	if err != nil || done < 0 {
+		return nil, 0, fmt.Errorf("checkpoint %s: bad %s %q", path, metaEpochSteps, md[metaEpochSteps])
+	}
 	if err := opt.RestoreFrom(f, "", path); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var hist []EpochStats
 	if t, err := f.Get("history", safetensors.F64, 2); err == nil {
@@ -436,7 +457,7 @@ func loadCheckpoint(path string, opt *optim.Optimizer, cfg Config) ([]EpochStats
 			hist = append(hist, EpochStats{Epoch: i/4 + 1, TrainLoss: v[i], TrainAcc: v[i+1], HeldLoss: v[i+2], HeldAcc: v[i+3]})
 		}
 	}
-	return hist, nil
+	return hist, done, nil
 }
 
 // BakedWeights returns the trained parameters as the safetensors file that

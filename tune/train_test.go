@@ -1,10 +1,13 @@
 package tune
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cl-dev/cl/extract/data"
@@ -127,6 +130,48 @@ func TestTrainAdapterLearnsAndResumes(t *testing.T) {
 	}
 	if res3.Sigma != res.Sigma || len(res3.History) != 4 {
 		t.Fatalf("resumed: sigma %g vs %g, %d epochs of history", res3.Sigma, res.Sigma, len(res3.History))
+	}
+
+	// Stopped in the middle of epoch 3 (after step 10 of 16): the checkpoint
+	// holds that state and a resume continues at step 11, bit for bit.
+	ck3 := filepath.Join(t.TempDir(), "ck3.safetensors")
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	defer cancel3()
+	cfgMid := cfg
+	cfgMid.Checkpoint = ck3
+	cfgMid.Progress = func(p Progress) {
+		if !p.EpochDone && p.Step == 10 {
+			cancel3()
+		}
+	}
+	if _, err := Train(ctx3, w, train, held, cfgMid); err == nil || !strings.Contains(err.Error(), "step 2 of epoch 3") {
+		t.Fatalf("mid-epoch stop: %v", err)
+	}
+	cfgMid.Progress, cfgMid.Resume = nil, true
+	resMid, err := Train(context.Background(), w, train, held, cfgMid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range res.Params {
+		q := resMid.Params[name].Data
+		for i := range p.Data {
+			if p.Data[i] != q[i] {
+				t.Fatalf("%s[%d]: uninterrupted %g, resumed mid-epoch %g", name, i, p.Data[i], q[i])
+			}
+		}
+	}
+
+	// A rerun writes the same checkpoint bytes.
+	ck4 := filepath.Join(t.TempDir(), "ck4.safetensors")
+	cfg5 := cfg
+	cfg5.Checkpoint = ck4
+	if _, err := Train(context.Background(), w, train, held, cfg5); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(ck)
+	b, _ := os.ReadFile(ck4)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatalf("two runs wrote different checkpoints (%d and %d bytes)", len(a), len(b))
 	}
 
 	// A checkpoint of another method is refused.
