@@ -229,7 +229,13 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		if _, err := spec.New(opts); err != nil { // bad option values fail before any reading
 			return UsageError{fmt.Errorf("--set: %w", err)}
 		}
-		methods[i] = protocol.Method{Name: spec.Name, New: func() (heads.Head, error) { return spec.New(opts) }}
+		methods[i] = protocol.Method{Name: spec.Name, New: func() (heads.Head, error) {
+			h, err := spec.New(opts)
+			if err == nil {
+				headProgress(h, stderr)
+			}
+			return h, err
+		}}
 	}
 	if len(o.IgnoredPILOT) > 0 {
 		log.Info("PILOT config keys with no effect on frozen-feature heads", "keys", strings.Join(o.IgnoredPILOT, ","))

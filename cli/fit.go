@@ -141,6 +141,7 @@ func runFit(ctx context.Context, o fitOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	headProgress(h, stderr)
 	err = interruptible(ctx, o.Head, func() error {
 		if err := h.Learn(set.X, y); err != nil {
 			return fmt.Errorf("learning %s: %w", o.Features, err)

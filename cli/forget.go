@@ -135,6 +135,7 @@ func runForget(ctx context.Context, o forgetOptions, stdout, stderr io.Writer) e
 		what = fmt.Sprintf("unlearned %s of %s", countOf(set.N, "row", "rows"), featPath)
 	}
 	if len(h.Classes()) > 0 {
+		headProgress(h, stderr)
 		if err := interruptible(ctx, out, func() error { return heads.Refresh(h) }); err != nil {
 			if isInterrupted(err) {
 				return err

@@ -156,6 +156,7 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err := atomicfile.CheckWritable(out); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
+	headProgress(ha, stderr)
 	err = interruptible(ctx, out, func() error {
 		if err := ha.Merge(hb); err != nil {
 			return fmt.Errorf("merging %s into %s: %w", pathB, pathA, err)

@@ -55,13 +55,13 @@ func (c *RanPACConfig) Validate() error {
 	if c.M < 0 {
 		return fmt.Errorf("ranpac: option M=%d: want a width ≥ 0", c.M)
 	}
-	if c.M > ranpacMaxWidth {
-		return fmt.Errorf("ranpac: option M=%d: the largest width cl accepts is %d (its Gram matrix alone is %s)",
-			c.M, ranpacMaxWidth, byteSize(gramBytes(ranpacMaxWidth)))
-	}
-	if err := checkMemory(fmt.Sprintf("a RanPAC head with M=%d (its Gram matrix of 8·M² bytes = %s, and about as much again while fitting)",
-		c.M, byteSize(gramBytes(c.M))), ranpacPeakBytes(c.M)); err != nil {
+	if err := checkMemory(fmt.Sprintf("its Gram matrix alone is %s (8·M² bytes) and fitting", byteSize(gramBytes(c.M))),
+		ranpacPeakBytes(c.M)); err != nil {
 		return fmt.Errorf("ranpac: option M=%d: %v; choose a smaller M (M=10000 needs about %s)", c.M, err, byteSize(ranpacPeakBytes(10000)))
+	}
+	if c.M > ranpacMaxWidth {
+		return fmt.Errorf("ranpac: option M=%d: its Gram matrix alone is %s; the largest width cl accepts is %d",
+			c.M, byteSize(gramBytes(c.M)), ranpacMaxWidth)
 	}
 	if err := c.Lambda.check(); err != nil {
 		return fmt.Errorf("ranpac: option lambda=%v: %v", c.Lambda, err)

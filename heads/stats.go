@@ -465,10 +465,13 @@ func (s *classStats) loadTensors(t map[string]safetensors.Tensor) error {
 		scatter = st.Float64s()
 	}
 	labels, counts, sums := lt.Int64s(), countsT.Int64s(), sumsT.Float64s()
-	for _, vs := range [][]float64{sums, outer, scatter} {
-		for i, v := range vs {
+	for _, nv := range []struct {
+		name string
+		v    []float64
+	}{{"sums", sums}, {"outer", outer}, {"scatter", scatter}} {
+		for i, v := range nv.v {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("statistic value %d is %v", i, v)
+				return fmt.Errorf("tensor %q holds %v at flat index %d: the head file is corrupt; refit it from its features", nv.name, v, i)
 			}
 		}
 	}
