@@ -190,6 +190,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	if os.Getenv("CL_SERVE_SPIN") == "" {
+		o.ORT.NoSpinning = true
+	}
 	bb, err := ort.Open(o.Model, o.ORT)
 	if err != nil {
 		return fmt.Errorf("--model: %w", err)

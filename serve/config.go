@@ -54,7 +54,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented in docs/SERVE.md.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatch: 16, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 2,
+		MaxBatch: 16, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 1,
 		MaxBody: 32 << 20, MaxPixels: 40_000_000, MaxImages: 64, MaxConcurrent: 128, MaxTop: 100,
 		MaxSamples: 100_000, SnapshotEvery: 10_000,
 		ResolveDelay: time.Second, ResolveMaxDelay: 10 * time.Second,

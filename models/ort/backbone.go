@@ -29,6 +29,11 @@ type Options struct {
 	Threads int
 	// Manifest, when set, overrides the manifest stored in the model.
 	Manifest *models.Manifest
+	// NoSpinning stops ONNX Runtime's idle threads from spin-waiting for
+	// work (session.intra_op/inter_op.allow_spinning = 0): slower for one
+	// caller alone, but it leaves the CPU to other work between runs (the
+	// server's decoding and HTTP).
+	NoSpinning bool
 }
 
 // Backbone is a frozen feature extractor: float32 images [N,3,S,S] in,
@@ -112,6 +117,13 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 	if opts.Threads > 0 {
 		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
 			return nil, fmt.Errorf("setting %d threads: %w", opts.Threads, err)
+		}
+	}
+	if opts.NoSpinning {
+		for _, k := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+			if err := so.AddSessionConfigEntry(k, "0"); err != nil {
+				return nil, fmt.Errorf("setting %s: %w", k, err)
+			}
 		}
 	}
 	if dev.CUDA {

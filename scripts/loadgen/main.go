@@ -1,0 +1,217 @@
+// Command loadgen measures a running `cl serve`: it posts images to
+// /v1/predict at several concurrency levels and prints, per level, the
+// images per second and the 50th and 99th percentile latencies. It is
+// bounded: --requests per level and at most --duration per level.
+//
+//	go run ./scripts/loadgen --url http://127.0.0.1:8080 --data idx:IMAGES,LABELS --images 512 \
+//	    --concurrency 1,8,64 --requests 2000 --duration 60s
+//
+// Images come from any cl data spec (extract/data); raw pixels (IDX, CIFAR)
+// are encoded once as PNG, so the server decodes them as it would a
+// client's upload. Output: one line per level, and --json for programs.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
+	neturl "net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cl-dev/cl/extract/data"
+)
+
+type result struct {
+	Concurrency  int     `json:"concurrency"`
+	Requests     int     `json:"requests"`
+	Errors       int     `json:"errors"`
+	Seconds      float64 `json:"seconds"`
+	ImagesPerSec float64 `json:"images_per_second"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+}
+
+func main() {
+	url := flag.String("url", "http://127.0.0.1:8080", "server base URL")
+	spec := flag.String("data", "", "cl data spec of the images to send (DIR, idx:IMAGES,LABELS, cifar10:DIR, list:FILE)")
+	nImages := flag.Int("images", 256, "distinct images to cycle through")
+	levels := flag.String("concurrency", "1,8,64", "comma-separated concurrency levels")
+	requests := flag.Int("requests", 1000, "requests per level (one image each)")
+	duration := flag.Duration("duration", time.Minute, "longest time per level")
+	warmup := flag.Int("warmup", 20, "requests before each level, not measured")
+	asJSON := flag.Bool("json", false, "print JSON")
+	learn := flag.Int("learn", 0, "first teach the server this many of the images, with their labels (a server with no classes answers 409)")
+	token := flag.String("token", os.Getenv("CL_SERVE_TOKEN"), "bearer token for --learn (default $CL_SERVE_TOKEN)")
+	flag.Parse()
+	if *spec == "" {
+		fmt.Fprintln(os.Stderr, "loadgen: --data is required")
+		os.Exit(2)
+	}
+	imgs, err := loadImages(*spec, *nImages)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	if err := teach(*url, *token, imgs[:min(*learn, len(imgs))]); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: --learn:", err)
+		os.Exit(1)
+	}
+	var out []result
+	for _, f := range strings.Split(*levels, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 {
+			fmt.Fprintf(os.Stderr, "loadgen: --concurrency %q: want positive integers\n", *levels)
+			os.Exit(2)
+		}
+		run(*url, imgs, c, *warmup, time.Minute)
+		r := run(*url, imgs, c, *requests, *duration)
+		out = append(out, r)
+		if !*asJSON {
+			fmt.Printf("concurrency %3d: %6d requests (%d errors) in %6.2f s: %8.1f images/s, p50 %7.2f ms, p99 %7.2f ms\n",
+				r.Concurrency, r.Requests, r.Errors, r.Seconds, r.ImagesPerSec, r.P50ms, r.P99ms)
+		}
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(out)
+	}
+}
+
+type encoded struct {
+	body  []byte
+	ctype string
+	id    string
+	class string
+}
+
+// teach learns imgs one request each (id and class in the query).
+func teach(url, token string, imgs []encoded) error {
+	for _, im := range imgs {
+		req, _ := http.NewRequest("POST", url+"/v1/learn?id="+neturl.QueryEscape(im.id)+"&class="+neturl.QueryEscape(im.class), bytes.NewReader(im.body))
+		req.Header.Set("Content-Type", im.ctype)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("learn %s: %d %s", im.id, resp.StatusCode, b)
+		}
+	}
+	return nil
+}
+
+func loadImages(spec string, n int) ([]encoded, error) {
+	src, err := data.OpenFirst(spec, n)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var out []encoded
+	for i := 0; i < src.Len(); i++ {
+		s, err := src.Load(i)
+		if err != nil {
+			return nil, err
+		}
+		class := "unlabelled"
+		if l := src.Label(i); l >= 0 {
+			class = src.Classes()[l]
+		}
+		if s.Encoded != nil {
+			ct := http.DetectContentType(s.Encoded)
+			if !strings.HasPrefix(ct, "image/") {
+				ct = "image/jpeg"
+			}
+			out = append(out, encoded{s.Encoded, ct, src.ID(i), class})
+			continue
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, rawImage(s.Raw)); err != nil {
+			return nil, err
+		}
+		out = append(out, encoded{buf.Bytes(), "image/png", src.ID(i), class})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s has no images", spec)
+	}
+	return out, nil
+}
+
+func rawImage(r *data.Raw) image.Image {
+	if r.C == 1 {
+		return &image.Gray{Pix: r.Pix, Stride: r.W, Rect: image.Rect(0, 0, r.W, r.H)}
+	}
+	m := image.NewRGBA(image.Rect(0, 0, r.W, r.H))
+	for i := 0; i < r.W*r.H; i++ {
+		m.Set(i%r.W, i/r.W, color.RGBA{r.Pix[3*i], r.Pix[3*i+1], r.Pix[3*i+2], 255})
+	}
+	return m
+}
+
+// run sends n requests with c workers (or stops after d) and measures.
+func run(url string, imgs []encoded, c, n int, d time.Duration) result {
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}}
+	var next atomic.Int64
+	var errs atomic.Int64
+	lat := make([][]time.Duration, c)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || time.Now().After(deadline) {
+					return
+				}
+				im := imgs[int(i)%len(imgs)]
+				t0 := time.Now()
+				resp, err := client.Post(url+"/v1/predict?top=1", im.ctype, bytes.NewReader(im.body))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
+	return result{Concurrency: c, Requests: len(all) + int(errs.Load()), Errors: int(errs.Load()), Seconds: el.Seconds(),
+		ImagesPerSec: float64(len(all)) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99)}
+}
