@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -421,5 +422,40 @@ func verifyCrashState(t *testing.T, p *serveProc, l *crashLedger, probes [][]flo
 				t.Fatalf("trial %d probe %d class %s: served %.17g, cl fit %v", trial, i, cs.Class, cs.Score, want[i*len(cls)+max(j, 0)])
 			}
 		}
+	}
+}
+
+// TestServeUsage: command-line mistakes are usage errors (exit code 2)
+// that say what to do.
+func TestServeUsage(t *testing.T) {
+	dir := t.TempDir()
+	os.Unsetenv("CL_SERVE_TOKEN")
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("abc\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+		use  bool
+	}{
+		{[]string{"serve", "--state", dir}, "--model is required", true},
+		{[]string{"serve", "--model", serveTiny}, "--state is required", true},
+		{[]string{"serve", "--model", serveTiny, "--state", dir, "--method", "simplecil"}, "--insecure-no-auth", true},
+		{[]string{"serve", "--model", serveTiny, "--state", dir, "--method", "simplecil", "--head", "h", "--insecure-no-auth"}, "not both", true},
+		{[]string{"serve", "--model", serveTiny, "--state", dir, "--tls-cert", "c", "--insecure-no-auth"}, "go together", true},
+		{[]string{"serve", "--model", serveTiny, "--state", dir, "--max-batch", "0", "--insecure-no-auth"}, "--max-batch 0", true},
+		{[]string{"serve", "--model", serveTiny, "--state", dir, "--token-file", short}, "at least 16", false},
+		{[]string{"serve", "--model", serveTiny, "--state", dir, "extra"}, "no arguments", true},
+	} {
+		_, _, err := runCLErr(c.args...)
+		var ue UsageError
+		if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &ue) != c.use {
+			t.Errorf("%v: %v (usage error %v), want %q (usage %v)", c.args, err, errors.As(err, &ue), c.want, c.use)
+		}
+	}
+	needORT(t)
+	// A new state folder needs --head or --method.
+	_, _, err := runCLErr("serve", "--model", serveTiny, "--state", filepath.Join(dir, "new"), "--insecure-no-auth", "--listen", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "--head HEAD.safetensors or --method NAME") {
+		t.Errorf("no initial head: %v", err)
 	}
 }
