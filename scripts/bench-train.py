@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """PyTorch eager reference for BenchmarkTrainStep (tune/bench_test.go): one APER-adapter
 training step of ViT-Ti/16 at 224 (forward, backward to the adapters and the cosine head,
-SGD with momentum and weight decay), batch 32, on the same checkpoint, with the timm-structured
-ViT of models/vit/testdata/make_reference.py. Prints seconds per step (median) and images/s.
+SGD with momentum and weight decay), batch 32 (or --batch N), on the same checkpoint, with the timm-structured
+ViT of models/vit/testdata/make_reference.py. Prints seconds per step (median), images/s and
+CPU-seconds per step (process time: on a shared machine it moves far less than wall time).
 
-usage: bench-train.py CHECKPOINT.safetensors [THREADS] [STEPS] [--forward]
+usage: bench-train.py CHECKPOINT.safetensors [THREADS] [STEPS] [--forward] [--batch N]
 Needs Debian's python3-torch 1.13 and numpy; used only for measurements, never by cl.
 """
 import json
@@ -37,10 +38,17 @@ def load(path):
 
 
 def main():
-    path = sys.argv[1]
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    forward_only = "--forward" in sys.argv
+    args = sys.argv[1:]
+    forward_only = "--forward" in args
+    B = 32
+    if "--batch" in args:
+        i = args.index("--batch")
+        B = int(args[i + 1])
+        del args[i:i + 2]
+    args = [a for a in args if a != "--forward"]
+    path = args[0]
+    threads = int(args[1]) if len(args) > 1 else 2
+    steps = int(args[2]) if len(args) > 2 else 5
     torch.set_num_threads(threads)
     ref.IMG, ref.PATCH, ref.WIDTH, ref.DEPTH, ref.HEADS, ref.MLP = 224, 16, 192, 12, 3, 768
     ref.BOTTLENECK, ref.SCALE = 64, 0.1
@@ -50,18 +58,19 @@ def main():
     model.load_state_dict(sd)
     for p in model.parameters():
         p.requires_grad_(False)
-    B, C, L, W, R = 32, 10, 12, 192, 64
+    C, L, W, R = 10, 12, 192, 64
     g = torch.Generator().manual_seed(1)
     x = torch.rand((B, 3, 224, 224), generator=g)
     y = torch.arange(B) % C
     if forward_only:
         with torch.no_grad():
             model(x)
-            times = []
+            times, cpus = [], []
             for _ in range(steps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model(x)
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
     else:
         params = {
             "dw": ((torch.rand((L, W, R), generator=g) * 2 - 1) / math.sqrt(W)).requires_grad_(),
@@ -84,13 +93,15 @@ def main():
             loss.backward()
             opt.step()
         step()
-        times = []
+        times, cpus = [], []
         for _ in range(steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
             times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    print(f"torch {'forward' if forward_only else 'train step'}: {med:.3f} s per batch of {B}, {B / med:.1f} images/s (median of {steps}, {threads} threads)")
+            cpus.append(time.process_time() - c0)
+    med, cpu = statistics.median(times), statistics.median(cpus)
+    print(f"torch {'forward' if forward_only else 'train step'}: {med:.3f} s per batch of {B}, {B / med:.1f} images/s, "
+          f"{cpu:.3f} CPU-s per batch (medians of {steps}, {threads} threads)")
 
 
 if __name__ == "__main__":

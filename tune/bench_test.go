@@ -3,6 +3,8 @@ package tune
 import (
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -33,17 +35,44 @@ func realViTTi(b *testing.B) string {
 }
 
 // BenchmarkTrainStep is one APER-adapter training step of ViT-Ti/16 at 224:
-// forward, backward to the adapters and the cosine head, SGD update
-// (batch 32, CL_BENCH_THREADS threads, default 2). scripts/bench-train.sh
-// runs it beside PyTorch eager doing the same step.
+// forward, backward to the adapters and the cosine head, SGD update, on
+// the session options Train uses (memory pattern off). Batch:
+// $CL_BENCH_BATCH (default 32); threads: $CL_BENCH_THREADS (default 2);
+// $CL_BENCH_PROFILE, when set, is the prefix of an ONNX Runtime profile.
+// Besides time per step it reports CPU-s/op, the process CPU time per step
+// (user + system, all threads): on a shared machine it moves far less than
+// wall time. scripts/bench-train.sh runs it beside PyTorch eager doing the
+// same step.
 func BenchmarkTrainStep(b *testing.B) {
 	benchStep(b, true)
 }
 
 // BenchmarkForward is the forward pass alone of the plain ViT-Ti/16 on the
-// same batch (the reference for the step/forward ratio).
+// same batch, on a Backbone's default session options (the reference for
+// the step/forward ratio).
 func BenchmarkForward(b *testing.B) {
 	benchStep(b, false)
+}
+
+func benchEnv(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return v
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func benchStep(b *testing.B, train bool) {
@@ -52,18 +81,21 @@ func benchStep(b *testing.B, train bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const batch, classes = 32, 10
-	threads := 2
-	if s := os.Getenv("CL_BENCH_THREADS"); s != "" {
-		threads = int(s[0] - '0')
-	}
+	const classes = 10
+	batch := benchEnv(b, "CL_BENCH_BATCH", 32)
+	threads := benchEnv(b, "CL_BENCH_THREADS", 2)
 	m, _ := Lookup("aper-adapter")
 	r := rand.New(rand.NewPCG(1, 2))
 	x := make([]float32, batch*3*224*224)
 	for i := range x {
 		x[i] = r.Float32()
 	}
-	so := ort.SessionOptions{Threads: threads}
+	so := ort.SessionOptions{Threads: threads, Profile: os.Getenv("CL_BENCH_PROFILE")}
+	var c0 float64
+	report := func() {
+		b.ReportMetric((cpuSeconds()-c0)/float64(b.N), "CPU-s/op")
+		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+	}
 	if !train {
 		plain, _ := vit.Build(w, vit.Options{})
 		pb, _ := proto.Marshal(plain)
@@ -72,17 +104,19 @@ func benchStep(b *testing.B, train bool) {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		in := []ort.Tensor{{Shape: []int64{batch, 3, 224, 224}, F32: x}}
+		in := []ort.Tensor{{Shape: []int64{int64(batch), 3, 224, 224}, F32: x}}
 		s.Run(in)
 		b.ResetTimer()
+		c0 = cpuSeconds()
 		for i := 0; i < b.N; i++ {
 			if _, err := s.Run(in); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+		report()
 		return
 	}
+	so.NoMemPattern = true // as Train
 	tg, specs, err := TrainingGraph(w, m, classes)
 	if err != nil {
 		b.Fatal(err)
@@ -122,11 +156,11 @@ func benchStep(b *testing.B, train bool) {
 		labels[i] = int64(i % classes)
 	}
 	step := func() {
-		in := []ort.Tensor{{Shape: []int64{batch, 3, 224, 224}, F32: x}}
+		in := []ort.Tensor{{Shape: []int64{int64(batch), 3, 224, 224}, F32: x}}
 		for _, p := range params {
 			in = append(in, ort.Tensor{Shape: p.Shape, F32: p.Data})
 		}
-		in = append(in, ort.Tensor{Shape: []int64{batch}, I64: labels})
+		in = append(in, ort.Tensor{Shape: []int64{int64(batch)}, I64: labels})
 		out, err := s.Run(in)
 		if err != nil {
 			b.Fatal(err)
@@ -141,8 +175,9 @@ func benchStep(b *testing.B, train bool) {
 	}
 	step()
 	b.ResetTimer()
+	c0 = cpuSeconds()
 	for i := 0; i < b.N; i++ {
 		step()
 	}
-	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+	report()
 }
