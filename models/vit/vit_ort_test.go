@@ -187,8 +187,8 @@ func TestQuantizeInt8(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		c := cosine(out[i*rc.Width:(i+1)*rc.Width], want[i*rc.Width:(i+1)*rc.Width])
 		t.Logf("image %d: cosine(int8, torch fp32) = %.5f", i, c)
-		if c < 0.99 {
-			t.Errorf("image %d: cosine %.4f < 0.99", i, c)
+		if c < 0.9995 { // measured 0.99994 and 0.99990
+			t.Errorf("image %d: cosine %.5f < 0.9995", i, c)
 		}
 	}
 }
@@ -208,7 +208,9 @@ func TestQuantizeInt8Variant(t *testing.T) {
 	}
 	out := newSession(t, m, 1).run(t, tensorFeed(InputName, g.Tensors["input"]), tensorFeed("prefix", g.Tensors["prefix.prefix"]))[OutputName]
 	want := g.Tensors["prefix.features"].Float32s()
-	if c := cosine(out, want); c < 0.99 {
-		t.Errorf("prefix int8: cosine vs torch fp32 %.4f < 0.99", c)
+	c := cosine(out, want)
+	t.Logf("prefix int8: cosine(int8, torch fp32) = %.5f", c)
+	if c < 0.9995 { // measured 0.99991
+		t.Errorf("prefix int8: cosine vs torch fp32 %.5f < 0.9995", c)
 	}
 }
