@@ -77,7 +77,7 @@ func TestExtractBufferMemory(t *testing.T) {
 	src := &memSource{n: 100, load: rawSample}
 	out := filepath.Join(t.TempDir(), "f.safetensors")
 	_, err := Extract(context.Background(), src, &meanBackbone{s: 8192}, out, Options{Batch: 32, Workers: 2, Log: quiet()})
-	if err == nil || !strings.Contains(err.Error(), "batch 32 with 2 workers at the model's 8192×8192 input (preprocess crop 8192 in mean.onnx's manifest) needs 54.00 GiB of image buffers (72 images of 768 MiB), over the limit of 4.00 GiB") {
+	if err == nil || !strings.Contains(err.Error(), "batch 32 with 2 workers at the model's 8192×8192 input (preprocess crop 8192 in mean.onnx's manifest) needs 54.00 GiB of image buffers (72 images of 768 MiB), over the limit of 4.00 GiB: lower the batch size or the workers, or raise the limit (cl extract --buffer-memory)") {
 		t.Fatalf("8192-pixel crops: %v", err)
 	}
 	if src.loads.Load() != 0 {

@@ -233,7 +233,7 @@ func run(ctx context.Context, src data.Source, bb Backbone, pp *imageproc.Prepro
 		limit = DefaultBufferMemory
 	}
 	if need := BufferBytes(batchSize, workers, crop); need > limit {
-		return res, fmt.Errorf("batch %d with %d workers at the model's %d×%d input (preprocess crop %d in %s's manifest) needs %s of image buffers (%d images of %s), over the limit of %s: lower the batch size",
+		return res, fmt.Errorf("batch %d with %d workers at the model's %d×%d input (preprocess crop %d in %s's manifest) needs %s of image buffers (%d images of %s), over the limit of %s: lower the batch size or the workers, or raise the limit (cl extract --buffer-memory)",
 			batchSize, workers, crop, crop, crop, filepath.Base(bb.Path()), imageproc.FormatBytes(need), 2*workers+4+2*batchSize,
 			imageproc.FormatBytes(int64(per)*4), imageproc.FormatBytes(limit))
 	}
