@@ -15,32 +15,57 @@ import (
 	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
+	"github.com/cl-dev/cl/models/ort"
 )
 
 func init() {
 	register(&cli.Command{
 		Name:         "predict",
 		OnUsageError: onUsageError,
-		Usage:        "predict the k best classes of every row of a feature file with a head; CSV out",
-		ArgsUsage:    " ",
+		Usage:        "predict the k best classes of every row of a feature file, or of images, with a head; CSV out",
+		ArgsUsage:    "[IMAGE…] (with --model)",
 		Description: "Writes one CSV row per feature row: row,id,label,pred_1…pred_k (class names; label is the\n" +
 			"class the feature file gives the row). Predictions are exactly the ranking of the head's scores\n" +
 			"(SimpleCIL, APER, NCM and LDA through the int8 shortlist with exact re-scoring). Rows are split\n" +
 			"across --threads goroutines. A summary (rows, rows/s, top-1 accuracy on rows whose class the\n" +
-			"head knows) goes to stderr.",
+			"head knows) goes to stderr. With --model BACKBONE.onnx it predicts straight from images: --data SPEC\n" +
+			"(as cl extract) or image files as arguments; the images go through cl extract's pipeline first.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required)"},
-			&cli.StringFlag{Name: "features", Usage: "features `FILE` F.safetensors (or F,G for APER; required)"},
+			&cli.StringFlag{Name: "features", Usage: "features `FILE` F.safetensors (or F,G for APER; required without --model)"},
+			&cli.StringFlag{Name: "model", Usage: "backbone `FILE` (.onnx): predict from images (--data or IMAGE arguments) instead of --features"},
+			&cli.StringFlag{Name: "data", Usage: "images `SPEC` for --model, as cl extract --data (DIR, list:FILE.csv, idx:…, cifar10:…)"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `FILE` for --model (default $" + ort.LibEnv + ")"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "`DEVICE` the backbone runs on: cpu, cuda or cuda:N",
+				Action: func(_ *cli.Context, s string) error { return checkDevice(s) }},
 			&cli.IntFlag{Name: "top", Value: 1, Usage: "`K` classes per row, best first (1 … number of classes)"},
 			&cli.StringFlag{Name: "out", Usage: "CSV `FILE` to write (atomically)", DefaultText: "standard output"},
-			&cli.IntFlag{Name: "threads", Usage: "`N` goroutines ranking rows (0: one per CPU)"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` goroutines ranking rows, and ONNX Runtime threads with --model (0: one per CPU)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := requireFlags(c, "head", "features"); err != nil {
-				return err
-			}
-			if c.Args().Present() {
-				return usageErrorf("predict takes no arguments (got %q)", c.Args().First())
+			var img *imageInput
+			if c.String("model") != "" {
+				if err := requireFlags(c, "head"); err != nil {
+					return err
+				}
+				img = &imageInput{Model: c.String("model"), Data: c.String("data"), Images: c.Args().Slice(),
+					ORT: ort.Options{ORTLib: c.String("ort-lib"), Device: c.String("device"), Threads: c.Int("threads")}}
+				switch {
+				case c.String("features") != "":
+					return usageErrorf("--model predicts from images: give --data SPEC or image files, not --features")
+				case (img.Data == "") == (len(img.Images) == 0):
+					return usageErrorf("--model needs the images: --data SPEC or image files as arguments (one of the two)")
+				}
+			} else {
+				if err := requireFlags(c, "head", "features"); err != nil {
+					return err
+				}
+				if c.Args().Present() {
+					return usageErrorf("predict takes image arguments only with --model (got %q)", c.Args().First())
+				}
+				if c.String("data") != "" {
+					return usageErrorf("--data needs --model (the backbone that turns the images into features)")
+				}
 			}
 			if c.Int("top") < 1 {
 				return usageErrorf("--top %d: want at least 1", c.Int("top"))
@@ -50,7 +75,7 @@ func init() {
 			}
 			return runPredict(c.Context, predictOptions{
 				Head: c.String("head"), Features: c.String("features"), Top: c.Int("top"),
-				Out: c.String("out"), Threads: c.Int("threads"),
+				Out: c.String("out"), Threads: c.Int("threads"), Images: img,
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	})
@@ -59,6 +84,8 @@ func init() {
 type predictOptions struct {
 	Head, Features, Out string
 	Top, Threads        int
+	// Images, when set, replaces Features: predict from images.
+	Images *imageInput
 }
 
 func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer) error {
@@ -73,7 +100,12 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		return fmt.Errorf("--head: %w", err)
 	}
 	var set *features.Set
-	if strings.Contains(o.Features, ",") { // two files joined (APER)
+	if o.Images != nil {
+		if set, err = extractForPredict(ctx, *o.Images, log); err != nil {
+			return err
+		}
+		o.Features = "(images through " + o.Images.Model + ")"
+	} else if strings.Contains(o.Features, ",") { // two files joined (APER)
 		set, err = readFeatures("features", o.Features)
 	} else if set, err = features.ReadAny(o.Features); err != nil { // labelled or not
 		err = fmt.Errorf("--features: %w", err)

@@ -459,3 +459,65 @@ func TestServeUsage(t *testing.T) {
 		t.Errorf("no initial head: %v", err)
 	}
 }
+
+// TestPredictImages: `cl predict --model` from an image folder writes the
+// same CSV as `cl extract` followed by `cl predict --features`; from image
+// files given as arguments, the same predictions for the same images.
+func TestPredictImages(t *testing.T) {
+	needORT(t)
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	names := []string{"img_rgb.jpg", "img_grey.png", "img_palette.gif", "img_rgba.png", "img_bmp.bmp", "img_wide.png"}
+	var files []string
+	for i, n := range names {
+		cls := []string{"a", "b"}[i%2]
+		os.MkdirAll(p("imgs/"+cls), 0o755)
+		b, err := os.ReadFile(filepath.Join("../testdata/tinyvit", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p("imgs/"+cls+"/"+n), b, 0o644)
+		files = append(files, p("imgs/"+cls+"/"+n))
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := runCLErr(args...)
+		if err != nil {
+			t.Fatalf("cl %v: %v\n%s", args, err, stderr)
+		}
+		return out
+	}
+	run("extract", "--model", serveTiny, "--data", p("imgs"), "--out", p("f.safetensors"), "--threads", "1")
+	run("fit", "--method", "simplecil", "--features", p("f.safetensors"), "--head", p("h.safetensors"))
+	want := run("predict", "--head", p("h.safetensors"), "--features", p("f.safetensors"), "--top", "2")
+	got := run("predict", "--head", p("h.safetensors"), "--model", serveTiny, "--data", p("imgs"), "--top", "2", "--threads", "1")
+	if got != want || strings.Count(got, "\n") != 7 {
+		t.Fatalf("from images:\n%s\nfrom features:\n%s", got, want)
+	}
+	// Files as arguments: unlabelled rows with the same predictions.
+	args := append([]string{"predict", "--head", p("h.safetensors"), "--model", serveTiny, "--top", "2"}, files...)
+	loose := run(args...)
+	pred := func(csv string) map[string]string { // image base name → predictions
+		m := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(csv), "\n")[1:] {
+			f := strings.Split(line, ",")
+			m[filepath.Base(f[1])] = strings.Join(f[3:], ",")
+		}
+		return m
+	}
+	if a, b := pred(loose), pred(want); len(a) != 6 || fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("files as arguments: %v, from the folder: %v", a, b)
+	}
+	for _, bad := range [][]string{
+		{"predict", "--head", p("h.safetensors"), "--model", serveTiny},
+		{"predict", "--head", p("h.safetensors"), "--model", serveTiny, "--data", p("imgs"), files[0]},
+		{"predict", "--head", p("h.safetensors"), "--model", serveTiny, "--features", p("f.safetensors"), "--data", p("imgs")},
+		{"predict", "--head", p("h.safetensors"), "--features", p("f.safetensors"), "--data", p("imgs")},
+		{"predict", "--head", p("h.safetensors"), "--features", p("f.safetensors"), files[0]},
+	} {
+		var ue UsageError
+		if _, _, err := runCLErr(bad...); !errors.As(err, &ue) {
+			t.Errorf("%v: %v, want a usage error", bad[3:], err)
+		}
+	}
+}
