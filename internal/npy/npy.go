@@ -1,7 +1,10 @@
-// Package npy reads and writes NumPy .npy files (format versions 1.0–3.0) of
-// float32 ('<f4') and uint8 ('|u1') arrays in C order, little endian: enough
-// for goldens produced by Python and for preprocessed tensors that Python
-// users read with numpy.load.
+// Package npy reads and writes NumPy .npy files (format versions 1.0–3.0),
+// the project's one parser of the format: float32 ('<f4') and uint8 ('|u1')
+// arrays in C order are read and written as they are (goldens produced by
+// Python, preprocessed tensors that Python users read with numpy.load);
+// Data and ReadFloat64 also read little-endian float16/float64/int64
+// ('<f2', '<f8', '<i8') and Fortran-order arrays, converting them (the
+// arrays of a JAX .npz checkpoint, float64 goldens).
 //
 // Readers validate the header before they allocate: the dtype, the order, the
 // shape and that shape × element size equals the bytes that follow.
@@ -27,10 +30,40 @@ var magic = []byte("\x93NUMPY")
 // maxHeader bounds the header length we accept (numpy writes < 4 KiB).
 const maxHeader = 1 << 16
 
-// Header describes an array: its dtype descr ("<f4" or "|u1") and shape.
+// MaxDims bounds the number of dimensions of an array.
+const MaxDims = 16
+
+// Header describes an array: its dtype descr ("<f4", "|u1", …), its shape
+// and whether its data is in Fortran (column-major) order.
 type Header struct {
-	Descr string
-	Shape []int
+	Descr   string
+	Shape   []int
+	Fortran bool
+}
+
+// ElemSize is the byte size of one element of the dtypes Data converts
+// ('<f2', '<f4', '<f8', '<i8', '|u1'), 0 for any other.
+func ElemSize(descr string) int {
+	switch descr {
+	case "<f2":
+		return 2
+	case "<f4":
+		return 4
+	case "<f8", "<i8":
+		return 8
+	case "|u1", "<u1":
+		return 1
+	}
+	return 0
+}
+
+// cOrder refuses Fortran-order arrays for the readers that return the data
+// as stored.
+func (h Header) cOrder() error {
+	if h.Fortran {
+		return errors.New("npy array is in Fortran order; save it with np.ascontiguousarray")
+	}
+	return nil
 }
 
 // Len is the number of elements (the product of Shape; 1 for a scalar).
@@ -80,6 +113,9 @@ func DecodeFloat32(r io.Reader, size int64) ([]float32, []int, error) {
 	if h.Descr != "<f4" {
 		return nil, nil, fmt.Errorf("npy dtype %q, want float32 '<f4'", h.Descr)
 	}
+	if err := h.cOrder(); err != nil {
+		return nil, nil, err
+	}
 	n := h.Len()
 	if err := checkSize(size, hl, int64(n)*4); err != nil {
 		return nil, nil, err
@@ -103,6 +139,9 @@ func DecodeUint8(r io.Reader, size int64) ([]uint8, []int, error) {
 	}
 	if h.Descr != "|u1" && h.Descr != "<u1" {
 		return nil, nil, fmt.Errorf("npy dtype %q, want uint8 '|u1'", h.Descr)
+	}
+	if err := h.cOrder(); err != nil {
+		return nil, nil, err
 	}
 	n := h.Len()
 	if err := checkSize(size, hl, int64(n)); err != nil {
@@ -149,8 +188,9 @@ func checkSize(size, headerLen, dataLen int64) error {
 }
 
 // ReadHeader reads the magic, version and header dict; it returns the header
-// and the number of bytes consumed. Fortran order, big-endian data and shapes
-// with more than 2^31 elements are rejected.
+// and the number of bytes consumed. Shapes with more than 2^31 elements, more
+// than MaxDims dimensions or a negative dimension are rejected; the dtype is
+// not checked here (the readers check it).
 func ReadHeader(r io.Reader) (Header, int64, error) {
 	var h Header
 	pre := make([]byte, 8)
@@ -228,7 +268,8 @@ func parseDict(s string) (Header, error) {
 			case strings.HasPrefix(rest, "False"):
 				rest = rest[5:]
 			case strings.HasPrefix(rest, "True"):
-				return h, errors.New("npy array is in Fortran order; save it with np.ascontiguousarray")
+				rest = rest[4:]
+				h.Fortran = true
 			default:
 				return h, errors.New("npy header: bad fortran_order")
 			}
@@ -253,6 +294,9 @@ func parseDict(s string) (Header, error) {
 				total *= int64(d)
 				if total > math.MaxInt32 {
 					return h, errors.New("npy array has more than 2^31 elements")
+				}
+				if len(h.Shape) == MaxDims {
+					return h, fmt.Errorf("npy array has more than %d dimensions", MaxDims)
 				}
 				h.Shape = append(h.Shape, d)
 			}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/cl-dev/cl/internal/npy"
 )
 
 // tinyNPZ writes a valid 1-block ViT (width 8, 2 heads, patch 4, image 8,
@@ -97,13 +99,14 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzNPYHeader exercises the .npy header parser alone.
+// FuzzNPYHeader exercises the .npy header parser (internal/npy) alone, as
+// readNPZ calls it.
 func FuzzNPYHeader(f *testing.F) {
 	f.Add([]byte("\x93NUMPY\x01\x00\x46\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1, 197, 768), }   "))
 	f.Add([]byte("\x93NUMPY\x02\x00\x10\x00\x00\x00{'shape': (3,)}  "))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := readNPYHeader(bytes.NewReader(data))
-		if err == nil && (h.size == 0 || h.shape == nil) {
+		h, _, err := npy.ReadHeader(bytes.NewReader(data))
+		if err == nil && (h.Descr == "" || h.Shape == nil) {
 			t.Fatalf("accepted header without dtype or shape: %+v", h)
 		}
 	})

@@ -277,55 +277,6 @@ func TestBadCheckpoints(t *testing.T) {
 }
 
 // TestNPYHeaders covers the .npy header parser on dtypes and orders.
-func TestNPYHeaders(t *testing.T) {
-	mk := func(dict string) []byte {
-		b := []byte("\x93NUMPY\x01\x00")
-		b = append(b, byte(len(dict)), byte(len(dict)>>8))
-		return append(b, dict...)
-	}
-	for _, c := range []struct {
-		dict, err string
-		shape     []int
-	}{
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 197, 768), }", "", []int{1, 197, 768}},
-		{"{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", "", []int{3}},
-		{"{'descr': '<f2', 'fortran_order': False, 'shape': (), }", "", []int{}},
-		{"{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }", "dtype >f4 unsupported", nil},
-		{"{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", "dtype <i8 unsupported", nil},
-		{"{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }", "", []int{3, 2}},
-		{"{'descr': '<f4', 'fortran_order': Maybe, 'shape': (3, 2), }", "not True or False", nil},
-		{"{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }", "invalid", nil},
-		{"{'descr': '<f4', 'fortran_order': False}", "without shape", nil},
-	} {
-		h, err := readNPYHeader(bytes.NewReader(mk(c.dict)))
-		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%s: err = %v, want %q", c.dict, err, c.err)
-			}
-			continue
-		}
-		if err != nil || fmt.Sprint(h.shape) != fmt.Sprint(c.shape) {
-			t.Errorf("%s: shape %v err %v", c.dict, h.shape, err)
-		}
-	}
-	if _, err := readNPYHeader(bytes.NewReader([]byte("\x93NUMPY\x01\x00\xff"))); err == nil {
-		t.Error("truncated header accepted")
-	}
-}
-
-func TestFromFortran(t *testing.T) {
-	// numpy: a = np.arange(6).reshape(2,3); np.asfortranarray(a) stores 0,3,1,4,2,5.
-	got := fromFortran([]float32{0, 3, 1, 4, 2, 5}, []int{2, 3})
-	if fmt.Sprint(got) != "[0 1 2 3 4 5]" {
-		t.Errorf("2-D: %v", got)
-	}
-	// shape (2,2,2): Fortran order walks axis 0 fastest.
-	got = fromFortran([]float32{0, 4, 2, 6, 1, 5, 3, 7}, []int{2, 2, 2})
-	if fmt.Sprint(got) != "[0 1 2 3 4 5 6 7]" {
-		t.Errorf("3-D: %v", got)
-	}
-}
-
 func TestOptionsErrors(t *testing.T) {
 	c := Config{Width: 48, Depth: 3, Heads: 3, Patch: 8, MLP: 128, Image: 32}
 	for _, c2 := range []struct {
