@@ -3,45 +3,26 @@ package extract
 import (
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/features"
+	"github.com/cl-dev/cl/internal/testenv"
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/ort"
 )
 
 const fashionMNIST = "/usr/share/datasets/fashion-mnist"
 
-// moduleRoot is the folder holding go.mod.
-func moduleRoot(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's folder")
-		}
-		dir = parent
-	}
-}
+// moduleRoot is the folder holding go.mod (testenv.ModuleRoot).
+func moduleRoot(t testing.TB) string { return testenv.ModuleRoot(t) }
 
-// need skips (or, under CI=true, fails) when path is absent.
+// need skips (or, under CI=true, fails) when path is absent; what names it
+// and says how to get it (testenv.NeedFile).
 func need(t testing.TB, path, what string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s is missing: %v", what, err)
-		}
-		t.Skipf("%s not found, skipping: %v", what, err)
-	}
+	testenv.NeedFile(t, path, what, "see the skip message")
 }
 
 // mobileNetFeatures cuts the shipped MobileNetV2 (testdata/mobilenetv2, the

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cl-dev/cl/internal/testenv"
 )
 
 // pythonSnippet returns the first ```python block of docs/FORMATS.md.
@@ -33,13 +35,7 @@ func pythonSnippet(t *testing.T) string {
 // python3 on files written by Set.Write and by the streaming Writer (whose
 // header carries extra padding) and checks it reads back the same values.
 func TestPythonReader(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s with numpy is missing: %v", py, err)
-		}
-		t.Skipf("%s with numpy not available (apt-get install python3-numpy): %v", py, err)
-	}
+	py := testenv.NeedNumpy(t)
 	dir := t.TempDir()
 	set := &Set{N: 3, D: 4, Classes: []string{"cat", "dög", `q"uote`}, Labels: []int{2, 0, 1},
 		IDs: []string{"a/1.jpg", "train:7", "ü/é.png"}, Model: "m.onnx", ModelSHA256: "0123abcd",
