@@ -62,19 +62,38 @@ func newBatcher(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap
 // depth is the number of images queued or running.
 func (b *batcher) depth() int64 { return b.queued.Load() }
 
-// run computes the features of n images x [n, 3, S, S]. It returns
-// errQueueFull when the queue cannot take them, and ctx's error if the
-// caller gives up (the images still run; their result is dropped).
-func (b *batcher) run(ctx context.Context, x []float32, n int) ([]float32, error) {
+// reserve takes room for n images in the queue, or returns errQueueFull.
+// Requests reserve before they decode, so decoded images waiting anywhere
+// are bounded by the queue (Config.QueueImages).
+func (b *batcher) reserve(n int) error {
 	if v := b.queued.Add(int64(n)); v > b.queueCap {
 		b.queued.Add(-int64(n))
-		return nil, errQueueFull
+		return errQueueFull
 	}
+	return nil
+}
+
+// release gives back room reserved for images that will not run.
+func (b *batcher) release(n int) { b.queued.Add(-int64(n)) }
+
+// run computes the features of n images x [n, 3, S, S] (reserve and
+// runReserved).
+func (b *batcher) run(ctx context.Context, x []float32, n int) ([]float32, error) {
+	if err := b.reserve(n); err != nil {
+		return nil, err
+	}
+	return b.runReserved(ctx, x, n)
+}
+
+// runReserved computes the features of n images whose room was reserved.
+// It returns ctx's error if the caller gives up (the images still run;
+// their result is dropped).
+func (b *batcher) runReserved(ctx context.Context, x []float32, n int) ([]float32, error) {
 	j := &batchJob{x: x, n: n, done: make(chan struct{})}
 	select {
 	case b.jobs <- j:
 	case <-b.stop:
-		b.queued.Add(-int64(n))
+		b.release(n)
 		return nil, errors.New("the server is shutting down")
 	}
 	select {

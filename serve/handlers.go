@@ -26,11 +26,18 @@ func (s *Server) features(ctx context.Context, in inputs) ([]float32, error) {
 	if in.feats != nil {
 		return in.feats, nil
 	}
-	return s.b.run(ctx, in.images, in.n)
+	return s.b.runReserved(ctx, in.images, in.n)
 }
 
 // decodeImages decodes and preprocesses parts into one [n, 3, S, S] slice.
+// It first reserves room for the images in the batcher's queue (503 when
+// full), so that decoded images never exceed the queue; the room is given
+// back on error, else when the batch has run (features).
 func (s *Server) decodeImages(parts []part) (inputs, error) {
+	if err := s.b.reserve(len(parts)); err != nil {
+		s.met.rejected.WithLabelValues("queue_full").Inc()
+		return inputs{}, err
+	}
 	per := s.dec.pp.Len()
 	in := inputs{n: len(parts), images: make([]float32, len(parts)*per)}
 	for i, p := range parts {
@@ -39,6 +46,7 @@ func (s *Server) decodeImages(parts []part) (inputs, error) {
 			which = fmt.Sprintf("image %d (%s)", i, p.name)
 		}
 		if err := s.dec.decode(p.data, in.images[i*per:(i+1)*per], which); err != nil {
+			s.b.release(len(parts))
 			return inputs{}, err
 		}
 		in.names = append(in.names, p.name)
@@ -104,9 +112,6 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	x, err := s.features(r.Context(), in)
 	if err != nil {
-		if errors.Is(err, errQueueFull) {
-			s.met.rejected.WithLabelValues("queue_full").Inc()
-		}
 		writeErr(w, err)
 		return
 	}
@@ -220,6 +225,9 @@ func (s *Server) readLearn(w http.ResponseWriter, r *http.Request) ([]newSample,
 		if meta[0].ID == "" || meta[0].Class == "" {
 			return nil, errf(400, "missing_id_or_class", "an image body needs ?id=SAMPLE_ID&class=CLASS_NAME")
 		}
+		if _, _, err := s.m.checkNames(meta); err != nil {
+			return nil, err
+		}
 		body, err := readBody(w, r, s.cfg.MaxBody)
 		if err != nil {
 			return nil, err
@@ -240,6 +248,9 @@ func (s *Server) readLearn(w http.ResponseWriter, r *http.Request) ([]newSample,
 		}
 		if len(meta) != len(parts) {
 			return nil, errf(400, "count_mismatch", "%d samples described for %d images", len(meta), len(parts))
+		}
+		if _, _, err := s.m.checkNames(meta); err != nil {
+			return nil, err
 		}
 		if in, err = s.decodeImages(parts); err != nil {
 			return nil, err
@@ -262,12 +273,11 @@ func (s *Server) readLearn(w http.ResponseWriter, r *http.Request) ([]newSample,
 			return nil, err
 		}
 		meta, in = req.Samples, inputs{n: len(rows), feats: x}
+		if _, _, err := s.m.checkNames(meta); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, unsupported(mt)
-	}
-	// Validate ids and classes before running the backbone.
-	if _, _, err := s.m.checkNames(meta); err != nil {
-		return nil, err
 	}
 	x, err := s.features(context.Background(), in)
 	if err != nil {
