@@ -243,8 +243,10 @@ func testShortlist(t *testing.T) {
 		}
 		mean := float64(total) / float64(n)
 		t.Logf("%s: %.2f classes shortlisted per row of %d", m, mean, c)
-		if mean > 0.5*float64(c) {
-			t.Errorf("%s: %.2f of %d classes shortlisted per row: the int8 bound is useless", m, mean, c)
+		// Measured on this golden data: 1.35–1.54 classes of 10 on VNNI,
+		// AVX-VNNI and SDOT, 1.70–1.91 on AVX2 (coarser rounding).
+		if mean > 2 {
+			t.Errorf("%s: %.2f of %d classes shortlisted per row, more than the 2 measured at most", m, mean, c)
 		}
 	}
 }
