@@ -414,6 +414,16 @@ func fdCases() []fdCase {
 				g.node("Softmax", []string{"s2"}, []string{"a"}, attrInt("axis", -1))
 				g.node("MatMul", []string{"a", "v"}, []string{"y"})
 			}},
+		{name: "MatMulBT/linear", ins: []fdIn{sym(tr("a", 2, 3, 4), -1, 3, 4), tr("b", 5, 4)}, outs: []string{"y"},
+			build: func(g *tgraph) {
+				g.node("Transpose", []string{"b"}, []string{"bt"})
+				g.node("MatMul", []string{"a", "bt"}, []string{"y"})
+			}},
+		{name: "MatMulBT/broadcast", ins: []fdIn{tr("a", 2, 1, 3, 4), tr("b", 3, 5, 4)}, outs: []string{"y"},
+			build: func(g *tgraph) {
+				g.node("Transpose", []string{"b"}, []string{"bt"}, attrInts("perm", 0, 2, 1))
+				g.node("MatMul", []string{"a", "bt"}, []string{"y"})
+			}},
 		{name: "FrozenWeight", ins: []fdIn{tr("x", 2, 3), fdIn{name: "w", shape: []int64{3, 3}}}, outs: []string{"y"},
 			build: func(g *tgraph) {
 				g.node("MatMul", []string{"x", "w"}, []string{"h"})
@@ -511,7 +521,7 @@ func TestObjectiveFD(t *testing.T) {
 // TestEveryRuleHasFDCase: each registered rule appears in a
 // finite-difference case (add one with every new rule).
 func TestEveryRuleHasFDCase(t *testing.T) {
-	seen := map[string]bool{"_Gelu": false}
+	seen := map[string]bool{"_Gelu": false, "_MatMulBT": false}
 	for _, c := range fdCases() {
 		g := newTGraph(tDouble)
 		for _, in := range c.ins {
@@ -521,8 +531,11 @@ func TestEveryRuleHasFDCase(t *testing.T) {
 		for _, n := range g.g().Node {
 			seen[n.GetOpType()] = true
 		}
-		if c.name == "GELU" {
+		switch c.name {
+		case "GELU":
 			seen["_Gelu"] = true
+		case "Attention", "MatMulBT/linear", "MatMulBT/broadcast":
+			seen["_MatMulBT"] = true
 		}
 	}
 	for op := range rules {

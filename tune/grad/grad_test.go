@@ -293,3 +293,41 @@ func TestDeterministic(t *testing.T) {
 		prev = b
 	}
 }
+
+// TestMatMulTransposedOperand: attention's q·kᵀ with kᵀ a Transpose of k
+// differentiates without reading kᵀ and without transposing a gradient
+// afterwards: g_q = g·k, g_k = gᵀ·q (one Transpose of g, which ONNX Runtime
+// folds into the product). Values: the Attention and MatMulBT
+// finite-difference cases.
+func TestMatMulTransposedOperand(t *testing.T) {
+	g := newTGraph(tFloat)
+	g.input("q", tFloat, 2, 2, 3, 4)
+	g.input("k", tFloat, 2, 2, 5, 4)
+	g.node("Transpose", []string{"k"}, []string{"kt"}, attrInts("perm", 0, 1, 3, 2))
+	g.node("MatMul", []string{"q", "kt"}, []string{"s"})
+	g.node("ReduceSum", []string{"s"}, []string{"loss"}, attrInt("keepdims", 0))
+	m, err := Build(g.m, Spec{Trainable: []string{"q", "k"}, Loss: "loss"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	transposes := 0
+	for _, n := range m.Graph.Node {
+		if !strings.HasPrefix(n.GetName(), "grad_") {
+			continue
+		}
+		for _, in := range n.GetInput() {
+			if in == "kt" {
+				t.Errorf("backward node %s (%s) reads kᵀ", n.GetName(), n.GetOpType())
+			}
+		}
+		if n.GetOpType() == "Transpose" {
+			transposes++
+			if p := attrIntsOr(n, "perm", nil); !swapsLast2(p, 4) {
+				t.Errorf("backward Transpose %s has perm %v", n.GetName(), p)
+			}
+		}
+	}
+	if transposes != 1 {
+		t.Errorf("%d backward Transposes, want 1 (gᵀ for g_k)", transposes)
+	}
+}

@@ -15,13 +15,25 @@ import (
 // geluOp is the internal name of the erf GELU pattern's rule (never emitted).
 const geluOp = "_Gelu"
 
-func init() { register(ruleGelu, geluOp) }
+// matMulBTOp is the internal name of MatMul(a, Transpose(b)) with the last
+// two axes of b swapped (attention's q·kᵀ): y = a·bᵀ (never emitted).
+const matMulBTOp = "_MatMulBT"
+
+func init() {
+	register(ruleGelu, geluOp)
+	register(ruleMatMulBT, matMulBTOp)
+}
 
 // sweepNodes returns the nodes of the reverse sweep: the graph's nodes with
 // each erf GELU pattern 0.5·x·(1 + erf(x/√2)) (models/vit's form: Div, Erf,
 // Add, Mul, Mul, inner tensors read by nothing else) replaced by one
 // internal _Gelu node reading x. Its gradient keeps only x, and the forward
 // nodes stay untouched, free for ONNX Runtime to fuse into one Gelu kernel.
+// Likewise MatMul(a, Transpose(b)) with the Transpose swapping the last two
+// axes and read by nothing else becomes one _MatMulBT node reading a and b:
+// its gradients are products with b and gᵀ, whose transposes ONNX Runtime
+// folds into its matrix product, instead of a product giving g_bᵀ followed
+// by a materialised Transpose of it.
 func sweepNodes(g *onnxpb.GraphProto, s *shapes, keep map[string]bool) []*onnxpb.NodeProto {
 	nodes := g.GetNode()
 	producer := map[string]*onnxpb.NodeProto{}
@@ -85,6 +97,21 @@ func sweepNodes(g *onnxpb.GraphProto, s *shapes, keep map[string]bool) []*onnxpb
 			break
 		}
 	}
+	for _, mm := range nodes {
+		if mm.GetOpType() != "MatMul" || mm.GetDomain() != "" || len(mm.Input) != 2 {
+			continue
+		}
+		t := producer[mm.Input[1]]
+		if t == nil || t.GetOpType() != "Transpose" || t.GetDomain() != "" || uses[t.Output[0]] != 1 || skip[t] {
+			continue
+		}
+		if r := s.get(t.Input[0]).rank; r < 2 || !swapsLast2(attrIntsOr(t, "perm", nil), r) {
+			continue
+		}
+		skip[t] = true
+		repl[mm] = &onnxpb.NodeProto{OpType: proto.String(matMulBTOp), Name: proto.String(mm.GetName()),
+			Input: []string{mm.Input[0], t.Input[0]}, Output: []string{mm.Output[0]}}
+	}
 	out := make([]*onnxpb.NodeProto, 0, len(nodes))
 	for _, n := range nodes {
 		switch {
@@ -96,6 +123,30 @@ func sweepNodes(g *onnxpb.GraphProto, s *shapes, keep map[string]bool) []*onnxpb
 		}
 	}
 	return out
+}
+
+// swapsLast2 reports whether perm (nil: the default, all axes reversed)
+// swaps the last two of r axes and keeps the others.
+func swapsLast2(perm []int64, r int) bool {
+	if perm == nil {
+		return r == 2
+	}
+	if len(perm) != r {
+		return false
+	}
+	for i, p := range perm {
+		want := int64(i)
+		switch i {
+		case r - 2:
+			want = int64(r - 1)
+		case r - 1:
+			want = int64(r - 2)
+		}
+		if p != want {
+			return false
+		}
+	}
+	return true
 }
 
 // ruleGelu: g·(Φ(x) + x·φ(x)) with Φ(x) = (1 + erf(x/√2))/2 and
