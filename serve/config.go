@@ -55,7 +55,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxBatch: 16, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 1,
-		MaxBody: 32 << 20, MaxPixels: 40_000_000, MaxImages: 64, MaxConcurrent: 128, MaxTop: 100,
+		MaxBody: 16 << 20, MaxPixels: 24_000_000, MaxImages: 64, MaxConcurrent: 64, MaxTop: 100,
 		MaxSamples: 100_000, SnapshotEvery: 10_000,
 		ResolveDelay: time.Second, ResolveMaxDelay: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 120 * time.Second,
