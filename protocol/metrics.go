@@ -53,7 +53,7 @@ type OldNew struct {
 	New float64  `json:"new"`
 }
 
-// Metrics are the numbers METHODS §3.4 derives from one method's stage loop.
+// Metrics are the numbers docs/METHODS.md §3.4 derives from one method's stage loop.
 // All accuracies are top-1 percentages.
 type Metrics struct {
 	// Curve[b] = A_b, accuracy on the test rows of every class seen up to

@@ -70,7 +70,7 @@ func (r *mt19937) interval(max uint32) uint32 {
 }
 
 // Permutation returns numpy's legacy `np.random.seed(seed);
-// np.random.permutation(n)` bit for bit (METHODS §3.1): arange(n) shuffled
+// np.random.permutation(n)` bit for bit (docs/METHODS.md §3.1): arange(n) shuffled
 // by Fisher–Yates from i = n−1 down to 1, swapping a[i] with a[j], j drawn by
 // interval(i). The result has length n and holds 0..n−1 once each.
 // It returns an error for n < 0 or n ≥ 2³².
@@ -91,7 +91,7 @@ func Permutation(seed uint32, n int) ([]int, error) {
 	return a, nil
 }
 
-// ClassOrder returns PILOT's class order for n classes (METHODS §3.1): the
+// ClassOrder returns PILOT's class order for n classes (docs/METHODS.md §3.1): the
 // seeded permutation when shuffle is true, else the identity 0..n−1.
 // order[k] is the native class index that gets remapped label k.
 func ClassOrder(n int, seed uint32, shuffle bool) ([]int, error) {

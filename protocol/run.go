@@ -35,7 +35,7 @@ type Config struct {
 	// Init and Inc make the split "B{Init} Inc{Inc}" (Init 0 = first stage
 	// of Inc classes).
 	Init, Inc int
-	// Seed and Shuffle choose the class order (METHODS §3.1).
+	// Seed and Shuffle choose the class order (docs/METHODS.md §3.1).
 	Seed    uint32
 	Shuffle bool
 	// Batch is the number of rows per Scores call (0 = heads.RankBatch).
@@ -173,7 +173,7 @@ func gather(d Data, rows []int) []float32 {
 	return out
 }
 
-// Run executes the class-incremental protocol (METHODS §2.0, §3): for each
+// Run executes the class-incremental protocol (docs/METHODS.md §2.0, §3): for each
 // stage t, every method's head learns the training rows of the stage's new
 // classes (Learn, then EndStage), then is evaluated on the test rows of all
 // classes seen so far. Labels given to heads are remapped labels (positions

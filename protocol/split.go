@@ -2,7 +2,7 @@ package protocol
 
 import "fmt"
 
-// Split is a class order cut into stages (METHODS §3.2).
+// Split is a class order cut into stages (docs/METHODS.md §3.2).
 type Split struct {
 	// Order[k] is the native class index that gets remapped label k.
 	Order []int

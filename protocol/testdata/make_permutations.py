@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden class orders for protocol.Permutation (METHODS §3.1).
+"""Golden class orders for protocol.Permutation (docs/METHODS.md §3.1).
 
 Prints, for several seeds and sizes, numpy's legacy
 `np.random.seed(seed); np.random.permutation(n)` — the call PILOT's
