@@ -7,6 +7,9 @@ import (
 	"runtime"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cl-dev/cl/internal/linalg"
+	"github.com/cl-dev/cl/internal/openblas"
 )
 
 func init() {
@@ -23,6 +26,13 @@ func init() {
 type versionOptions struct{}
 
 func runVersion(ctx context.Context, _ versionOptions, stdout, stderr io.Writer) error {
-	_, err := fmt.Fprintf(stdout, "cl %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if _, err := fmt.Fprintf(stdout, "cl %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH); err != nil {
+		return err
+	}
+	blasLine := "float64 BLAS: " + linalg.Backend()
+	if c := openblas.Config(); c != "" {
+		blasLine += " — " + c
+	}
+	_, err := fmt.Fprintln(stdout, blasLine)
 	return err
 }

@@ -1,6 +1,7 @@
 package heads
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -9,10 +10,21 @@ import (
 	"github.com/cl-dev/cl/internal/openblas"
 )
 
-// TestMain selects the BLAS the cl binary would (cmd/cl): OpenBLAS under the
-// openblas build tag, linalg's pure-Go FastBLAS otherwise.
+// TestMain selects OpenBLAS under the openblas build tag, linalg's pure-Go
+// FastBLAS otherwise.
+//
+// CL_BLAS=openblas selects OpenBLAS opened at run time instead (as the cl
+// binary does where the machine has it; CL_OPENBLAS_LIB names the file),
+// for benchmarks: the goldens and bit-for-bit tests are written for FastBLAS.
 func TestMain(m *testing.M) {
-	if !openblas.Use() {
+	switch {
+	case openblas.Use():
+	case os.Getenv("CL_BLAS") == "openblas":
+		if err := openblas.Load(os.Getenv("CL_OPENBLAS_LIB")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	default:
 		linalg.UsePureGo()
 	}
 	os.Exit(m.Run())

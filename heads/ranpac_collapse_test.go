@@ -137,7 +137,7 @@ func relDiff(a, b []float64) float64 {
 // λ = 10⁻⁸ at stage 2 on the stage's own split, and the primal solve of
 // G + λI at that λ has lost all precision: W_o is far from the exact ridge
 // solution (the dual form from the rows, dualRidge) and top-1 falls
-// (measured 67 %). The default (ridge=stable) never goes below the floor,
+// (measured 67 % with FastBLAS, 87 % with OpenBLAS: the noise differs). The default (ridge=stable) never goes below the floor,
 // solves by Cholesky, matches the dual reference at every stage and keeps
 // top-1 (measured 100 %).
 func TestRanPACCollapse(t *testing.T) {
@@ -180,8 +180,11 @@ func TestRanPACCollapse(t *testing.T) {
 			case "pilot":
 				if h.Lambda() == RidgeGrid[0] {
 					collapsed = true
-					if diff < 0.5 || acc > 0.8 {
-						t.Errorf("pilot stage %d at λ = 1e-8: W_o off by %.2g, top-1 %.3f; want the collapse (far off, top-1 ≤ 0.8)", s+1, diff, acc)
+					// How wrong the noise makes W_o, and the scores, depends on
+					// the BLAS's rounding (pure Go: 190 × off, top-1 67 %;
+					// OpenBLAS: 47 ×, 87 %); far off it is on every path.
+					if diff < 10 || acc > 0.95 {
+						t.Errorf("pilot stage %d at λ = 1e-8: W_o off by %.2g, top-1 %.3f; want the collapse (≥ 10 × off, top-1 < 0.95)", s+1, diff, acc)
 					}
 				}
 			case "stable":
