@@ -148,3 +148,32 @@ func assertNoTemporaries(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestFitThroughSymlink: a --head that is a symbolic link is written
+// through: the file it points to gets the update, the link stays a link.
+func TestFitThroughSymlink(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	a, b := filepath.Join(dir, "a.safetensors"), filepath.Join(dir, "b.safetensors")
+	writeClusters(t, a, classNames(4), []int{0, 1}, 3, 8, 0, "mnv2")
+	writeClusters(t, b, classNames(4), []int{2, 3}, 3, 8, 0, "mnv2")
+	target := filepath.Join(other, "real.safetensors")
+	if _, _, err := runHeadsCL("fit", "--method", "ncm", "--features", a, "--head", target); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "h.safetensors")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skip(err)
+	}
+	if out, _, err := runHeadsCL("fit", "--features", b, "--head", link); err != nil || !strings.Contains(out, "now scores 4 classes") {
+		t.Fatalf("%v %s", err, out)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced by a file: %v", err)
+	}
+	h, _, err := heads.Load(target)
+	if err != nil || len(h.Classes()) != 4 {
+		t.Fatalf("the target was not updated: %v", err)
+	}
+	assertNoTemporaries(t, dir)
+	assertNoTemporaries(t, other)
+}
