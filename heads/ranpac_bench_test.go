@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
 
+	"github.com/cl-dev/cl/internal/linalg"
 	"github.com/cl-dev/cl/internal/npy"
 )
 
@@ -117,6 +118,8 @@ func BenchmarkRanPACStage(b *testing.B) {
 	out, _ := json.Marshal(map[string]any{
 		"y": y, "perm": RanPACSplitOrder(0, 0, len(y), true), "lambda": h.Lambda(),
 		"pred": pred, "seconds_per_stage": b.Elapsed().Seconds() / float64(b.N),
+		"learn_seconds": learnTime.Seconds(), "endstage_seconds": endTime.Seconds(),
+		"peak_heap_over_G": float64(max(learnPeak, endPeak)) / (8 * p * p), "blas": linalg.Backend(),
 	})
 	must(os.WriteFile(filepath.Join(dir, "go.json"), out, 0o644))
 }

@@ -10,7 +10,7 @@ dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 i=0
 while [ "$i" -lt "$ROUNDS" ]; do
 	RANPAC_BENCH_M=$M RANPAC_BENCH_N=$N RANPAC_BENCH_DIR=$dir \
-		go test ./heads -run '^$' -bench '^BenchmarkRanPACStage$' -benchtime 1x -benchmem -count 1 | grep -E '^Benchmark' >&2
+		go test ./heads -run '^$' -bench '^BenchmarkRanPACStage$' -benchtime 1x -benchmem -count 1 -timeout 0 | grep -E '^Benchmark' >&2
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_ranpac.py "$dir"
 	i=$((i + 1))
 done

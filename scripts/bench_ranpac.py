@@ -9,6 +9,7 @@ optimise_ridge_parameter (first int(0.8 N) rows of the split order fit,
 Here in float64 numpy (the Go head computes in float64 too).
 """
 import json
+import resource
 import sys
 import time
 
@@ -43,8 +44,17 @@ ht = h[:500]
 norm = lambda a, ax: a / np.maximum(np.linalg.norm(a, axis=ax, keepdims=True), 1e-12)
 pred = np.argmax(norm(ht, 1) @ norm(Wo, 0), 1)
 same_pred = float(np.mean(pred == np.array(g["pred"])))
-print(json.dumps({"M": w.shape[1], "N": x.shape[0], "numpy_seconds": round(secs, 2),
+M = w.shape[1]
+gram = 8.0 * M * M
+# Peak resident memory of this process (inputs, H, G, the solves), in units of one M×M float64 matrix.
+numpy_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gram
+print(json.dumps({"M": M, "N": x.shape[0], "numpy_seconds": round(secs, 2),
                   "go_seconds": round(g["seconds_per_stage"], 2),
                   "speedup_go_over_numpy": round(secs / g["seconds_per_stage"], 2),
+                  "go_learn_seconds": round(g.get("learn_seconds", 0), 2),
+                  "go_endstage_seconds": round(g.get("endstage_seconds", 0), 2),
+                  "go_peak_heap_over_G": round(g.get("peak_heap_over_G", 0), 2),
+                  "numpy_peak_rss_over_G": round(numpy_rss, 2),
+                  "go_blas": g.get("blas", ""),
                   "lambda_numpy": float(lam), "lambda_go": g["lambda"],
                   "same_predictions": same_pred}))
