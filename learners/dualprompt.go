@@ -53,6 +53,7 @@ func dualDefaults() map[string]string {
 		"g-layers": "0,1", "e-layers": "2,3,4", "g-length": "5", "e-length": "5", "pool": "10",
 		"pull": "0.1", "lr": "0.001", "batch": "24", "epochs": "5", "shared-pool": "true",
 		"layout": LayoutKeyValue, "test-select": SelectPerSample, "vote-batch": "24", "eval-batch": "32",
+		"match": "trained",
 	}
 }
 
@@ -65,6 +66,10 @@ type DualOptions struct {
 	SharedPool           bool
 	Layout, TestSelect   string
 	VoteBatch, EvalBatch int
+	// Match is "trained" (test images match the keys of the E-prompts
+	// trained so far) or "all" (every slot of the pool, PILOT's: untrained
+	// slots keep their random keys and prompts).
+	Match string
 }
 
 func intList(p *popts, k string) []int {
@@ -95,7 +100,8 @@ func parseDual(o map[string]string, depth int) (DualOptions, error) {
 		Epochs: p.integer("epochs", 0, 1<<20), SharedPool: p.boolean("shared-pool"),
 		Layout:     p.choice("layout", LayoutKeyValue, LayoutPILOT),
 		TestSelect: p.choice("test-select", SelectPerSample, SelectBatchVote),
-		VoteBatch:  p.integer("vote-batch", 1, 1<<20), EvalBatch: p.integer("eval-batch", 1, 1<<20)}
+		VoteBatch:  p.integer("vote-batch", 1, 1<<20), EvalBatch: p.integer("eval-batch", 1, 1<<20),
+		Match: p.choice("match", "trained", "all")}
 	gLen := p.integer("g-length", 0, 4096)
 	if p.err != nil {
 		return r, p.err
@@ -314,7 +320,11 @@ func (d *DualPrompt) newOptimizer() (*optim.Optimizer, error) {
 
 // match returns the top-1 E-prompt of every query (per sample or by vote).
 func (d *DualPrompt) match(q []float32, mode string) []int {
-	idx, _ := tune.CosineTopK(q, d.Keys, d.pe.w.Width, 1)
+	keys := d.Keys
+	if d.opt.Match == "trained" && d.stages > 0 {
+		keys = keys[:min(d.stages, d.opt.Pool)*d.pe.w.Width]
+	}
+	idx, _ := tune.CosineTopK(q, keys, d.pe.w.Width, 1)
 	if mode == SelectBatchVote {
 		idx = tune.VoteTopK(idx, 1)
 	}

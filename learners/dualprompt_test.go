@@ -21,7 +21,7 @@ func TestDualPromptGolden(t *testing.T) {
 	for _, layout := range []string{LayoutKeyValue, LayoutPILOT} {
 		t.Run(layout, func(t *testing.T) {
 			g.t = t
-			d, err := NewDualPrompt(env, map[string]string{"g-layers": "0", "e-layers": "1,2", "pool": "4", "layout": layout})
+			d, err := NewDualPrompt(env, map[string]string{"g-layers": "0", "e-layers": "1,2", "pool": "4", "layout": layout, "match": "all"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -156,6 +156,9 @@ func TestPromptsRealData(t *testing.T) {
 			if _, ok := l.(testSelector); ok {
 				modes = []string{SelectPerSample, SelectBatchVote}
 			}
+			if _, ok := l.(*DualPrompt); ok {
+				modes = []string{SelectPerSample, SelectBatchVote, SelectPerSample + ",match=all", SelectBatchVote + ",match=all"}
+			}
 		}
 		correct := map[string][][]int{}
 		for _, md := range modes {
@@ -198,7 +201,14 @@ func TestPromptsRealData(t *testing.T) {
 			ev := test.Subset(trows)
 			for _, md := range modes {
 				if ts, ok := l.(testSelector); ok {
-					ts.SetTestSelect(md)
+					sel, match, _ := strings.Cut(md, ",match=")
+					ts.SetTestSelect(sel)
+					if dp, ok := l.(*DualPrompt); ok {
+						dp.opt.Match = "trained"
+						if match != "" {
+							dp.opt.Match = match
+						}
+					}
 				}
 				t2 := time.Now()
 				sc, cols, err := l.Scores(ctx, Eval{Images: ev, Features: gatherRows(testF, w.Width, trows), Dim: w.Width, N: len(trows)})
