@@ -115,6 +115,10 @@ func TestStaleTemporariesRemoved(t *testing.T) {
 	}
 }
 
+// childFile keeps the child's pending file reachable: a collected *os.File
+// is closed by its finalizer, which would drop the writer's flock.
+var childFile *File
+
 // TestKilledWriterTemporaryIsRemoved: a real process killed (SIGKILL) in
 // the middle of a write leaves its temporary file; while it ran the file was
 // held and kept, after its death the next write removes it.
@@ -125,6 +129,7 @@ func TestKilledWriterTemporaryIsRemoved(t *testing.T) {
 			os.Exit(3)
 		}
 		f.WriteString("partial")
+		childFile = f // a live writer keeps its file (and so its flock) open
 		os.Stdout.WriteString(f.Name() + "\n")
 		select {} // killed by the parent
 	}
