@@ -10,7 +10,7 @@ import (
 	"github.com/cl-dev/cl/heads/internal/kernel"
 )
 
-// rankOf ranks scores s [n, c] as protocol.Predict does: descending, equal
+// rankOf ranks scores s [n, c] as heads.Rank does: descending, equal
 // scores by lower column.
 func rankOf(s []float64, c, k int) []int {
 	n := len(s) / c
