@@ -49,6 +49,11 @@ for p in $(go list ./internal/...); do
   case " $cgo_only_internal " in *" $p "*) ;; *) pure+=("$p") ;; esac
 done
 CGO_ENABLED=0 go vet "${pure[@]}"
+# Prediction does not pull in plotting: only package report (and what imports it: cli) may import gonum/plot.
+if go list -deps ./heads/... ./protocol ./serve ./learners | grep -q '^gonum.org/v1/plot'; then
+  echo "test.sh: heads, protocol, serve or learners imports gonum/plot; tables and plots belong in package report" >&2
+  exit 1
+fi
 
 go test -timeout 25m "$@"
 
