@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/protocol"
 	"github.com/cl-dev/cl/tune"
 )
@@ -139,7 +140,9 @@ func Bench(ctx context.Context, env Env, split *protocol.Split, d BenchData, met
 	}
 	var out []protocol.MethodResult
 	for _, s := range st {
-		out = append(out, protocol.MethodResult{Method: s.l.Method(), Metrics: protocol.ComputeMetrics(s.correct, total), Seconds: s.elapsed.Seconds()})
+		f, isFrozen := s.l.(*frozen)
+		out = append(out, protocol.MethodResult{Method: s.l.Method(), Metrics: protocol.ComputeMetrics(s.correct, total), Seconds: s.elapsed.Seconds(),
+			UpperBound: isFrozen && heads.IsUpperBound(f.head)})
 	}
 	return out, nil
 }
