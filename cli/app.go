@@ -57,6 +57,9 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Commands:  cmds,
+		// urfave adds --help only when it adds its own help command; cl has
+		// its own (helpCommand), so the flag is declared here.
+		Flags: []cli.Flag{cli.HelpFlag},
 		Description: "Extract features once with a frozen ONNX backbone (cl extract), then fit, evaluate and\n" +
 			"update class-incremental heads many times (cl fit, cl eval, cl bench). cl help COMMAND shows\n" +
 			"a command's flags. Exit codes: 0 ok, 1 failure, 2 usage error.",

@@ -167,7 +167,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 			t.Errorf("%v: a flag with one dash: %q", c.args, stderr)
 		}
 	}
-	for _, args := range [][]string{{"help"}, {}, {"models"}, {"help", "models"}, {"help", "models", "cut"}} {
+	for _, args := range [][]string{{"help"}, {}, {"--help"}, {"-h"}, {"models"}, {"models", "--help"}, {"help", "models"}, {"help", "models", "cut"}} {
 		out, stderr, code := run(args...)
 		if code != 0 || !strings.HasPrefix(out, "NAME:") {
 			t.Errorf("%v: exit %d, %q\n%s", args, code, stderr, out)
