@@ -119,6 +119,9 @@ func runModelsCut(ctx context.Context, o modelsCutOptions, stdout, stderr io.Wri
 		}
 		dim = fmt.Sprint(d)
 	}
+	if err := ctx.Err(); err != nil {
+		return interrupted(err, o.Out)
+	}
 	if err := atomicfile.WriteFile(o.Out, func(f io.Writer) error { _, err := f.Write(data); return err }); err != nil {
 		return err
 	}

@@ -166,6 +166,9 @@ func runModelsImport(ctx context.Context, o modelsImportOptions, stdout, stderr 
 			return fmt.Errorf("checking the new model in ONNX Runtime (pass --no-verify to skip): %w", err)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return interrupted(err, o.Out)
+	}
 	if err := models.WriteModel(o.Out, m); err != nil {
 		return err
 	}

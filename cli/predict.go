@@ -174,6 +174,9 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		return cw.Error()
 	}
 	if o.Out != "" {
+		if err := ctx.Err(); err != nil {
+			return interrupted(err, o.Out)
+		}
 		err = atomicfile.WriteFile(o.Out, write)
 	} else {
 		err = write(stdout)
