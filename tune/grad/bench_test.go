@@ -78,7 +78,8 @@ func BenchmarkViTTiStep(b *testing.B) {
 			for _, t := range train {
 				outs = append(outs, GradName(t))
 			}
-			ss, err := ort.NewSession("step", marshal(b, gm), append([]string{vit.InputName, LabelsName}, train...), outs, ort.SessionOptions{Threads: threads})
+			// The training session's options are tune.Train's (memory pattern off).
+			ss, err := ort.NewSession("step", marshal(b, gm), append([]string{vit.InputName, LabelsName}, train...), outs, ort.SessionOptions{Threads: threads, NoMemPattern: true})
 			if err != nil {
 				b.Fatal(err)
 			}
