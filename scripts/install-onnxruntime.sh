@@ -13,7 +13,7 @@ set -euo pipefail
 version=1.24.3
 case "$(uname -m)" in
   x86_64) arch=x64; sha=92ba8e44d31b80a34f5e805076a044122c3be1fffe0d88ed790de7267b0b2682 ;;
-  aarch64|arm64) arch=arm64; sha="" ;;
+  aarch64|arm64) arch=arm64; sha=33032cb5b91c12edbf028d7c69fa40a31848d66c0095448758af237d5e0b07db ;;
   *) echo "install-onnxruntime: unsupported machine $(uname -m); build ONNX Runtime yourself and pass --ort-lib" >&2; exit 1 ;;
 esac
 
