@@ -6,7 +6,7 @@ import (
 )
 
 // FuzzIDX: ParseIDX never panics, and what it accepts has exactly the bytes
-// its header announces; a pair of accepted arrays either builds a source whose
+// its header announces, its first rows read alone equal the whole's first rows; a pair of accepted arrays either builds a source whose
 // every sample loads, or is refused with an error.
 func FuzzIDX(f *testing.F) {
 	f.Add(idxBytes([]int{2, 2, 3}, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}), idxBytes([]int{2}, []byte{0, 1}))
@@ -24,6 +24,21 @@ func FuzzIDX(f *testing.F) {
 		}
 		if n != len(a.Data) || len(a.Data)+4+4*len(a.Dims) != len(img) {
 			t.Fatalf("dims %v but %d data bytes from %d input bytes", a.Dims, len(a.Data), len(img))
+		}
+		// Reading only the first rows, as a stream of unknown length (a
+		// gzip stream), gives exactly the first rows of the whole.
+		for _, rows := range []int{0, 1, a.Dims[0] / 2, a.Dims[0]} {
+			p, err := readIDX(bytes.NewReader(img), -1, 0, rows)
+			if err != nil {
+				t.Fatalf("first %d rows of an array that parses whole: %v", rows, err)
+			}
+			want := a.Data
+			if a.Dims[0] > 0 {
+				want = a.Data[:len(a.Data)/a.Dims[0]*rows]
+			}
+			if !bytes.Equal(p.Data, want) {
+				t.Fatalf("first %d rows: %d bytes, want %d", rows, len(p.Data), len(want))
+			}
 		}
 		l, err := ParseIDX(lab)
 		if err != nil {
