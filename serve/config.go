@@ -54,7 +54,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented in docs/SERVE.md.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatch: 16, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 1,
+		MaxBatch: 4, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 1,
 		MaxBody: 16 << 20, MaxPixels: 24_000_000, MaxImages: 64, MaxConcurrent: 64, MaxTop: 100,
 		MaxSamples: 100_000, SnapshotEvery: 10_000,
 		ResolveDelay: time.Second, ResolveMaxDelay: 10 * time.Second,

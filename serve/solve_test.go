@@ -32,7 +32,8 @@ func waitVersion(t *testing.T, ts *testServer, seq uint64) {
 // schedule. A learn is acknowledged as not yet visible; predictions keep
 // the previous version until the re-solve, then score as a head fitted
 // offline on the acknowledged samples (to rounding: the server's
-// statistics were accumulated request by request). Forgetting a class
+// statistics were accumulated request by request; 1e-9 relative for
+// RanPAC, 1e-6 for LDA). Forgetting a class
 // (LDA: by Unlearn of its samples, since its covariance is shared), a
 // crash and a restart keep that equality.
 func TestSolvingHeads(t *testing.T) {
@@ -41,7 +42,10 @@ func TestSolvingHeads(t *testing.T) {
 		opts   [][2]string
 		tol    float64
 	}{
-		{"lda", nil, 1e-9},
+		// LDA inverts the shrunk shared covariance (shrinkage 1e-4), which
+		// amplifies the rounding of sums accumulated request by request
+		// (measured up to 8e-9 relative).
+		{"lda", nil, 1e-6},
 		{"ranpac", [][2]string{{"M", "64"}, {"lambda", "0.5"}}, 1e-9},
 	} {
 		t.Run(tc.method, func(t *testing.T) {

@@ -155,7 +155,9 @@ func Parse(data []byte) (*File, error) {
 			return nil, fmt.Errorf("tensor %q: %d bytes for shape %v of %s (want %d)", name, end-b, e.Shape, e.DType, count*int64(size))
 		}
 		f.Tensors[name] = Tensor{DType: e.DType, Shape: e.Shape, Data: body[b:end:end]}
-		spans = append(spans, span{name, b, end})
+		if end > b { // an empty tensor occupies no bytes and overlaps nothing
+			spans = append(spans, span{name, b, end})
+		}
 	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
 	for i := 1; i < len(spans); i++ {
