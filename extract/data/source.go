@@ -144,6 +144,14 @@ func (l limited) Len() int { return l.n }
 
 func (l limited) Spec() string { return l.Source.Spec() }
 
+// Path is the file of sample i when the source has files (Files), else "".
+func (l limited) Path(i int) string {
+	if f, ok := l.Source.(interface{ Path(int) string }); ok {
+		return f.Path(i)
+	}
+	return ""
+}
+
 // validateNames checks class names from a names file: non-empty, valid
 // UTF-8, unique.
 func validateNames(file string, names []string) error {

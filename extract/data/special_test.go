@@ -115,3 +115,19 @@ func TestUnlabelled(t *testing.T) {
 		t.Errorf("a folder without class folders: %v", err)
 	}
 }
+
+// TestLimitKeepsPaths: a limited view of a file source still names the
+// files (the list of skipped images shows paths, not only ids).
+func TestLimitKeepsPaths(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a/1.png"), []byte("x"))
+	writeFile(t, filepath.Join(dir, "a/2.png"), []byte("x"))
+	s, err := OpenFirst(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := s.(interface{ Path(int) string })
+	if s.Len() != 1 || !ok || p.Path(0) != filepath.Join(dir, "a/1.png") {
+		t.Fatalf("limited source: len %d, path %v", s.Len(), ok)
+	}
+}
