@@ -285,3 +285,29 @@ func TestTornJournalTail(t *testing.T) {
 	w.acked(lr.Seq, ss)
 	checkSame(t, ts, w, "simplecil", pr, 0)
 }
+
+// TestForgetLastSamplesOfClass: forgetting every sample of a class by id
+// removes the class and says so.
+func TestForgetLastSamplesOfClass(t *testing.T) {
+	ts := startServer(t, t.TempDir(), Config{}, newHead(t, "simplecil"))
+	w := newWorld(9, 32)
+	a, b, c := w.sample(0), w.sample(0), w.sample(1)
+	must(t, ts.postJSON("/v1/learn", learnRequest{Samples: []learnSample{a, b, c}}), 200)
+	var fr forgetReply
+	must(t, ts.postJSON("/v1/forget", forgetRecord{IDs: []string{a.ID}}), 200).json(t, &fr)
+	if fr.Samples != 1 || fr.Classes != 0 {
+		t.Fatalf("forget one of two: %+v", fr)
+	}
+	must(t, ts.postJSON("/v1/forget", forgetRecord{IDs: []string{b.ID, c.ID}}), 200).json(t, &fr)
+	if fr.Samples != 2 || fr.Classes != 2 {
+		t.Fatalf("forget the last samples of two classes: %+v", fr)
+	}
+	var cl struct{ Classes []classInfo }
+	must(t, ts.get("/v1/classes"), 200).json(t, &cl)
+	if len(cl.Classes) != 0 {
+		t.Fatalf("classes left: %+v", cl.Classes)
+	}
+	if r := ts.postJSON("/v1/predict", predictRequest{Features: [][]float32{a.Features}}); r.code != 409 || r.errCode() != "no_classes" {
+		t.Fatalf("predict with no classes: %d %s", r.code, r.body)
+	}
+}

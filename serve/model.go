@@ -280,6 +280,7 @@ func (m *model) applyForget(seq uint64, f forgetRecord) (nSamples, nClasses int,
 		nClasses++
 	}
 	if len(f.IDs) > 0 {
+		before := len(m.headClasses())
 		byClass := map[string][]*sample{}
 		drop := map[string]bool{}
 		for _, id := range f.IDs {
@@ -297,7 +298,6 @@ func (m *model) applyForget(seq uint64, f forgetRecord) (nSamples, nClasses int,
 				return 0, 0, err
 			}
 		}
-		before := len(m.headClasses())
 		m.st.remove(drop)
 		nSamples = len(drop)
 		nClasses = before - len(m.headClasses())
