@@ -111,3 +111,6 @@ if [ "$all" = 1 ]; then
     echo "test.sh: qemu-aarch64 not found: arm64 kernels not tested (apt-get install qemu-user)" >&2
   fi
 fi
+
+# the arm64 edge bundle (scripts/bundle-arm64.sh) under qemu-aarch64 against the amd64 build (docs/EDGE.md)
+if [ "$all" = 1 ]; then scripts/test-arm64-bundle.sh; fi
