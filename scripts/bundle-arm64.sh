@@ -9,7 +9,7 @@
 #     cl-linux-arm64-VERSION/lib/libonnxruntime.so.1
 #     cl-linux-arm64-VERSION/README.txt, SHA256SUMS
 #
-# Usage: scripts/bundle-arm64.sh [OUT_DIR]     (OUT_DIR defaults to out/; prints the archive path on stdout)
+# Usage: scripts/bundle-arm64.sh [OUT_DIR]     (OUT_DIR defaults to out/ in the repository; prints the archive path)
 # Environment:
 #   CL_VERSION          the version in the name and in `cl version` (default: cli.Version in cli/app.go)
 #   SOURCE_DATE_EPOCH   file times in the archive (default: the time of the last git commit, else 0)
@@ -17,6 +17,8 @@
 # Reproducible: the same tree, Go, cross compiler and SOURCE_DATE_EPOCH give the same archive bytes (-trimpath, -s -w,
 # no VCS stamp, sorted tar entries with fixed owner and times, gzip -n). Idempotent: a rerun replaces the archive.
 set -euo pipefail
+out_dir=${1:-}
+[ -z "$out_dir" ] || out_dir=$(realpath -m -- "$out_dir") # relative to the caller's folder
 cd "$(dirname "$0")/.."
 
 ort_version=1.24.3
@@ -27,7 +29,7 @@ cc=aarch64-linux-gnu-gcc
 
 die() { echo "bundle-arm64: $*" >&2; exit 1; }
 
-out_dir=${1:-out}
+out_dir=${out_dir:-$PWD/out}
 version=${CL_VERSION:-$(sed -n 's/^var Version = "\(.*\)"$/\1/p' cli/app.go)}
 [ -n "$version" ] || die "cannot read the version from cli/app.go (var Version = \"…\"); set CL_VERSION"
 [[ "$version" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || die "version \"$version\" is not usable in a file name (letters, digits, . _ + -)"
