@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cl-dev/cl/features"
+	"github.com/cl-dev/cl/internal/linalg"
 )
 
 // TestRanPACRealStages runs RanPAC class-incrementally on real feature
@@ -19,7 +20,7 @@ import (
 // the classes seen so far. It is the manual check behind docs/HEADS.md's
 // collapse numbers:
 //
-//	CL_RANPAC_REAL=train.safetensors,test.safetensors [CL_RANPAC_M=10000] \
+//	CL_RANPAC_REAL=train.safetensors,test.safetensors [CL_RANPAC_M=10000] [CL_RANPAC_SEED=1993] \
 //	    go test -tags manual ./heads -run TestRanPACRealStages -v -timeout 2h
 //
 // (features of Fashion-MNIST through ViT-Ti/16: cl models import the
@@ -41,6 +42,10 @@ func TestRanPACRealStages(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("CL_RANPAC_M")); err == nil {
 		m = v
 	}
+	seed := uint64(1993)
+	if v, err := strconv.ParseUint(os.Getenv("CL_RANPAC_SEED"), 10, 64); err == nil {
+		seed = v
+	}
 	order := []int{4, 2, 7, 6, 0, 3, 5, 8, 9, 1}
 	modes := []string{"pilot", "stable"}
 	if v := os.Getenv("CL_RANPAC_RIDGE"); v != "" {
@@ -48,7 +53,7 @@ func TestRanPACRealStages(t *testing.T) {
 	}
 	for _, ridge := range modes {
 		cfg := DefaultRanPACConfig()
-		cfg.M, cfg.Ridge, cfg.Seed = m, ridge, 1993
+		cfg.M, cfg.Ridge, cfg.Seed = m, ridge, seed
 		h, err := NewRanPAC(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -74,8 +79,8 @@ func TestRanPACRealStages(t *testing.T) {
 					ok++
 				}
 			}
-			t.Logf("M=%d ridge=%s stage %d (%d rows): λ=%g floor=%.3g solver=%s top-1 %.1f %% (%d test rows) %.0f s",
-				m, ridge, s+1, len(y), h.Lambda(), h.RidgeFloor(), h.Solver(), 100*float64(ok)/float64(len(yt)), len(yt), time.Since(start).Seconds())
+			t.Logf("M=%d seed=%d %s ridge=%s stage %d (%d rows): λ=%g floor=%.3g solver=%s top-1 %.1f %% (%d test rows) %.0f s",
+				m, seed, linalg.Backend(), ridge, s+1, len(y), h.Lambda(), h.RidgeFloor(), h.Solver(), 100*float64(ok)/float64(len(yt)), len(yt), time.Since(start).Seconds())
 		}
 	}
 }
