@@ -2,6 +2,7 @@
 # CI check of the edge bundle (docs/EDGE.md): builds it with scripts/bundle-arm64.sh, then runs the bundle's arm64
 # cl under user-mode QEMU (Debian's qemu-user; the cross toolchain brings the arm64 loader and libc in
 # /usr/aarch64-linux-gnu) and compares it with the amd64 build of the same tree:
+#   0. the archive: its SHA256SUMS, the pinned library, bin/cl needing glibc <= 2.34, the launcher;
 #   1. cl models cut of testdata/mobilenetv2: the cut model must be byte-identical;
 #   2. cl extract of the first 20 Fashion-MNIST test images with the cut MobileNetV2 (QEMU's "max" CPU, which has the
 #      Armv8.2 dot product of a Raspberry Pi 5 or Jetson Orin), and of the first 4 again on a Cortex-A72 (a
@@ -63,6 +64,10 @@ tar -xzf "$archive" -C "$tmp"
 root=$tmp/$(basename "$archive" .tar.gz)
 (cd "$root" && sha256sum --check --quiet SHA256SUMS) || fail "SHA256SUMS of $archive does not match its files"
 [ "$(sha256sum <"$root/lib/libonnxruntime.so.1" | cut -d' ' -f1)" = "$pin_bundle" ] || fail "the bundled library is not the pinned one"
+# docs/EDGE.md promises glibc 2.34 (Raspberry Pi OS bookworm, Ubuntu 22.04 / JetPack 6): the newest symbol version.
+glibc=$(aarch64-linux-gnu-objdump -T "$root/bin/cl" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+[ "$(printf '%s\n2.34\n' "$glibc" | sort -V | tail -1)" = 2.34 ] ||
+  fail "bin/cl needs glibc $glibc, newer than the 2.34 docs/EDGE.md states"
 
 # The launcher, with a stand-in for bin/cl that prints what it was given (the real one cannot exec without binfmt).
 mkdir -p "$tmp/launch/bin" "$tmp/path"
