@@ -95,7 +95,10 @@ func (h *RanPAC) Width() int {
 	return h.cfg.M
 }
 
-// Lambda is the ridge λ in use (0 before the first EndStage).
+// Lambda is the ridge λ selected at the last EndStage, or the fixed one (0
+// before the first EndStage). With ridge=stable W_o is solved with
+// max(Lambda(), RidgeFloor()); the search itself only selects values at or
+// above the floor.
 func (h *RanPAC) Lambda() float64 { return h.lambda }
 
 // Losses returns the validation MSE for each RidgeGrid value at the last
