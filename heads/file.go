@@ -112,6 +112,9 @@ func encode(h Head, info Info) (*safetensors.File, error) {
 		"preprocess":   info.Preprocess,
 		"dim":          strconv.Itoa(h.Dim()),
 	}
+	if InferenceOnly(h) { // see Export
+		f.Metadata[InferenceOnlyKey] = InferenceOnlyValue
+	}
 	if err := info.Ledger.encode(f, h); err != nil {
 		return nil, err
 	}
@@ -186,7 +189,14 @@ func decode(data []byte) (h Head, info Info, err error) {
 			h, err = nil, fmt.Errorf("corrupt %s head: %v", md["method"], r)
 		}
 	}()
-	h, err = spec.Load(tensors, params)
+	load := spec.Load
+	if v, ok := md[InferenceOnlyKey]; ok { // see Export
+		if v != InferenceOnlyValue {
+			return nil, Info{}, fmt.Errorf("metadata %s=%q: want %q", InferenceOnlyKey, v, InferenceOnlyValue)
+		}
+		load = loadInference(spec)
+	}
+	h, err = load(tensors, params)
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%s head: %w", md["method"], err)
 	}
