@@ -129,6 +129,14 @@ func runMerge(ctx context.Context, o mergeOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	for _, x := range []struct {
+		path string
+		h    heads.Head
+	}{{pathA, ha}, {pathB, hb}} {
+		if heads.InferenceOnly(x.h) {
+			return fmt.Errorf("%s: %w", x.path, heads.ErrInferenceOnly)
+		}
+	}
 	if ha.Method() != hb.Method() {
 		return fmt.Errorf("%s is %s and %s %s; only heads of the same method merge", pathA, aHead(ha.Method()), pathB, aHead(hb.Method()))
 	}
