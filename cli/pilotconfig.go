@@ -99,7 +99,7 @@ func readPilotConfig(path string) (*pilotConfig, error) {
 			if err := json.Unmarshal(raw[k], &v); err != nil {
 				return nil, fmt.Errorf("--config %s: use_RP must be true or false, got %s", path, raw[k])
 			}
-			if !v { // RanPAC without random projection = ridge on raw features (METHODS §2.3)
+			if !v { // RanPAC without random projection = ridge on raw features (docs/METHODS.md §2.3)
 				cfg.Options = append(cfg.Options, [2]string{"M", "0"})
 			}
 		default:

@@ -1,4 +1,4 @@
-// Package features reads and writes cl's feature files (DESIGN §3): a
+// Package features reads and writes cl's feature files (docs/FORMATS.md): a
 // safetensors file with tensor "features" F32 [N,D], tensor "labels" I64 [N]
 // and string metadata: format "cl.features/1", classes (JSON array, index =
 // label), ids (JSON array of sample identifiers, one per row), model,

@@ -17,7 +17,7 @@ func init() {
 	})
 }
 
-// NewAPER returns an empty APER head (METHODS §2.2). It is SimpleCIL on the
+// NewAPER returns an empty APER head (docs/METHODS.md §2.2). It is SimpleCIL on the
 // concatenated features φ(x) = [a(x); b(x)] of dimension D_a + D_b (plain
 // concatenation, no per-branch normalisation; the cosine normalises the whole
 // vector). Build φ with features.ConcatByID.

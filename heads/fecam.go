@@ -83,7 +83,7 @@ func init() {
 // C = D^{-1/2} S D^{-1/2} with D = diag(S) (correlation normalisation);
 // P_c = pinv(C); x̂ = x/‖x‖.
 //
-// variant=pilot (PILOT models/fecam.py, METHODS §2.5): raw rows enter the
+// variant=pilot (PILOT models/fecam.py, docs/METHODS.md §2.5): raw rows enter the
 // statistics; M = Σ_c + αI; C = corrcoef of M's rows (Pearson correlation
 // between rows, clipped to [−1, 1]); P_c = pinv(C); m_c = μ_c/‖μ_c‖; x̂ = x/‖x‖.
 //

@@ -1,5 +1,5 @@
 // Package heads implements classifiers on frozen feature vectors that learn new
-// classes without forgetting old ones (METHODS §2): SimpleCIL, NCM, RanPAC,
+// classes without forgetting old ones (docs/METHODS.md §2): SimpleCIL, NCM, RanPAC,
 // APER's merged prototypes, FeCAM and streaming LDA.
 //
 // Every head keeps sufficient statistics only (sums, Gram matrices, counts), so

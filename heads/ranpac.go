@@ -26,7 +26,7 @@ func init() {
 // transient H is at most learnChunk×M float64 (82 MB at M = 10000).
 const learnChunk = 1024
 
-// RanPAC is the RanPAC head (METHODS §2.3, PILOT models/ranpac.py).
+// RanPAC is the RanPAC head (docs/METHODS.md §2.3, PILOT models/ranpac.py).
 //
 // A sample x ∈ R^D becomes h(x) = ReLU(x·W) ∈ R^M with W ∈ R^{D×M} i.i.d.
 // N(0,1) (rounded to float32, as PILOT's float32 torch.randn), regenerated

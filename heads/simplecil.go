@@ -16,7 +16,7 @@ func init() {
 	})
 }
 
-// NewSimpleCIL returns an empty SimpleCIL head (METHODS §2.1): prototype
+// NewSimpleCIL returns an empty SimpleCIL head (docs/METHODS.md §2.1): prototype
 // p_c = mean of the raw feature rows of class c; score(x, c) =
 // ⟨x/max(‖x‖,1e-12), p_c/max(‖p_c‖,1e-12)⟩ in [−1, 1].
 func NewSimpleCIL() Head {

@@ -13,7 +13,7 @@ import (
 const ManifestKey = "cl.manifest"
 
 // Preprocess says how an image becomes the model's float32 [N,C,H,W] input
-// (METHODS §3.3, DESIGN §4): convert to RGB, resize the shorter side to
+// (docs/METHODS.md §3.3, docs/PREPROCESSING.md): convert to RGB, resize the shorter side to
 // Resize pixels with Interpolation (Pillow-compatible, antialiased when
 // down-scaling), centre-crop Crop×Crop, scale to [0,1], then (x−Mean)/Std per
 // channel when Mean and Std are set.
@@ -30,7 +30,7 @@ type Preprocess struct {
 	Std  []float32 `json:"std,omitempty"`
 }
 
-// ViTIN21K is the preprocessing of the ViT-B/16-IN21K protocol (METHODS §3.3
+// ViTIN21K is the preprocessing of the ViT-B/16-IN21K protocol (docs/METHODS.md §3.3
 // test transform): bicubic shorter side 256, centre crop 224, [0,1], no
 // mean/std.
 func ViTIN21K() Preprocess {

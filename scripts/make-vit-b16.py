@@ -3,7 +3,7 @@
 
 Usage: /usr/bin/python3 scripts/make-vit-b16.py OUT.onnx [--seed 0] [--batch-dynamic]
 
-Same graph as timm's vit_base_patch16_224 with num_classes=0 (METHODS §4): patch 16, 197 tokens, width 768,
+Same graph as timm's vit_base_patch16_224 with num_classes=0 (docs/METHODS.md §4): patch 16, 197 tokens, width 768,
 depth 12, 12 heads, MLP 3072, qkv bias, pre-norm, LayerNorm eps 1e-6, exact GELU, feature = CLS after the final
 LayerNorm (768-d); 85,798,656 parameters (343 MB). Exported with torch.onnx.export, opset 17, dynamic batch, and
 the cl manifest for the ViT-B/16-IN21K protocol (bicubic 256, crop 224, [0,1], no mean/std).
