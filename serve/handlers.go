@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cl-dev/cl/heads"
 )
 
 // inputs is what a predict or learn request carries: n images already
@@ -199,7 +201,20 @@ type learnReply struct {
 	Visible      bool   `json:"visible"`
 }
 
+// readOnly refuses changes to an inference-only head (cl export): 409
+// inference_only, before the request body is read.
+func (s *Server) readOnly() error {
+	if s.m.readOnly {
+		return errf(409, "inference_only", "this server serves an %s", heads.ErrInferenceOnly)
+	}
+	return nil
+}
+
 func (s *Server) handleLearn(w http.ResponseWriter, r *http.Request) {
+	if err := s.readOnly(); err != nil {
+		writeErr(w, err)
+		return
+	}
 	ss, err := s.readLearn(w, r)
 	if err != nil {
 		writeErr(w, err)
@@ -378,6 +393,10 @@ type forgetReply struct {
 }
 
 func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) {
+	if err := s.readOnly(); err != nil {
+		writeErr(w, err)
+		return
+	}
 	mt, _ := mediaType(r)
 	if mt != "application/json" {
 		writeErr(w, errf(415, "unsupported_media_type", "forget takes application/json: {\"classes\": [...]} or {\"ids\": [...]}"))
@@ -472,7 +491,10 @@ type modelReply struct {
 	JournalSeq     uint64          `json:"journal_seq"`
 	ModelVersion   uint64          `json:"model_version"`
 	PendingChanges int             `json:"pending_changes"`
-	SolveError     string          `json:"solve_error,omitempty"`
+	// InferenceOnly: the head was exported by cl export; learn and forget
+	// are refused (409 inference_only).
+	InferenceOnly bool   `json:"inference_only"`
+	SolveError    string `json:"solve_error,omitempty"`
 }
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
@@ -480,7 +502,7 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	m.mu.RLock()
 	rep := modelReply{Backbone: s.bbi.Name, BackboneSHA256: s.bbi.SHA256, Preprocess: json.RawMessage(m.info.Preprocess),
 		Method: m.method, Fingerprint: m.info.Fingerprint, Dim: s.dim, Classes: len(m.head.Classes()),
-		Samples: m.st.len(), JournalSeq: m.applied, PendingChanges: m.unsolved}
+		Samples: m.st.len(), JournalSeq: m.applied, PendingChanges: m.unsolved, InferenceOnly: m.readOnly}
 	if m.solveErr != nil {
 		rep.SolveError = m.solveErr.Error()
 	}

@@ -44,6 +44,7 @@ type model struct {
 	base      map[string]bool
 	st        *store
 	maxSamp   int
+	readOnly  bool // an inference-only head (cl export): learn and forget are refused
 
 	applied  uint64 // last journal seq applied
 	version  uint64 // journal seq the serving head reflects
@@ -64,7 +65,8 @@ type servingHead struct {
 
 func newModel(h heads.Head, info heads.Info, base []string, maxSamples int) *model {
 	m := &model{method: h.Method(), immediate: immediateMethods[h.Method()], head: h, info: info,
-		label: map[string]int{}, base: map[string]bool{}, st: newStore(), maxSamp: maxSamples}
+		label: map[string]int{}, base: map[string]bool{}, st: newStore(), maxSamp: maxSamples,
+		readOnly: heads.InferenceOnly(h)}
 	for i, c := range info.Classes {
 		m.label[c] = i
 	}
@@ -393,7 +395,11 @@ func (m *model) publish() error {
 }
 
 // cloneHead deep-copies a head through its State and its method's loader.
+// An inference-only head (cl export) is never changed, so it is its own copy.
 func cloneHead(h heads.Head) (heads.Head, error) {
+	if heads.InferenceOnly(h) {
+		return h, nil
+	}
 	t, p, err := h.State()
 	if err != nil {
 		return nil, err
