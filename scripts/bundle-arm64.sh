@@ -36,7 +36,6 @@ version=${CL_VERSION:-$(sed -n 's/^var Version = "\(.*\)"$/\1/p' cli/app.go)}
 name=cl-linux-arm64-$version
 
 command -v go >/dev/null || die "go is needed (Go >= 1.26, see README)"
-command -v npm >/dev/null || die "npm is needed to fetch ONNX Runtime (apt-get install -y npm)"
 if ! command -v "$cc" >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bundle-arm64: installing Debian's gcc-aarch64-linux-gnu (the arm64 cross compiler for cgo)" >&2
@@ -53,6 +52,7 @@ lib_dir=$cache/onnxruntime-$ort_version-linux-arm64
 lib=$lib_dir/libonnxruntime.so.1
 verify() { [ -f "$1" ] && echo "$ort_sha  $1" | sha256sum --check --status; }
 if ! verify "$lib"; then
+  command -v npm >/dev/null || die "npm is needed to fetch ONNX Runtime (apt-get install -y npm)"
   mkdir -p "$lib_dir"
   tmp_ort=$(mktemp -d "$lib_dir/.tmp.XXXXXX")
   trap 'rm -rf "$tmp_ort"' EXIT
