@@ -31,6 +31,7 @@ func (s *Server) table() []route {
 		{"GET", "/readyz", false, false, s.handleReady},
 		{"GET", "/metrics", false, false, s.met.handler().ServeHTTP},
 		{"GET", "/openapi.json", false, false, handleOpenAPI},
+		{"GET", "/", false, false, handleUI}, // the web page (ui.go); exactly "/"
 	}
 }
 
@@ -68,7 +69,11 @@ func (s *Server) routes() {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeErr(w, errf(405, "method_not_allowed", "%s %s: use %s", r.Method, p, strings.Join(allow, " or ")))
 		})
-		s.mux.Handle(p, s.met.instrument(p, h))
+		pattern := p
+		if p == "/" {
+			pattern = "/{$}" // only "/" itself; other paths fall through to the 404 below
+		}
+		s.mux.Handle(pattern, s.met.instrument(p, h))
 	}
 	s.mux.Handle("/", s.met.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(404, "not_found", "no route %s (GET /openapi.json lists them)", r.URL.Path))
