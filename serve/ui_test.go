@@ -138,7 +138,7 @@ func TestWebPage(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("teachStatus").className === "err"`)); err != nil {
 		t.Fatal(err)
 	}
-	if st := get("wrong-token status", chromedp.Text(chromedp.ID("teachStatus"))); !strings.Contains(st, "token") {
+	if st := get("wrong-token status", chromedp.Text(chromedp.ID("teachStatus"))); !strings.Contains(st, "forbidden: the bearer token is wrong") {
 		t.Errorf("wrong token status %q", st)
 	}
 	if _, ok := classSamples(t, ts)["yak"]; ok {
