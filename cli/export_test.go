@@ -81,3 +81,42 @@ func TestExport(t *testing.T) {
 		t.Errorf("no --out: %v", err)
 	}
 }
+
+// TestExportPredictImages: cl predict --model from images gives the same CSV
+// with the exported head as with the full one (RanPAC and SimpleCIL).
+func TestExportPredictImages(t *testing.T) {
+	needORT(t)
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	for i, n := range []string{"img_rgb.jpg", "img_grey.png", "img_palette.gif", "img_rgba.png", "img_bmp.bmp", "img_wide.png"} {
+		cls := []string{"a", "b", "c"}[i%3]
+		os.MkdirAll(p("imgs/"+cls), 0o755)
+		b, err := os.ReadFile(filepath.Join("../testdata/tinyvit", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p("imgs/"+cls+"/"+n), b, 0o644)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := runCLErr(args...)
+		if err != nil {
+			t.Fatalf("cl %v: %v\n%s", args, err, stderr)
+		}
+		return out
+	}
+	run("extract", "--model", serveTiny, "--data", p("imgs"), "--out", p("f.safetensors"), "--threads", "1")
+	for _, m := range [][]string{{"ranpac", "M=64", "lambda=1"}, {"simplecil"}} {
+		args := []string{"fit", "--method", m[0], "--features", p("f.safetensors"), "--head", p(m[0] + ".safetensors")}
+		for _, o := range m[1:] {
+			args = append(args, "--set", o)
+		}
+		run(args...)
+		run("export", "--head", p(m[0]+".safetensors"), "--out", p(m[0]+"-e.safetensors"))
+		want := run("predict", "--head", p(m[0]+".safetensors"), "--model", serveTiny, "--data", p("imgs"), "--top", "3", "--threads", "1")
+		got := run("predict", "--head", p(m[0]+"-e.safetensors"), "--model", serveTiny, "--data", p("imgs"), "--top", "3", "--threads", "1")
+		if got != want || strings.Count(got, "\n") != 7 {
+			t.Errorf("%s: exported head from images:\n%s\nfull head:\n%s", m[0], got, want)
+		}
+	}
+}
