@@ -80,10 +80,12 @@ func wrapReadOnly(inner Head, state func() (map[string]safetensors.Tensor, map[s
 //     regenerated at load); not the Gram matrix G [P, P], Q [P, C], the
 //     λ-search losses, buffered stage rows or per-class Gram matrices.
 //     h must be solved (an EndStage since its last change).
+//   - lda: the solved w [C, D] and b [C] ("lda_w", "lda_b") and the class
+//     sums and counts; not the D × D scatter matrix. h must be solved.
 //   - every other method: its state as is. SimpleCIL, APER and NCM keep
 //     C × D prototype sums and counts (already the size of their
-//     classifier); LDA keeps its sums and D × D scatter, FeCAM its
-//     per-class statistics and joint its rows, from which they solve at
+//     classifier); FeCAM keeps its per-class statistics (its solved
+//     precisions are as large) and joint its rows, from which they solve at
 //     load — exporting them only makes the file read-only.
 //
 // h itself is unchanged; the result shares no mutable state with it except
@@ -97,6 +99,9 @@ func Export(h Head) (Head, error) {
 	}
 	if r, ok := h.(*RanPAC); ok {
 		return exportRanPAC(r)
+	}
+	if l, ok := h.(*LDA); ok {
+		return exportLDA(l)
 	}
 	// Clone through the file encoding so the export shares nothing.
 	f, err := encode(h, Info{Classes: placeholderNames(h)})
@@ -176,8 +181,11 @@ func (h *RanPAC) inferenceState() (map[string]safetensors.Tensor, map[string]str
 // the others; the head is wrapped read-only.
 func loadInference(spec Spec) Loader {
 	return func(t map[string]safetensors.Tensor, params map[string]string) (Head, error) {
-		if spec.Name == "ranpac" {
+		switch spec.Name {
+		case "ranpac":
 			return loadRanPACInference(t, params)
+		case "lda":
+			return loadLDAInference(t, params)
 		}
 		h, err := spec.Load(t, params)
 		if err != nil {
@@ -254,5 +262,79 @@ func loadRanPACInference(t map[string]safetensors.Tensor, params map[string]stri
 	h.woCls = h.Classes()
 	h.woNorms = columnNorms(h.wo, p, int(c))
 	h.setProjection(d)
+	return wrapReadOnly(h, h.inferenceState), nil
+}
+
+// exportLDA builds an LDA that holds the class sums and the solved w, b but
+// no scatter matrix.
+func exportLDA(h *LDA) (Head, error) {
+	if err := h.checkSolved(); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	cfg := DefaultLDAConfig()
+	if err := ParseInto(&cfg, sortedPairs(h.params)); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	e, err := NewLDA(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.st.shared = false
+	e.st.d = h.st.d
+	for l, cs := range h.st.cls {
+		e.st.cls[l] = &classStat{n: cs.n, sum: slices.Clone(cs.sum)}
+	}
+	e.labels, e.w, e.b = slices.Clone(h.labels), slices.Clone(h.w), slices.Clone(h.b)
+	e.solved, e.version = true, e.st.version
+	return wrapReadOnly(e, e.inferenceState), nil
+}
+
+// inferenceState is the exported file's content of a solved LDA: the class
+// statistics without the scatter ("labels", "counts" I64 [C], "sums" F64
+// [C, D], "dim") and "lda_w" F64 [C, D], "lda_b" F64 [C].
+func (h *LDA) inferenceState() (map[string]safetensors.Tensor, map[string]string, error) {
+	t := h.st.tensors()
+	c, d := int64(len(h.labels)), int64(h.st.d)
+	t["lda_w"] = safetensors.FromFloat64s([]int64{c, d}, h.w)
+	t["lda_b"] = safetensors.FromFloat64s([]int64{c}, h.b)
+	return t, copyParams(h.params), nil
+}
+
+func loadLDAInference(t map[string]safetensors.Tensor, params map[string]string) (Head, error) {
+	cfg := DefaultLDAConfig()
+	if err := ParseInto(&cfg, sortedPairs(params)); err != nil {
+		return nil, err
+	}
+	h, err := NewLDA(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.st.shared = false
+	wt, okw := t["lda_w"]
+	bt, okb := t["lda_b"]
+	if !okw || !okb {
+		return nil, errors.New("lda: an inference-only file needs the tensors \"lda_w\" and \"lda_b\"; export it again from the full head")
+	}
+	if err := h.st.loadTensors(t); err != nil {
+		return nil, fmt.Errorf("lda: %w", err)
+	}
+	h.labels = h.st.labels()
+	c, d := int64(len(h.labels)), int64(h.st.d)
+	if c == 0 {
+		return nil, errors.New("lda: an inference-only file with no classes")
+	}
+	if wt.DType != safetensors.F64 || !slices.Equal(wt.Shape, []int64{c, d}) || int64(len(wt.Data)) != c*d*8 {
+		return nil, fmt.Errorf("lda: tensor \"lda_w\" is %s %v, want F64 [%d, %d]", wt.DType, wt.Shape, c, d)
+	}
+	if bt.DType != safetensors.F64 || !slices.Equal(bt.Shape, []int64{c}) || int64(len(bt.Data)) != c*8 {
+		return nil, fmt.Errorf("lda: tensor \"lda_b\" is %s %v, want F64 [%d]", bt.DType, bt.Shape, c)
+	}
+	h.w, h.b = wt.Float64s(), bt.Float64s()
+	for i, v := range append(slices.Clone(h.w), h.b...) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("lda: the solved scores hold %v at %d: the file is corrupt; export it again from the full head", v, i)
+		}
+	}
+	h.solved, h.version = true, h.st.version
 	return wrapReadOnly(h, h.inferenceState), nil
 }

@@ -67,6 +67,11 @@ func TestExport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for _, drop := range map[string][]string{"ranpac": {"G", "Q", "losses", "stage_x", "stage_y", "class_gram"}, "lda": {"scatter"}}[tc.method] {
+				if _, ok := f.Tensors[drop]; ok {
+					t.Errorf("the exported %s head keeps %q", tc.method, drop)
+				}
+			}
 			if f.Metadata[InferenceOnlyKey] != InferenceOnlyValue {
 				t.Errorf("metadata %s = %q", InferenceOnlyKey, f.Metadata[InferenceOnlyKey])
 			}
