@@ -22,7 +22,8 @@ func init() {
 		Description: "The exported head scores exactly (bit for bit) as --head, in cl predict, cl eval and cl serve\n" +
 			"(read-only there), and refuses to learn, forget or merge: keep the full file for that. RanPAC keeps\n" +
 			"W_o (M × C), its classes, λ and the projection's seed and hash, and drops the M × M Gram matrix and Q;\n" +
-			"the other methods keep their state (already the size of their classifier, or what they solve from).\n" +
+			"LDA keeps its solved w, b and class sums and drops the D × D scatter; the other methods keep their\n" +
+			"state (already the size of their classifier, or what they solve from). See docs/SERVE.md.\n" +
 			"The file is marked inference_only in its metadata; the ledger is not kept.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "head", Usage: "full head `FILE` (H.safetensors; required)"},
