@@ -62,7 +62,9 @@ func TestWebPage(t *testing.T) {
 	must(t, ts.do("POST", "/v1/predict?top=5", "image/bmp", imgs[4].data, ""), 200).json(t, &want)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1200, 900))
+		chromedp.DisableGPU, chromedp.WindowSize(1200, 900),
+		// Chromium's synthetic camera, allowed without a prompt, for "Use the camera".
+		chromedp.Flag("use-fake-device-for-media-stream", true), chromedp.Flag("use-fake-ui-for-media-stream", true))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
 	bctx, cancel := chromedp.NewContext(actx)
@@ -107,6 +109,20 @@ func TestWebPage(t *testing.T) {
 	first := get("first prediction", chromedp.Text(chromedp.CSS("#topk tr.pred td")))
 	if rows != len(want.Predictions[0].Top) || first != want.Predictions[0].Top[0].Class {
 		t.Errorf("page shows %d rows, first %q; the API gives %+v", rows, first, want.Predictions[0].Top)
+	}
+	// The camera: a picture from chromium's synthetic camera is predicted too.
+	step("predict a camera picture", chromedp.Evaluate[chromedp.Void](`document.getElementById("predictStatus").textContent = ""`),
+		chromedp.Click(chromedp.ID("camera")), chromedp.WaitVisible(chromedp.ID("snap")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("video").videoWidth > 0`)); err != nil {
+		t.Fatalf("the camera stream did not start: %v", err)
+	}
+	step("take a picture", chromedp.Click(chromedp.ID("snap")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("predictStatus").textContent.startsWith("model version")`)); err != nil {
+		st := get("predict status", chromedp.Text(chromedp.ID("predictStatus")))
+		t.Fatalf("no prediction of the camera picture (%v): status %q", err, st)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#topk tr.pred").length`)); err != nil || n != 2 {
+		t.Errorf("camera picture: %d top-k rows (%v), want 2", n, err)
 	}
 	step("teach a class", chromedp.SendKeys(chromedp.ID("token"), testToken), chromedp.SendKeys(chromedp.ID("className"), "zebra"),
 		chromedp.SetUploadFiles(chromedp.ID("teachFiles"), []string{abs(imgs[5].name), abs(imgs[0].name)}),
