@@ -9,7 +9,8 @@
 #   - the arm64 prediction kernels under qemu-aarch64.
 # It installs the ONNX Runtime library (scripts/install-onnxruntime.sh, from npm) and, when running as root and
 # missing, the Debian packages: dataset-fashion-mnist (real images for the integration tests), python3-numpy (the
-# numpy reader tests), qemu-user (arm64 kernels), libopenblas-dev and pkg-config (the openblas build).
+# numpy reader tests), qemu-user (arm64 kernels), libopenblas-dev and pkg-config (the openblas build), chromium
+# (the web page test; about 3 minutes to install the first time).
 # Extra arguments are passed to go test (e.g. scripts/test.sh -run TestCut ./models/); then only those run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ need_apt=()
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists openblas 2>/dev/null || need_apt+=(libopenblas-dev)
+command -v chromium >/dev/null || need_apt+=(chromium)   # serve TestWebPage drives the page in headless chromium
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need_apt[*]}" >&2
