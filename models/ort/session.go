@@ -43,8 +43,9 @@ type SessionOptions struct {
 	// NoMemPattern turns ONNX Runtime's memory pattern off (the one block
 	// it plans from the first run's allocations and reuses while the input
 	// shapes stay the same). Training graphs want it off: the ViT-Ti/16
-	// training step at batch 32 peaked at 2.09 GB RSS with it and 1.16 GB
-	// without, and ran no slower (docs/PERFORMANCE.md, "Training step").
+	// training step at batch 32 peaked at 2,041 MiB RSS with it and
+	// 1,128–1,236 MiB without, and ran no slower (docs/PERFORMANCE.md,
+	// "Training step").
 	NoMemPattern bool
 	// Profile, when set, makes ONNX Runtime write a per-operator profile
 	// (Chrome trace JSON) to Profile + "_<date>.json" when the session is
