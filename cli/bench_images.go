@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cl-dev/cl/extract/data"
+	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/learners"
 	"github.com/cl-dev/cl/models/ort"
@@ -97,6 +98,14 @@ func runBenchImages(ctx context.Context, o benchImagesOptions, stdout, stderr io
 	methods, err := learnerOptions(o.Methods, o.Sets)
 	if err != nil {
 		return err
+	}
+	if o.Out != "" { // before hours of training, not after
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+		if err := atomicfile.CheckWritable(filepath.Join(o.Out, "results.json")); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
 	}
 	raw, err := os.ReadFile(o.Weights)
 	if err != nil {

@@ -131,7 +131,8 @@ func TestBenchFromImages(t *testing.T) {
 	cache := t.TempDir()
 	args := []string{"bench", "--weights", tinyViTWeights, "--heads", "3", "--data", train, "--test-data", test,
 		"--inc", "2", "--method", "simplecil,aper-adapter,ranpac-phase1", "--set", "epochs=2", "--set", "batch=4",
-		"--set", "M=64", "--set", "aper-adapter.augment=none", "--threads", "1", "--cache", cache, "--json"}
+		"--set", "M=64", "--set", "aper-adapter.augment=none", "--threads", "1", "--cache", cache, "--json",
+		"--out", filepath.Join(t.TempDir(), "new", "dir")}
 	stdout, stderr, err := runCLErr(args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
