@@ -465,7 +465,7 @@ func (c *CODAPrompt) step(opt *optim.Optimizer, t int, x, q []float32, labels []
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return nil, nil, fmt.Errorf("coda-prompt: the loss is %v at step %d", loss, opt.Steps()+1)
 	}
-	res.Correct = l2pCorrect(out[1].F32, labels, C)
+	res.Correct = tune.Correct(out[1].F32, labels, C)
 	if _, err := opt.Step(res.Grads); err != nil {
 		return nil, nil, err
 	}

@@ -369,7 +369,7 @@ func (d *DualPrompt) step(opt *optim.Optimizer, x, q []float32, labels []int64, 
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
 		return nil, fmt.Errorf("dualprompt: the loss is %v at step %d", res.Loss, opt.Steps()+1)
 	}
-	res.Correct = l2pCorrect(out[1].F32, labels, C)
+	res.Correct = tune.Correct(out[1].F32, labels, C)
 	if len(gg) == 0 {
 		delete(res.Grads, "g-prompt")
 	}

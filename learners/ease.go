@@ -254,7 +254,7 @@ func (e *EASE) step(tr *easeTrainer, x []float32, labels []int64) (*stepResult, 
 	for i, p := range tr.params {
 		res.Grads[p.Name] = out[2+i].F32
 	}
-	res.Correct = l2pCorrect(out[1].F32, labels, tr.C)
+	res.Correct = tune.Correct(out[1].F32, labels, tr.C)
 	if _, err := tr.opt.Step(res.Grads); err != nil {
 		return nil, err
 	}

@@ -255,29 +255,13 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
 		return nil, fmt.Errorf("l2p: the loss is %v at step %d", res.Loss, opt.Steps()+1)
 	}
-	res.Correct = l2pCorrect(out[1].F32, labels, C)
+	res.Correct = tune.Correct(out[1].F32, labels, C)
 	if _, err := opt.Step(res.Grads); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// correct counts argmax hits.
-func l2pCorrect(logits []float32, labels []int64, C int) int {
-	k := 0
-	for i, y := range labels {
-		best := 0
-		for c := 1; c < C; c++ {
-			if logits[i*C+c] > logits[i*C+best] {
-				best = c
-			}
-		}
-		if int64(best) == y {
-			k++
-		}
-	}
-	return k
-}
 
 // Learn implements Learner: one stage of training with a fresh optimizer.
 func (l *L2P) Learn(ctx context.Context, s Stage) error {

@@ -244,7 +244,8 @@ func (r *runner) feeds(b *Batch) []ort.Tensor {
 	return append(in, ort.Tensor{Shape: []int64{n}, I64: b.Labels})
 }
 
-func correct(logits []float32, labels []int64, C int) int {
+// Correct counts the rows of logits [N,C] whose arg-max is the label.
+func Correct(logits []float32, labels []int64, C int) int {
 	k := 0
 	for i, y := range labels {
 		best := 0
@@ -302,7 +303,7 @@ func (r *runner) epoch(ctx context.Context, train, held *Dataset, e, epochs, tot
 		n := b.N()
 		lossSum += loss * float64(n)
 		seen += n
-		right += correct(out[1].F32, b.Labels, r.classes)
+		right += Correct(out[1].F32, b.Labels, r.classes)
 		if r.cfg.Progress != nil {
 			r.cfg.Progress(Progress{Epoch: e + 1, Epochs: epochs, Step: int(r.opt.Steps()), Steps: totalSteps,
 				Loss: lossSum / float64(seen), Accuracy: 100 * float64(right) / float64(seen),
@@ -349,7 +350,7 @@ func (r *runner) evaluate(ctx context.Context, held *Dataset) (loss, acc float64
 		}
 		sum += float64(out[0].F32[0]) * float64(b.N())
 		n += b.N()
-		right += correct(out[1].F32, b.Labels, r.classes)
+		right += Correct(out[1].F32, b.Labels, r.classes)
 	}
 	if err := berr(); err != nil {
 		return 0, 0, err

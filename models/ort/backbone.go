@@ -109,28 +109,11 @@ func OpenData(name string, data []byte, opts Options) (*Backbone, error) {
 	if _, err := Init(opts.ORTLib); err != nil {
 		return nil, err
 	}
-	so, err := onnxrt.NewSessionOptions()
+	so, err := SessionOptions{Threads: opts.Threads, NoSpinning: opts.NoSpinning}.build(dev)
 	if err != nil {
-		return nil, fmt.Errorf("ONNX Runtime session options: %w", err)
+		return nil, err
 	}
 	defer so.Destroy()
-	if opts.Threads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
-			return nil, fmt.Errorf("setting %d threads: %w", opts.Threads, err)
-		}
-	}
-	if opts.NoSpinning {
-		for _, k := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
-			if err := so.AddSessionConfigEntry(k, "0"); err != nil {
-				return nil, fmt.Errorf("setting %s: %w", k, err)
-			}
-		}
-	}
-	if dev.CUDA {
-		if err := appendCUDA(so, dev); err != nil {
-			return nil, err
-		}
-	}
 	s, err := onnxrt.NewDynamicAdvancedSessionWithONNXData(data, []string{man.Input}, []string{man.Output}, so)
 	if err != nil {
 		if dev.CUDA {

@@ -51,6 +51,60 @@ type SessionOptions struct {
 	// (Chrome trace JSON) to Profile + "_<date>.json" when the session is
 	// closed. For measurements only: it slows every run.
 	Profile string
+	// NoSpinning stops ONNX Runtime's idle threads from spin-waiting for
+	// work (session.intra_op/inter_op.allow_spinning = 0): slower for one
+	// caller alone, but it leaves the CPU to other work between runs (the
+	// server's decoding and HTTP).
+	NoSpinning bool
+}
+
+// build creates ONNX Runtime session options for o on dev; the caller
+// destroys them.
+func (o SessionOptions) build(dev Device) (*onnxrt.SessionOptions, error) {
+	so, err := onnxrt.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("ONNX Runtime session options: %w", err)
+	}
+	fail := func(err error) (*onnxrt.SessionOptions, error) {
+		so.Destroy()
+		return nil, err
+	}
+	if o.Threads > 0 {
+		if err := so.SetIntraOpNumThreads(o.Threads); err != nil {
+			return fail(fmt.Errorf("setting %d threads: %w", o.Threads, err))
+		}
+		if err := so.SetInterOpNumThreads(1); err != nil {
+			return fail(fmt.Errorf("setting inter-op threads: %w", err))
+		}
+	}
+	if o.NoOptimization {
+		if err := so.SetGraphOptimizationLevel(onnxrt.GraphOptimizationLevelDisableAll); err != nil {
+			return fail(fmt.Errorf("turning graph optimizations off: %w", err))
+		}
+	}
+	if o.NoMemPattern {
+		if err := so.SetMemPattern(false); err != nil {
+			return fail(fmt.Errorf("turning the memory pattern off: %w", err))
+		}
+	}
+	if o.Profile != "" {
+		if err := so.EnableProfiling(o.Profile); err != nil {
+			return fail(fmt.Errorf("profiling to %s: %w", o.Profile, err))
+		}
+	}
+	if o.NoSpinning {
+		for _, k := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+			if err := so.AddSessionConfigEntry(k, "0"); err != nil {
+				return fail(fmt.Errorf("setting %s: %w", k, err))
+			}
+		}
+	}
+	if dev.CUDA {
+		if err := appendCUDA(so, dev); err != nil {
+			return fail(err)
+		}
+	}
+	return so, nil
 }
 
 // Session runs any ONNX graph with named inputs and outputs of the types
@@ -80,39 +134,11 @@ func NewSession(name string, onnx []byte, inputs, outputs []string, opts Session
 	if _, err := Init(opts.ORTLib); err != nil {
 		return nil, err
 	}
-	so, err := onnxrt.NewSessionOptions()
+	so, err := opts.build(dev)
 	if err != nil {
-		return nil, fmt.Errorf("ONNX Runtime session options: %w", err)
+		return nil, err
 	}
 	defer so.Destroy()
-	if opts.Threads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
-			return nil, fmt.Errorf("setting %d threads: %w", opts.Threads, err)
-		}
-		if err := so.SetInterOpNumThreads(1); err != nil {
-			return nil, fmt.Errorf("setting inter-op threads: %w", err)
-		}
-	}
-	if opts.NoOptimization {
-		if err := so.SetGraphOptimizationLevel(onnxrt.GraphOptimizationLevelDisableAll); err != nil {
-			return nil, fmt.Errorf("turning graph optimizations off: %w", err)
-		}
-	}
-	if opts.NoMemPattern {
-		if err := so.SetMemPattern(false); err != nil {
-			return nil, fmt.Errorf("turning the memory pattern off: %w", err)
-		}
-	}
-	if opts.Profile != "" {
-		if err := so.EnableProfiling(opts.Profile); err != nil {
-			return nil, fmt.Errorf("profiling to %s: %w", opts.Profile, err)
-		}
-	}
-	if dev.CUDA {
-		if err := appendCUDA(so, dev); err != nil {
-			return nil, err
-		}
-	}
 	s, err := onnxrt.NewDynamicAdvancedSessionWithONNXData(onnx, inputs, outputs, so)
 	if err != nil {
 		if dev.CUDA {
