@@ -262,7 +262,6 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 	return res, nil
 }
 
-
 // Learn implements Learner: one stage of training with a fresh optimizer.
 func (l *L2P) Learn(ctx context.Context, s Stage) error {
 	if err := promptStageGuard("l2p", s, l.seen, l.names); err != nil {
