@@ -194,8 +194,12 @@ func runBenchImages(ctx context.Context, o benchImagesOptions, stdout, stderr io
 	if bd.TestFeat, err = feats("--test-data", test, o.TestData, o.TestPerClass); err != nil {
 		return err
 	}
+	cacheDir := cache
+	if cache == "none" {
+		cacheDir = ""
+	}
 	env := learners.Env{Weights: w, WeightsSHA256: wsha, Session: o.Session, Workers: o.Workers, Seed: o.TrainSeed,
-		CacheDir: map[bool]string{true: "", false: cache}[cache == "none"],
+		CacheDir: cacheDir,
 		Log:      func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
 	res, err := learners.Bench(ctx, env, split, bd, methods)
 	if err != nil {

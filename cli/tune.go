@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -289,12 +290,8 @@ func splitHeldOut(d *tune.Dataset, frac float64, seed uint64) (train, held *tune
 }
 
 func sortedInts(v []int) []int {
-	s := append([]int(nil), v...)
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	s := slices.Clone(v)
+	slices.Sort(s)
 	return s
 }
 
