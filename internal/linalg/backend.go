@@ -36,8 +36,12 @@ func Select(name string, b blas.Float64) {
 	selected, impl = name, b
 }
 
-// UsePureGo selects FastBLAS (PureGo).
-func UsePureGo() { Select(PureGo, FastBLAS{}) }
+// UsePureGo selects FastBLAS (PureGo) and gonum's pure-Go LAPACK (no
+// Native).
+func UsePureGo() {
+	Select(PureGo, FastBLAS{})
+	SelectNative("", nil)
+}
 
 // Backend reports the BLAS in use: the name given to Select, Gonum when
 // nothing was selected, or "other (TYPE)" when something else called

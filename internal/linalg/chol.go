@@ -120,6 +120,10 @@ const cholNB = 256
 // 64-wide ones, whose thin Dgemm updates run at about half gonum's Dgemm rate,
 // while here almost all the work is one rank-256 Dsyrk per panel, which
 // FastBLAS runs on the parallel Dgemm. The lower triangle is not referenced.
+//
+// With a native LAPACK selected (SelectNative) the diagonal blocks are
+// factorised by its dpotrf instead of gonum's Dpotrf; the panel updates are
+// the selected BLAS's either way.
 func CholUpper(a []float64, n int) bool { return CholUpperProgress(a, n, nil) }
 
 // CholUpperProgress is CholUpper calling progress (when not nil) after each
@@ -127,9 +131,14 @@ func CholUpper(a []float64, n int) bool { return CholUpperProgress(a, n, nil) }
 func CholUpperProgress(a []float64, n int, progress func(done, total int)) bool {
 	bi := blas64.Implementation()
 	var li gonum.Implementation
+	nat := NativeLAPACK()
 	for j := 0; j < n; j += cholNB {
 		jb := min(cholNB, n-j)
-		if !li.Dpotrf(blas.Upper, jb, a[j*n+j:], n) {
+		if nat != nil {
+			if !nat.CholUpper(a[j*n+j:], jb, n) {
+				return false
+			}
+		} else if !li.Dpotrf(blas.Upper, jb, a[j*n+j:], n) {
 			return false
 		}
 		if rest := n - j - jb; rest > 0 {

@@ -6,6 +6,7 @@ package openblas
 #cgo LDFLAGS: -ldl
 #include <dlfcn.h>
 #include <stdlib.h>
+#include "lapack.h"
 
 typedef void (*dgemm_t)(int, int, int, int, int, int, double, const double*, int, const double*, int, double, double*, int);
 typedef void (*dsyrk_t)(int, int, int, int, int, double, const double*, int, double, double*, int);
@@ -28,6 +29,7 @@ static dsyr2_t p_dsyr2;
 static dger_t p_dger;
 static config_t p_config;
 static threads_t p_threads;
+static int has_lapack;
 
 // cl_load opens lib and resolves every routine; it returns 0 on success,
 // 1 when the library cannot be opened, 2 when a routine is missing.
@@ -45,12 +47,14 @@ static int cl_load(const char* lib) {
 	p_dger = (dger_t)dlsym(h, "cblas_dger");
 	p_config = (config_t)dlsym(h, "openblas_get_config");
 	p_threads = (threads_t)dlsym(h, "openblas_get_num_threads");
+	has_lapack = cl_lapack_load(h);
 	if (!p_dgemm || !p_dsyrk || !p_dsyr2k || !p_dtrsm || !p_dtrmm || !p_dsymv || !p_dgemv || !p_dsyr2 || !p_dger) return 2;
 	return 0;
 }
 static const char* cl_dlerror(void) { const char* e = dlerror(); return e ? e : ""; }
 static const char* cl_config(void) { return p_config ? p_config() : ""; }
 static int cl_threads(void) { return p_threads ? p_threads() : 0; }
+static int cl_has_lapack(void) { return has_lapack; }
 
 static void cl_dgemm(int ta, int tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b, int ldb, double beta, double* c, int ldc) {
 	p_dgemm(101, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -84,6 +88,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"unsafe"
@@ -110,6 +115,10 @@ var (
 // error (library absent, a routine missing) selects nothing; the caller
 // falls back. The heavy routines (Dgemm, Dsyrk, Dsyr2k, Dtrsm, Dtrmm, Dsymv,
 // Dgemv, Dsyr2, Dger) run in OpenBLAS; every other one is FastBLAS's.
+// When the library also exports LAPACK's dsytrd_, dormtr_, dsyevd_, dpotrf_
+// and dpotri_ (Debian's libopenblas0 does), Lapack is selected as the heads'
+// native LAPACK (linalg.SelectNative) unless CL_LAPACK=gonum; otherwise the
+// heads run gonum's pure-Go LAPACK over OpenBLAS's BLAS.
 // Only the first call opens a library.
 func Load(lib string) error {
 	if lib == "" {
@@ -134,16 +143,23 @@ func Load(lib string) error {
 		return fmt.Errorf("openblas: %s is already loaded; cannot load %s too", loaded, lib)
 	}
 	linalg.Select(fmt.Sprintf("%s (%s, run time)", linalg.OpenBLAS, lib), Runtime{})
+	if C.cl_has_lapack() != 0 && os.Getenv("CL_LAPACK") != "gonum" {
+		linalg.SelectNative(fmt.Sprintf("%s LAPACK (%s, run time)", linalg.OpenBLAS, lib), Lapack{})
+	} else {
+		linalg.SelectNative("", nil)
+	}
 	return nil
 }
 
-// Config describes the loaded library: OpenBLAS's own configuration string
-// and thread count ("" before Load).
+// Config describes the loaded library: OpenBLAS's own configuration string,
+// thread count and the LAPACK the heads run (linalg.LAPACKBackend: OpenBLAS's
+// own when the library has it, else gonum's pure-Go LAPACK over OpenBLAS's
+// BLAS) ("" before Load).
 func Config() string {
 	if loaded == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s, %d threads", strings.TrimSpace(C.GoString(C.cl_config())), int(C.cl_threads()))
+	return fmt.Sprintf("%s, %d threads; LAPACK: %s", strings.TrimSpace(C.GoString(C.cl_config())), int(C.cl_threads()), linalg.LAPACKBackend())
 }
 
 // Runtime is FastBLAS with the heavy routines run by the OpenBLAS that Load
