@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/cl-dev/cl/internal/linalg"
 	"github.com/cl-dev/cl/internal/safetensors"
 )
 
@@ -282,11 +283,11 @@ func rowCorrcoef(a []float64, d int) []float64 {
 // none dropped and a positive definite, pinv = a⁻¹ (Cholesky); with exactly
 // the known null direction dropped, pinv = (a + u uᵀ)⁻¹ − u uᵀ.
 func pinvSym(a []float64, d int, null []float64) []float64 {
-	var vals mat.EigenSym
-	if !vals.Factorize(mat.NewSymDense(d, append([]float64(nil), a...)), false) {
+	nat := linalg.NativeLAPACK()
+	lams, ok := symEigenvalues(nat, a, d)
+	if !ok {
 		return pinvEigen(a, d)
 	}
-	lams := vals.Values(nil)
 	var big float64
 	for _, x := range lams {
 		big = max(big, math.Abs(x))
@@ -323,18 +324,14 @@ func pinvSym(a []float64, d int, null []float64) []float64 {
 			}
 		}
 	}
-	var chol mat.Cholesky
-	if !chol.Factorize(mat.NewSymDense(d, b)) {
-		return pinvEigen(a, d)
-	}
-	var inv mat.SymDense
-	if err := chol.InverseTo(&inv); err != nil {
+	inv, ok := cholInverse(nat, b, d)
+	if !ok {
 		return pinvEigen(a, d)
 	}
 	out := make([]float64, d*d)
 	for i := 0; i < d; i++ {
 		for j := i; j < d; j++ {
-			v := inv.At(i, j)
+			v := inv[i*d+j]
 			if dropped == 1 {
 				v -= null[i] * null[j]
 			}
@@ -342,6 +339,51 @@ func pinvSym(a []float64, d int, null []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// symEigenvalues returns the eigenvalues of the symmetric a [d, d]
+// (ascending; a is not changed): by the native LAPACK's dsyevd when nat is
+// not nil, else by gonum's mat.EigenSym. ok is false when the iteration did
+// not converge.
+func symEigenvalues(nat linalg.Native, a []float64, d int) ([]float64, bool) {
+	if nat != nil {
+		w := make([]float64, d)
+		return w, nat.SymEigenvalues(append([]float64(nil), a...), d, d, w)
+	}
+	var vals mat.EigenSym
+	if !vals.Factorize(mat.NewSymDense(d, append([]float64(nil), a...)), false) {
+		return nil, false
+	}
+	return vals.Values(nil), true
+}
+
+// cholInverse returns b⁻¹ [d, d] for the symmetric positive definite b
+// (upper triangle used; b may be overwritten), by Cholesky: the native
+// LAPACK's dpotrf and dpotri when nat is not nil, else gonum's mat.Cholesky.
+// Only the upper triangle of the result is set. ok is false when b is not
+// numerically positive definite.
+func cholInverse(nat linalg.Native, b []float64, d int) ([]float64, bool) {
+	if nat != nil {
+		if !nat.CholUpper(b, d, d) || !nat.CholInverseUpper(b, d, d) {
+			return nil, false
+		}
+		return b, true
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(mat.NewSymDense(d, b)) {
+		return nil, false
+	}
+	var inv mat.SymDense
+	if err := chol.InverseTo(&inv); err != nil {
+		return nil, false
+	}
+	out := make([]float64, d*d)
+	for i := 0; i < d; i++ {
+		for j := i; j < d; j++ {
+			out[i*d+j] = inv.At(i, j)
+		}
+	}
+	return out, true
 }
 
 // pinvEigen is pinvSym by the full eigen-decomposition P = V diag(1/λ) Vᵀ

@@ -1,10 +1,14 @@
 package heads
 
 import (
+	"errors"
 	"fmt"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/cl-dev/cl/internal/linalg"
 	"github.com/cl-dev/cl/internal/safetensors"
 )
 
@@ -111,10 +115,6 @@ func (h *LDA) EndStage() error {
 	for i := 0; i < d; i++ {
 		sigma[i*d+i] += h.eps
 	}
-	var chol mat.Cholesky
-	if !chol.Factorize(mat.NewSymDense(d, sigma)) {
-		return fmt.Errorf("lda: the shrunk covariance is not positive definite; raise the shrinkage option (now %g)", h.eps)
-	}
 	c := len(ls)
 	mu := mat.NewDense(d, c, nil)
 	for j, l := range ls {
@@ -123,9 +123,9 @@ func (h *LDA) EndStage() error {
 			mu.Set(i, j, m[i])
 		}
 	}
-	var w mat.Dense // Λ μ, [D, C]
-	if err := chol.SolveTo(&w, mu); err != nil {
-		return fmt.Errorf("lda: solving the discriminant: %v", err)
+	w, err := ldaSolve(linalg.NativeLAPACK(), sigma, d, mu) // Λ μ, [D, C]
+	if err != nil {
+		return fmt.Errorf("lda: %v; raise the shrinkage option (now %g)", err, h.eps)
 	}
 	h.labels = ls
 	h.w = make([]float64, c*d)
@@ -142,6 +142,36 @@ func (h *LDA) EndStage() error {
 	h.solved = true
 	h.version = h.st.version
 	return nil
+}
+
+// ldaSolve returns Σ⁻¹ μ [D, C] for the symmetric Σ [D, D] (upper triangle
+// of sigma used; sigma is overwritten) by Cholesky: the native LAPACK's
+// dpotrf when nat is not nil, else gonum's mat.Cholesky; the two triangular
+// solves run on the selected BLAS either way. It is an error when Σ is not
+// numerically positive definite.
+func ldaSolve(nat linalg.Native, sigma []float64, d int, mu *mat.Dense) (*mat.Dense, error) {
+	errPD := errors.New("the shrunk covariance is not positive definite")
+	if nat == nil {
+		var chol mat.Cholesky
+		if !chol.Factorize(mat.NewSymDense(d, sigma)) {
+			return nil, errPD
+		}
+		var w mat.Dense
+		if err := chol.SolveTo(&w, mu); err != nil {
+			return nil, fmt.Errorf("solving the discriminant: %v", err)
+		}
+		return &w, nil
+	}
+	if !nat.CholUpper(sigma, d, d) {
+		return nil, errPD
+	}
+	w := mat.DenseCopyOf(mu)
+	raw := w.RawMatrix()
+	b := blas64.General{Rows: raw.Rows, Cols: raw.Cols, Stride: raw.Stride, Data: raw.Data}
+	u := blas64.Triangular{Uplo: blas.Upper, Diag: blas.NonUnit, N: d, Stride: d, Data: sigma}
+	blas64.Trsm(blas.Left, blas.Trans, 1, u, b)   // Uᵀ y = μ
+	blas64.Trsm(blas.Left, blas.NoTrans, 1, u, b) // U w = y
+	return w, nil
 }
 
 // Scores implements Head: s_c(x) = w_cᵀx + b_c, [n, C], every dot product by

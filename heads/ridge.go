@@ -7,6 +7,8 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/lapack/gonum"
 	"gonum.org/v1/gonum/lapack/lapack64"
+
+	"github.com/cl-dev/cl/internal/linalg"
 )
 
 // RidgeGrid is the λ grid of PILOT's optimise_ridge_parameter:
@@ -32,7 +34,14 @@ var RidgeGrid = func() []float64 {
 //
 // progress, when not nil, hears 0 of 2 before the reduction, 1 of 2 after it
 // and 2 of 2 at the end.
+//
+// With a native LAPACK selected (linalg.NativeLAPACK) it runs
+// gridLossesNative instead, which never forms Q; the losses agree to
+// rounding.
 func gridLosses(s []float64, n int, r, v, yv blas64.General, grid []float64, progress func(done, total int)) []float64 {
+	if nat := linalg.NativeLAPACK(); nat != nil {
+		return gridLossesNative(nat, s, n, r, v, yv, grid, progress)
+	}
 	if progress != nil {
 		progress(0, 2)
 		defer progress(2, 2)
