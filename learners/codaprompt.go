@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"time"
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -462,11 +461,7 @@ func (c *CODAPrompt) step(opt *optim.Optimizer, t int, x, q []float32, labels []
 	}
 	res := &stepResult{Loss: loss, Logits: out[1].F32,
 		Grads: map[string][]float32{"prompts": gp, "keys": gk, "attention": ga, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return nil, nil, fmt.Errorf("coda-prompt: the loss is %v at step %d", loss, opt.Steps()+1)
-	}
-	res.Correct = tune.Correct(out[1].F32, labels, C)
-	if _, err := opt.Step(res.Grads); err != nil {
+	if res, err = applyStep("coda-prompt", opt, res, labels, C); err != nil {
 		return nil, nil, err
 	}
 	return res, cw, nil
@@ -519,37 +514,13 @@ func (c *CODAPrompt) Learn(ctx context.Context, s Stage) error {
 		return err
 	}
 	mask := pClassMask(c.classes(), s.Classes)
-	seed := c.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
-	c.EpochLoss = nil
-	var sum float64
-	var n, right, epoch int
-	t0 := time.Now()
-	flush := func() {
-		if n > 0 {
-			c.EpochLoss = append(c.EpochLoss, sum/float64(n))
-			c.pe.env.Logf("coda-prompt: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%, lr %.2g, %.1f images/s", s.Index+1, epoch+1, c.opt.Epochs, sum/float64(n), 100*float64(right)/float64(n), opt.LR(0), float64(n)/time.Since(t0).Seconds())
-		}
-		sum, n, right, t0 = 0, 0, 0, time.Now()
-	}
-	err = tune.ForEpochs(ctx, s.Images, c.opt.Epochs, c.opt.Batch, seed, c.pe.tf, c.pe.env.Workers, func(e int, b *tune.Batch) error {
-		if e != epoch {
-			flush()
-			opt.EndEpoch()
-			epoch = e
-		}
+	err = c.pe.runEpochs(ctx, "coda-prompt", s, epochPlan{Epochs: c.opt.Epochs, Batch: c.opt.Batch, Opt: opt, LRDigits: 2}, &c.EpochLoss, func(b *tune.Batch) (*stepResult, error) {
 		r, _, err := c.step(opt, t, b.X, pRows(q, W, b.Rows), b.Labels, mask)
-		if err != nil {
-			return err
-		}
-		sum += r.Loss * float64(b.N())
-		n += b.N()
-		right += r.Correct
-		return nil
+		return r, err
 	})
 	if err != nil {
 		return err
 	}
-	flush()
 	c.seen = append(c.seen, s.Classes...)
 	c.stages++
 	return nil
@@ -557,11 +528,8 @@ func (c *CODAPrompt) Learn(ctx context.Context, s Stage) error {
 
 // Scores implements Learner: components [0, f) of the last stage learned.
 func (c *CODAPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	if c.stages == 0 {
-		return nil, nil, fmt.Errorf("coda-prompt: no stage learned yet")
-	}
-	if e.Images == nil {
-		return nil, nil, fmt.Errorf("coda-prompt runs the prompted ViT on images; this evaluation has features only")
+	if err := evalGuard("coda-prompt", c.stages > 0, e, "the prompted ViT"); err != nil {
+		return nil, nil, err
 	}
 	if err := c.sessions(); err != nil {
 		return nil, nil, err
@@ -574,24 +542,18 @@ func (c *CODAPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, erro
 	_, f := c.span(c.stages - 1)
 	cols := pSortedInts(c.seen)
 	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	rows := tune.EpochOrder(e.Images.Len(), 0, 0, false)
-	batches, berr := tune.Batches(ctx, e.Images, rows, c.opt.EvalBatch, false, c.pe.tf, 0, 0, c.pe.env.Workers)
-	for b := range batches {
+	err = c.pe.inOrder(ctx, e.Images, c.opt.EvalBatch, func(b *tune.Batch) error {
 		n := b.N()
 		cw := c.weights(pRows(q, W, b.Rows), f)
 		out, err := c.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
 			{Shape: []int64{int64(n), int64(L), 2, int64(c.opt.Length / 2), int64(W)}, F32: c.compose(cw)}})
 		if err != nil {
-			for range batches {
-			}
-			return nil, nil, err
+			return err
 		}
 		scores = appendLinearScores(scores, out[0].F32, W, c.HeadW, c.HeadB, C, cols)
-	}
-	if err := berr(); err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return scores, cols, nil

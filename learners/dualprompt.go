@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -366,17 +364,10 @@ func (d *DualPrompt) step(opt *optim.Optimizer, x, q []float32, labels []int64, 
 	}
 	res := &stepResult{Loss: float64(out[0].F32[0]) - d.opt.Pull*r, Idx: idx, Logits: out[1].F32,
 		Grads: map[string][]float32{"g-prompt": gg, "e-prompts": ge, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
-	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		return nil, fmt.Errorf("dualprompt: the loss is %v at step %d", res.Loss, opt.Steps()+1)
-	}
-	res.Correct = tune.Correct(out[1].F32, labels, C)
 	if len(gg) == 0 {
 		delete(res.Grads, "g-prompt")
 	}
-	if _, err := opt.Step(res.Grads); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return applyStep("dualprompt", opt, res, labels, C)
 }
 
 // beginStage checks the pool and copies E-prompt t−1 into slot t
@@ -421,36 +412,12 @@ func (d *DualPrompt) Learn(ctx context.Context, s Stage) error {
 		return err
 	}
 	mask := pClassMask(d.classes(), s.Classes)
-	seed := d.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
-	d.EpochLoss = nil
-	var sum float64
-	var n, right, epoch int
-	t0 := time.Now()
-	flush := func() {
-		if n > 0 {
-			d.EpochLoss = append(d.EpochLoss, sum/float64(n))
-			d.pe.env.Logf("dualprompt: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%, %.1f images/s", s.Index+1, epoch+1, d.opt.Epochs, sum/float64(n), 100*float64(right)/float64(n), float64(n)/time.Since(t0).Seconds())
-		}
-		sum, n, right, t0 = 0, 0, 0, time.Now()
-	}
-	err = tune.ForEpochs(ctx, s.Images, d.opt.Epochs, d.opt.Batch, seed, d.pe.tf, d.pe.env.Workers, func(e int, b *tune.Batch) error {
-		if e != epoch {
-			flush()
-			epoch = e
-		}
-		r, err := d.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask, d.stages)
-		if err != nil {
-			return err
-		}
-		sum += r.Loss * float64(b.N())
-		n += b.N()
-		right += r.Correct
-		return nil
+	err = d.pe.runEpochs(ctx, "dualprompt", s, epochPlan{Epochs: d.opt.Epochs, Batch: d.opt.Batch, Opt: opt}, &d.EpochLoss, func(b *tune.Batch) (*stepResult, error) {
+		return d.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask, d.stages)
 	})
 	if err != nil {
 		return err
 	}
-	flush()
 	d.seen = append(d.seen, s.Classes...)
 	d.stages++
 	return nil
@@ -458,11 +425,8 @@ func (d *DualPrompt) Learn(ctx context.Context, s Stage) error {
 
 // Scores implements Learner.
 func (d *DualPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	if d.stages == 0 {
-		return nil, nil, fmt.Errorf("dualprompt: no stage learned yet")
-	}
-	if e.Images == nil {
-		return nil, nil, fmt.Errorf("dualprompt runs the prompted ViT on images; this evaluation has features only")
+	if err := evalGuard("dualprompt", d.stages > 0, e, "the prompted ViT"); err != nil {
+		return nil, nil, err
 	}
 	if err := d.sessions(); err != nil {
 		return nil, nil, err
@@ -478,24 +442,18 @@ func (d *DualPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, erro
 		bs = d.opt.VoteBatch // PILOT's layout mixes the samples of a batch
 	}
 	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	rows := tune.EpochOrder(e.Images.Len(), 0, 0, false)
-	batches, berr := tune.Batches(ctx, e.Images, rows, bs, false, d.pe.tf, 0, 0, d.pe.env.Workers)
-	for b := range batches {
+	err = d.pe.inOrder(ctx, e.Images, bs, func(b *tune.Batch) error {
 		n := b.N()
 		sel := d.match(pRows(q, W, b.Rows), d.opt.TestSelect)
 		out, err := d.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
 			{Shape: []int64{int64(n), int64(len(d.layers)), 2, int64(d.opt.Length), int64(W)}, F32: d.compose(sel)}})
 		if err != nil {
-			for range batches {
-			}
-			return nil, nil, err
+			return err
 		}
 		scores = appendLinearScores(scores, out[0].F32, W, d.HeadW, d.HeadB, C, cols)
-	}
-	if err := berr(); err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return scores, cols, nil

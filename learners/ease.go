@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"time"
 
 	"github.com/cl-dev/cl/extract/imageproc"
 	"github.com/cl-dev/cl/models/ort"
@@ -248,17 +247,10 @@ func (e *EASE) step(tr *easeTrainer, x []float32, labels []int64) (*stepResult, 
 		return nil, err
 	}
 	res := &stepResult{Loss: float64(out[0].F32[0]), Logits: out[1].F32, Grads: map[string][]float32{}}
-	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		return nil, fmt.Errorf("ease: the loss is %v at step %d", res.Loss, tr.opt.Steps()+1)
-	}
 	for i, p := range tr.params {
 		res.Grads[p.Name] = out[2+i].F32
 	}
-	res.Correct = tune.Correct(out[1].F32, labels, tr.C)
-	if _, err := tr.opt.Step(res.Grads); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return applyStep("ease", tr.opt, res, labels, tr.C)
 }
 
 // features runs the ViT with adapter set i on x [n,3,S,S].
@@ -286,21 +278,12 @@ func (e *EASE) datasetFeatures(ctx context.Context, d *tune.Dataset, i int, cach
 		return f, nil
 	}
 	out := make([]float32, 0, d.Len()*e.pe.w.Width)
-	rows := tune.EpochOrder(d.Len(), 0, 0, false)
-	batches, berr := tune.Batches(ctx, d, rows, e.opt.EvalBatch, false, e.pe.tf, 0, 0, e.pe.env.Workers)
-	for b := range batches {
+	err := e.pe.inOrder(ctx, d, e.opt.EvalBatch, func(b *tune.Batch) error {
 		f, err := e.features(i, b.X, b.N())
-		if err != nil {
-			for range batches {
-			}
-			return nil, err
-		}
 		out = append(out, f...)
-	}
-	if err := berr(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if cache {
@@ -433,41 +416,17 @@ func (e *EASE) Learn(ctx context.Context, s Stage) error {
 		}
 		tf = tune.AugmentTransform{A: ag}
 	}
-	seed := e.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
-	e.EpochLoss = nil
-	var sum float64
-	var n, right, epoch int
-	t0 := time.Now()
-	flush := func() {
-		if n > 0 {
-			e.EpochLoss = append(e.EpochLoss, sum/float64(n))
-			e.pe.env.Logf("ease: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%, lr %.3g, %.1f images/s", s.Index+1, epoch+1, e.opt.Epochs, sum/float64(n), 100*float64(right)/float64(n), tr.opt.LR(0), float64(n)/time.Since(t0).Seconds())
-		}
-		sum, n, right, t0 = 0, 0, 0, time.Now()
-	}
-	err = tune.ForEpochs(ctx, s.Images, e.opt.Epochs, e.opt.Batch, seed, tf, e.pe.env.Workers, func(ep int, bt *tune.Batch) error {
-		if ep != epoch {
-			flush()
-			tr.opt.EndEpoch()
-			epoch = ep
-		}
+	plan := epochPlan{Epochs: e.opt.Epochs, Batch: e.opt.Batch, Transform: tf, Opt: tr.opt, LRDigits: 3}
+	err = e.pe.runEpochs(ctx, "ease", s, plan, &e.EpochLoss, func(bt *tune.Batch) (*stepResult, error) {
 		lab := make([]int64, len(bt.Labels))
 		for i, y := range bt.Labels {
 			lab[i] = local[int(y)]
 		}
-		r, err := e.step(tr, bt.X, lab)
-		if err != nil {
-			return err
-		}
-		sum += r.Loss * float64(bt.N())
-		n += bt.N()
-		right += r.Correct
-		return nil
+		return e.step(tr, bt.X, lab)
 	})
 	if err != nil {
 		return err
 	}
-	flush()
 	e.ProxySig = tr.params[len(tr.params)-1].Data[0]
 	e.Adapters = append(e.Adapters, a)
 	e.StageClasses = append(e.StageClasses, classes)
@@ -488,11 +447,8 @@ func (e *EASE) Learn(ctx context.Context, s Stage) error {
 // learned, from t+1 passes (one per adapter set).
 func (e *EASE) Scores(ctx context.Context, ev Eval) ([]float64, []int, error) {
 	t := len(e.Adapters) - 1
-	if t < 0 {
-		return nil, nil, fmt.Errorf("ease: no stage learned yet")
-	}
-	if ev.Images == nil {
-		return nil, nil, fmt.Errorf("ease runs the adapted ViTs on images; this evaluation has features only")
+	if err := evalGuard("ease", t >= 0, ev, "the adapted ViTs"); err != nil {
+		return nil, nil, err
 	}
 	z := make([][]float32, t+1)
 	for i := 0; i <= t; i++ {

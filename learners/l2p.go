@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"time"
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -205,15 +203,6 @@ func (l *L2P) newOptimizer() (*optim.Optimizer, error) {
 	return optim.New(optim.AdamDefaults(optim.Adam), optim.Group{Name: "l2p", Params: l.params(), LR: l.opt.LR})
 }
 
-// stepResult is what one training step computed (before the update).
-type stepResult struct {
-	Loss    float64
-	Idx     [][]int
-	Grads   map[string][]float32
-	Logits  []float32
-	Correct int
-}
-
 // step runs one optimiser step on images x [n,3,S,S] with frozen queries q
 // [n,W] and global labels; mask [C] allows the stage's classes.
 func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error) {
@@ -252,14 +241,7 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 	}
 	res := &stepResult{Loss: float64(out[0].F32[0]) - l.opt.Pull*r, Idx: idx, Logits: out[1].F32,
 		Grads: map[string][]float32{"prompts": gp, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
-	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		return nil, fmt.Errorf("l2p: the loss is %v at step %d", res.Loss, opt.Steps()+1)
-	}
-	res.Correct = tune.Correct(out[1].F32, labels, C)
-	if _, err := opt.Step(res.Grads); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return applyStep("l2p", opt, res, labels, C)
 }
 
 // Learn implements Learner: one stage of training with a fresh optimizer.
@@ -281,36 +263,12 @@ func (l *L2P) Learn(ctx context.Context, s Stage) error {
 		return err
 	}
 	mask := pClassMask(l.classes(), s.Classes)
-	seed := l.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
-	l.EpochLoss = nil
-	var sum float64
-	var n, right, epoch int
-	t0 := time.Now()
-	flush := func() {
-		if n > 0 {
-			l.EpochLoss = append(l.EpochLoss, sum/float64(n))
-			l.pe.env.Logf("l2p: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%, %.1f images/s", s.Index+1, epoch+1, l.opt.Epochs, sum/float64(n), 100*float64(right)/float64(n), float64(n)/time.Since(t0).Seconds())
-		}
-		sum, n, right, t0 = 0, 0, 0, time.Now()
-	}
-	err = tune.ForEpochs(ctx, s.Images, l.opt.Epochs, l.opt.Batch, seed, l.pe.tf, l.pe.env.Workers, func(e int, b *tune.Batch) error {
-		if e != epoch {
-			flush()
-			epoch = e
-		}
-		r, err := l.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask)
-		if err != nil {
-			return err
-		}
-		sum += r.Loss * float64(b.N())
-		n += b.N()
-		right += r.Correct
-		return nil
+	err = l.pe.runEpochs(ctx, "l2p", s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch, Opt: opt}, &l.EpochLoss, func(b *tune.Batch) (*stepResult, error) {
+		return l.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask)
 	})
 	if err != nil {
 		return err
 	}
-	flush()
 	l.seen = append(l.seen, s.Classes...)
 	l.stages++
 	return nil
@@ -320,11 +278,8 @@ func (l *L2P) Learn(ctx context.Context, s Stage) error {
 // per test image (or by vote over consecutive groups of vote-batch images
 // with test-select=batch-vote).
 func (l *L2P) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	if l.stages == 0 {
-		return nil, nil, fmt.Errorf("l2p: no stage learned yet")
-	}
-	if e.Images == nil {
-		return nil, nil, fmt.Errorf("l2p runs the prompted ViT on images; this evaluation has features only")
+	if err := evalGuard("l2p", l.stages > 0, e, "the prompted ViT"); err != nil {
+		return nil, nil, err
 	}
 	if err := l.sessions(); err != nil {
 		return nil, nil, err
@@ -340,34 +295,18 @@ func (l *L2P) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
 		bs = l.opt.VoteBatch
 	}
 	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	rows := tune.EpochOrder(e.Images.Len(), 0, 0, false)
-	batches, berr := tune.Batches(ctx, e.Images, rows, bs, false, l.pe.tf, 0, 0, l.pe.env.Workers)
-	for b := range batches {
+	err = l.pe.inOrder(ctx, e.Images, bs, func(b *tune.Batch) error {
 		n := b.N()
 		idx := l.selectRows(pRows(q, W, b.Rows), l.opt.TestSelect)
 		out, err := l.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
 			{Shape: []int64{int64(n), int64(l.tokens()), int64(W)}, F32: l.compose(idx)}})
 		if err != nil {
-			for range batches {
-			}
-			return nil, nil, err
+			return err
 		}
-		pm := out[0].F32
-		for i := 0; i < n; i++ {
-			f := pm[i*W : (i+1)*W]
-			for _, c := range cols {
-				s := float64(l.HeadB[c])
-				for t, v := range f {
-					s += float64(v) * float64(l.HeadW[t*C+c])
-				}
-				scores = append(scores, s)
-			}
-		}
-	}
-	if err := berr(); err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
+		scores = appendLinearScores(scores, out[0].F32, W, l.HeadW, l.HeadB, C, cols)
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return scores, cols, nil

@@ -1,7 +1,6 @@
 package learners
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -9,15 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/cl-dev/cl/extract/imageproc"
 	"github.com/cl-dev/cl/internal/safetensors"
-	"github.com/cl-dev/cl/models"
-	"github.com/cl-dev/cl/models/onnxpb"
-	"github.com/cl-dev/cl/models/ort"
-	"github.com/cl-dev/cl/models/vit"
-	"github.com/cl-dev/cl/tune"
 	"github.com/cl-dev/cl/tune/optim"
 )
 
@@ -138,97 +129,6 @@ func promptStageGuard(method string, s Stage, seen []int, names []string) error 
 		}
 	}
 	return nil
-}
-
-// promptEnv is what every image-trained learner keeps: the pre-trained
-// weights, the test transform and the frozen backbone that computes the
-// queries (features) when they are not given.
-type promptEnv struct {
-	env   Env
-	w     *vit.Weights
-	tf    tune.Transform
-	plain *ort.Session
-	// queries caches the frozen [CLS] of evaluation data sets.
-	queries map[*tune.Dataset][]float32
-}
-
-func newPromptEnv(method string, env Env) (*promptEnv, error) {
-	if env.Weights == nil {
-		return nil, fmt.Errorf("%s trains prompts in the ViT: it needs the pre-trained ViT checkpoint (--weights)", method)
-	}
-	pp, err := imageproc.NewPreprocessor(models.ForImageSize(env.Weights.Image))
-	if err != nil {
-		return nil, err
-	}
-	return &promptEnv{env: env, w: env.Weights, tf: tune.EvalTransform{P: pp}, queries: map[*tune.Dataset][]float32{}}, nil
-}
-
-// session creates an ONNX Runtime session on m.
-func (p *promptEnv) session(name string, m *onnxpb.ModelProto, inputs, outputs []string) (*ort.Session, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return ort.NewSession(name, b, inputs, outputs, p.env.Session)
-}
-
-// queryOf returns the frozen pre-trained [CLS] of x [n,3,S,S].
-func (p *promptEnv) queryOf(x []float32, n int) ([]float32, error) {
-	if p.plain == nil {
-		m, err := vit.Build(p.w, vit.Options{})
-		if err != nil {
-			return nil, err
-		}
-		if p.plain, err = p.session("frozen ViT (queries)", m, []string{vit.InputName}, []string{vit.OutputName}); err != nil {
-			return nil, err
-		}
-	}
-	S := int64(p.w.Image)
-	out, err := p.plain.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: x}})
-	if err != nil {
-		return nil, err
-	}
-	return out[0].F32, nil
-}
-
-// datasetQueries returns the frozen [CLS] of every image of d [d.Len(),W]:
-// given (features of the same rows with width W) or computed once and
-// cached.
-func (p *promptEnv) datasetQueries(ctx context.Context, d *tune.Dataset, given []float32, dim int) ([]float32, error) {
-	W := p.w.Width
-	if given != nil && dim == W && len(given) == d.Len()*W {
-		return given, nil
-	}
-	if q, ok := p.queries[d]; ok {
-		return q, nil
-	}
-	out := make([]float32, 0, d.Len()*W)
-	rows := tune.EpochOrder(d.Len(), 0, 0, false)
-	batches, berr := tune.Batches(ctx, d, rows, extractBatch, false, p.tf, 0, 0, p.env.Workers)
-	for b := range batches {
-		q, err := p.queryOf(b.X, b.N())
-		if err != nil {
-			for range batches {
-			}
-			return nil, err
-		}
-		out = append(out, q...)
-	}
-	if err := berr(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	p.queries[d] = out
-	return out, nil
-}
-
-func (p *promptEnv) close() {
-	if p.plain != nil {
-		p.plain.Close()
-		p.plain = nil
-	}
 }
 
 // rowsOf gathers rows of x [*,d].
