@@ -66,7 +66,8 @@ type RanPAC struct {
 	woCls   []int
 	woNorms []float64 // ‖W_o[:,c]‖
 
-	progress Progress // nil: silent (SetProgress)
+	progress Progress      // nil: silent (SetProgress)
+	timing   *ranpacTiming // nil: no phase timing (benchmarks set it)
 }
 
 // NewRanPAC builds an empty RanPAC head; start from DefaultRanPACConfig.

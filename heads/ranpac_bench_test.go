@@ -34,7 +34,10 @@ func envInt(name string, def int) int {
 // (runtime HeapInuse, sampled every 20 ms) during the stage divided by the
 // bytes of G (8·P²); learn-heap/G and endstage-heap/G split it between Learn
 // and EndStage (λ search + solve), and learn-s and endstage-s split the
-// time (last iteration). With RANPAC_BENCH_DIR
+// time (last iteration). NAME-GFLOP/s is each phase's analytic flop count
+// (ranpacPhaseRates) over its wall time (last iteration), and peak-rss/G the
+// process's peak resident memory (getrusage; 0 where unavailable) over the
+// bytes of G. With RANPAC_BENCH_DIR
 // set, the inputs, the projection, the split order, λ and the predictions
 // are written there for scripts/bench_ranpac.py to compare with numpy.
 func BenchmarkRanPACStage(b *testing.B) {
@@ -73,6 +76,7 @@ func BenchmarkRanPACStage(b *testing.B) {
 		if h, err = NewRanPAC(RanPACConfig{M: m, Scoring: "cosine", Split: "shuffled", Search: search, Ridge: "stable"}); err != nil {
 			b.Fatal(err)
 		}
+		h.timing = &ranpacTiming{}
 		start := time.Now()
 		if err := h.Learn(x, y); err != nil {
 			b.Fatal(err)
@@ -95,6 +99,12 @@ func BenchmarkRanPACStage(b *testing.B) {
 	b.ReportMetric(learnTime.Seconds(), "learn-s")
 	b.ReportMetric(endTime.Seconds(), "endstage-s")
 	b.ReportMetric(h.Lambda(), "lambda")
+	phases := ranpacPhaseRates(h, n, d, c, search)
+	for _, ph := range phases {
+		b.ReportMetric(ph.GFLOPs/ph.Seconds, ph.Name+"-GFLOP/s")
+	}
+	rss := peakRSS()
+	b.ReportMetric(float64(rss)/(8*p*p), "peak-rss/G")
 	dir := os.Getenv("RANPAC_BENCH_DIR")
 	if dir == "" {
 		return
@@ -120,6 +130,7 @@ func BenchmarkRanPACStage(b *testing.B) {
 		"pred": pred, "seconds_per_stage": b.Elapsed().Seconds() / float64(b.N),
 		"learn_seconds": learnTime.Seconds(), "endstage_seconds": endTime.Seconds(),
 		"peak_heap_over_G": float64(max(learnPeak, endPeak)) / (8 * p * p), "blas": linalg.Backend(),
+		"lapack": linalg.LAPACKBackend(), "peak_rss_over_G": float64(rss) / (8 * p * p), "phases": phases,
 	})
 	must(os.WriteFile(filepath.Join(dir, "go.json"), out, 0o644))
 }

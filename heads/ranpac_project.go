@@ -1,6 +1,8 @@
 package heads
 
 import (
+	"time"
+
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -141,6 +143,7 @@ func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.Genera
 	add := func(hb blas64.General) {
 		hf := blas64.General{Rows: nf, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[:nf*hb.Stride]}
 		hv := blas64.General{Rows: nv, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[nf*hb.Stride:]}
+		defer h.timing.since(phaseSearchGram, time.Now())
 		linalg.SyrkUpper(false, 1, hf, k, nf)
 		blas64.Gemm(blas.NoTrans, blas.Trans, 1, hv, hf, 1, kvf)
 	}
@@ -155,6 +158,7 @@ func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.Genera
 			report(m0, h.cfg.M)
 		}
 		bw := min(kernelBlock, h.cfg.M-m0)
+		t0 := time.Now()
 		hb := blas64.General{Rows: n, Cols: bw, Stride: bw, Data: scratch[:n*bw]}
 		w := blas64.General{Rows: d, Cols: bw, Stride: h.cfg.M, Data: h.proj[m0:]}
 		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, xm, w, 0, hb)
@@ -163,6 +167,7 @@ func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.Genera
 				hb.Data[i] = 0
 			}
 		}
+		h.timing.since(phaseProjection, t0)
 		add(hb)
 	}
 	if report != nil {

@@ -1,6 +1,8 @@
 package heads
 
 import (
+	"time"
+
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/blas"
@@ -65,24 +67,36 @@ func (h *RanPAC) selectLosses() []float64 {
 		// are summed over column blocks of the projection, so the stage's
 		// n × M matrix H never exists (400 MB at n = 5000, M = 10⁴).
 		k, kvf := h.stageKernels(xs, n, nf)
+		t0 := time.Now()
 		sums = gridLosses(k, nf, yf, kvf, yv, RidgeGrid, h.phase("λ search: reduction"))
+		h.timing.since(phaseSearchSolve, t0)
 		return h.meanLosses(sums, nv)
 	}
+	t0 := time.Now()
 	hAll := h.project(xs, n)
+	h.timing.since(phaseProjection, t0)
 	hf := blas64.General{Rows: nf, Cols: p, Stride: p, Data: hAll.Data[:nf*p]}
 	hv := blas64.General{Rows: nv, Cols: p, Stride: p, Data: hAll.Data[nf*p:]}
 	switch {
 	case h.cfg.Search == "solve":
+		t0 := time.Now()
 		a := make([]float64, p*p)
 		linalg.SyrkUpper(true, 1, hf, a, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
+		t1 := time.Now()
+		h.timing.since(phaseSearchGram, t0)
+		defer h.timing.since(phaseSearchSolve, t1)
 		sums = solveLosses(a, p, b, hv, yv, RidgeGrid, h.phase("λ search: solves"))
 	default:
+		t0 := time.Now()
 		a := make([]float64, p*p)
 		linalg.SyrkUpper(true, 1, hf, a, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
+		t1 := time.Now()
+		h.timing.since(phaseSearchGram, t0)
+		defer h.timing.since(phaseSearchSolve, t1)
 		sums = gridLosses(a, p, b, hv, yv, RidgeGrid, h.phase("λ search: reduction"))
 	}
 	return h.meanLosses(sums, nv)

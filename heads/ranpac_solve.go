@@ -1,6 +1,8 @@
 package heads
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"math"
@@ -75,6 +77,7 @@ func (h *RanPAC) solve() error {
 		}
 	}
 	lam := h.solveLambda()
+	defer h.timing.since(phaseSolve, time.Now())
 	w, solver, err := ridgeSolveProgress(h.g, p, lam, b, h.phase("solve (Cholesky of G + λI)"))
 	if err != nil {
 		return fmt.Errorf("ranpac: solving (G + λI) W = Q with λ = %g: %v; set a larger lambda=<value>", lam, err)

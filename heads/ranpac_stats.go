@@ -1,6 +1,8 @@
 package heads
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"math"
@@ -80,8 +82,12 @@ func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
 	for s := 0; s < n; s += learnChunk {
 		e := min(s+learnChunk, n)
 
+		t0 := time.Now()
 		hm := h.projectInto(x[s*h.d:e*h.d], e-s, scratch)
+		t1 := time.Now()
+		h.timing.since(phaseProjection, t0)
 		linalg.SyrkUpper(true, sign, hm, h.g, p)
+		h.timing.since(phaseGram, t1)
 		byClass := map[int][]int{}
 		for i := s; i < e; i++ {
 			l := y[i]

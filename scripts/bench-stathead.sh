@@ -1,0 +1,20 @@
+#!/bin/sh
+# FeCAM or streaming LDA fitting speed, Go (the BLAS and LAPACK chosen by
+# CL_BLAS: unset = pure Go, CL_BLAS=openblas = OpenBLAS opened at run time)
+# against the same method in numpy + OpenBLAS (scripts/bench_stathead.py),
+# side by side on the same inputs.
+# Usage: [CL_BLAS=openblas] scripts/bench-stathead.sh [METHOD [N [D [C [ROUNDS]]]]]
+#        (defaults fecam 6000 768 10 1)
+# Prints one JSON line per round: both times, the speed-up, both peak RSS,
+# the fraction of identical predictions, the load average. Run from the
+# repository root.
+set -eu
+METHOD=${1:-fecam}; N=${2:-6000}; D=${3:-768}; C=${4:-10}; ROUNDS=${5:-1}
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+i=0
+while [ "$i" -lt "$ROUNDS" ]; do
+	STATHEAD_BENCH_METHOD=$METHOD STATHEAD_BENCH_N=$N STATHEAD_BENCH_D=$D STATHEAD_BENCH_C=$C STATHEAD_BENCH_DIR=$dir \
+		go test ./heads -run '^$' -bench '^BenchmarkStatHeadFit$' -benchtime 1x -count 1 -timeout 0 | grep -E '^Benchmark' >&2
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_stathead.py "$dir"
+	i=$((i + 1))
+done
