@@ -2,14 +2,12 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
-	"github.com/cl-dev/cl/tune"
 	"github.com/cl-dev/cl/tune/grad"
 	"github.com/cl-dev/cl/tune/optim"
 )
@@ -82,42 +80,38 @@ func parseCODA(o map[string]string, depth int) (CODAOptions, error) {
 	return r, nil
 }
 
+// codaStream seeds CODA-Prompt's initial random stream; stage t's
+// components draw from codaStream + t + 1.
+const codaStream = 0x636f6461
+
 // CODAPrompt is the learner.
 type CODAPrompt struct {
-	pe  *promptEnv
+	promptBase
 	opt CODAOptions
-	rng *rand.Rand
 
 	// Component-major tensors (a task's slice is contiguous): Keys and Attn
-	// [components, layers, W], Prompts [components, layers, length, W];
-	// HeadW [W,C], HeadB [C].
-	Keys, Attn, Prompts, HeadW, HeadB []float32
-	names                             []string
-	seen                              []int
-	stages                            int
-	tasks                             int
-
-	train, fwd *ort.Session
-	EpochLoss  []float64
+	// [components, layers, W], Prompts [components, layers, length, W].
+	Keys, Attn, Prompts []float32
+	tasks               int
 }
 
 // NewCODAPrompt returns an untrained learner.
 func NewCODAPrompt(env Env, o map[string]string) (*CODAPrompt, error) {
-	pe, err := newPromptEnv("coda-prompt", env)
+	core, err := newCore("coda-prompt", env, codaStream)
 	if err != nil {
 		return nil, err
 	}
-	opt, err := parseCODA(o, pe.w.Depth)
+	opt, err := parseCODA(o, core.pe.w.Depth)
 	if err != nil {
 		return nil, err
 	}
-	return &CODAPrompt{pe: pe, opt: opt, rng: rand.New(rand.NewPCG(env.Seed, 0x636f6461))}, nil
+	return newCODA(core, opt), nil
 }
 
-// Method implements Learner.
-func (c *CODAPrompt) Method() string { return "coda-prompt" }
-
-func (c *CODAPrompt) classes() int { return len(c.HeadB) }
+func newCODA(core learnerCore, opt CODAOptions) *CODAPrompt {
+	g := promptGraph{vit.Options{Variant: vit.Prefix, Tokens: opt.Length / 2, Layers: opt.Layers}, "prefix", vit.OutputName}
+	return &CODAPrompt{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt}
+}
 
 // perTask is the number of components of each task.
 func (c *CODAPrompt) perTask() int { return c.opt.Components / c.tasks }
@@ -201,43 +195,6 @@ func GramSchmidt(x []float32, layers, d, s, f int, rng *rand.Rand) {
 	}
 }
 
-func (c *CODAPrompt) sessions() error {
-	if c.train != nil {
-		return nil
-	}
-	fwd, err := vit.Build(c.pe.w, vit.Options{Variant: vit.Prefix, Tokens: c.opt.Length / 2, Layers: c.opt.Layers})
-	if err != nil {
-		return fmt.Errorf("coda-prompt: %w", err)
-	}
-	obj := grad.NewObjective(fwd)
-	if err := obj.Classifier(grad.ObjectiveSpec{Features: vit.OutputName, Classes: c.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}); err != nil {
-		return err
-	}
-	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: []string{"prefix", grad.HeadWeightName, grad.HeadBiasName}, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
-	if err != nil {
-		return fmt.Errorf("coda-prompt: differentiating the training graph: %w", err)
-	}
-	c.train, err = c.pe.session("coda-prompt training graph", tg,
-		[]string{vit.InputName, "prefix", grad.HeadWeightName, grad.HeadBiasName, grad.ClassMaskName, grad.LabelsName},
-		[]string{grad.LossName, grad.LogitsName, grad.GradName("prefix"), grad.GradName(grad.HeadWeightName), grad.GradName(grad.HeadBiasName)})
-	if err != nil {
-		return err
-	}
-	c.fwd, err = c.pe.session("coda-prompt forward graph", fwd, []string{vit.InputName, "prefix"}, []string{vit.OutputName})
-	return err
-}
-
-// Close releases the sessions.
-func (c *CODAPrompt) Close() {
-	for _, s := range []*ort.Session{c.train, c.fwd} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	c.train, c.fwd = nil, nil
-	c.pe.close()
-}
-
 // weights returns α [n, f, layers] for queries q [n,W] over components
 // [0, f), with the normalised vectors needed by the gradient: qa[b,k,l] =
 // normalize(q_b ⊙ A_k,l) [W] and its norm, kn[k,l] = normalize(K_k,l) and
@@ -292,6 +249,12 @@ func (c *CODAPrompt) weights(q []float32, f int) *codaWeights {
 		}
 	}
 	return cw
+}
+
+// input is the prefix graph input of weights cw:
+// [n, layers, 2, length/2, W].
+func (c *CODAPrompt) input(cw *codaWeights) ort.Tensor {
+	return ort.Tensor{Shape: []int64{int64(cw.n), int64(cw.L), 2, int64(c.opt.Length / 2), int64(cw.W)}, F32: c.compose(cw)}
 }
 
 // compose returns the prefix input [n, layers, 2, length/2, W] =
@@ -415,16 +378,14 @@ func orthoPenalty(x []float32, layers, d, s, f int, mu float64, g []float32) flo
 // component slices (views into the tensors) and the head.
 func (c *CODAPrompt) trainedParams(t int) []*optim.Param {
 	s, f := c.span(t)
-	L, W, Lp, C := int64(len(c.opt.Layers)), int64(c.pe.w.Width), int64(c.opt.Length), int64(c.classes())
+	L, W, Lp := int64(len(c.opt.Layers)), int64(c.pe.w.Width), int64(c.opt.Length)
 	m := int64(f - s)
 	lw := int(L * W)
-	return []*optim.Param{
+	return append([]*optim.Param{
 		{Name: "prompts", Shape: []int64{m, L, Lp, W}, Data: c.Prompts[s*lw*int(Lp) : f*lw*int(Lp)]},
 		{Name: "keys", Shape: []int64{m, L, W}, Data: c.Keys[s*lw : f*lw]},
 		{Name: "attention", Shape: []int64{m, L, W}, Data: c.Attn[s*lw : f*lw]},
-		{Name: grad.HeadWeightName, Shape: []int64{W, C}, Data: c.HeadW},
-		{Name: grad.HeadBiasName, Shape: []int64{C}, Data: c.HeadB},
-	}
+	}, paramsOf(c.headSlots())...)
 }
 
 func (c *CODAPrompt) newOptimizer(t int) (*optim.Optimizer, error) {
@@ -435,20 +396,10 @@ func (c *CODAPrompt) newOptimizer(t int) (*optim.Optimizer, error) {
 
 // step trains stage t on one batch.
 func (c *CODAPrompt) step(opt *optim.Optimizer, t int, x, q []float32, labels []int64, mask []float32) (*stepResult, *codaWeights, error) {
-	if err := c.sessions(); err != nil {
-		return nil, nil, err
-	}
 	s, f := c.span(t)
-	n, W, S, C, L := len(labels), c.pe.w.Width, int64(c.pe.w.Image), c.classes(), len(c.opt.Layers)
+	W, L := c.pe.w.Width, len(c.opt.Layers)
 	cw := c.weights(q, f)
-	out, err := c.train.Run([]ort.Tensor{
-		{Shape: []int64{int64(n), 3, S, S}, F32: x},
-		{Shape: []int64{int64(n), int64(L), 2, int64(c.opt.Length / 2), int64(W)}, F32: c.compose(cw)},
-		{Shape: []int64{int64(W), int64(C)}, F32: c.HeadW},
-		{Shape: []int64{int64(C)}, F32: c.HeadB},
-		{Shape: []int64{int64(C)}, F32: mask},
-		{Shape: []int64{int64(n)}, I64: labels},
-	})
+	out, err := c.runTrain(x, c.input(cw), labels, mask)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -461,7 +412,7 @@ func (c *CODAPrompt) step(opt *optim.Optimizer, t int, x, q []float32, labels []
 	}
 	res := &stepResult{Loss: loss, Logits: out[1].F32,
 		Grads: map[string][]float32{"prompts": gp, "keys": gk, "attention": ga, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
-	if res, err = applyStep("coda-prompt", opt, res, labels, C); err != nil {
+	if res, err = applyStep("coda-prompt", opt, res, labels, c.classes()); err != nil {
 		return nil, nil, err
 	}
 	return res, cw, nil
@@ -488,7 +439,7 @@ func (c *CODAPrompt) beginStage(s Stage) error {
 	L, W := len(c.opt.Layers), c.pe.w.Width
 	// A stream per stage, so a learner loaded from its file after stage t
 	// continues exactly as one that never stopped.
-	rng := rand.New(rand.NewPCG(c.pe.env.Seed, 0x636f6461+uint64(c.stages+1)))
+	rng := c.pe.stream(codaStream + uint64(c.stages+1))
 	GramSchmidt(c.Keys, L, W, st, f, rng)
 	GramSchmidt(c.Attn, L, W, st, f, rng)
 	GramSchmidt(c.Prompts, L, c.opt.Length*W, st, f, rng)
@@ -503,111 +454,64 @@ func (c *CODAPrompt) Learn(ctx context.Context, s Stage) error {
 	if err := c.beginStage(s); err != nil {
 		return err
 	}
-	W := c.pe.w.Width
-	q, err := c.pe.datasetQueries(ctx, s.Images, s.Features, s.Dim)
-	if err != nil {
-		return err
-	}
 	t := c.stages
-	opt, err := c.newOptimizer(t)
-	if err != nil {
-		return err
-	}
-	mask := pClassMask(c.classes(), s.Classes)
-	err = c.pe.runEpochs(ctx, "coda-prompt", s, epochPlan{Epochs: c.opt.Epochs, Batch: c.opt.Batch, Opt: opt, LRDigits: 2}, &c.EpochLoss, func(b *tune.Batch) (*stepResult, error) {
-		r, _, err := c.step(opt, t, b.X, pRows(q, W, b.Rows), b.Labels, mask)
-		return r, err
-	})
-	if err != nil {
-		return err
-	}
-	c.seen = append(c.seen, s.Classes...)
-	c.stages++
-	return nil
+	return c.trainStage(ctx, s, epochPlan{Epochs: c.opt.Epochs, Batch: c.opt.Batch, LRDigits: 2},
+		func() (*optim.Optimizer, error) { return c.newOptimizer(t) },
+		func(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error) {
+			r, _, err := c.step(opt, t, x, q, labels, mask)
+			return r, err
+		})
 }
 
 // Scores implements Learner: components [0, f) of the last stage learned.
 func (c *CODAPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	if err := evalGuard("coda-prompt", c.stages > 0, e, "the prompted ViT"); err != nil {
-		return nil, nil, err
-	}
-	if err := c.sessions(); err != nil {
-		return nil, nil, err
-	}
-	W, C, S, L := c.pe.w.Width, c.classes(), int64(c.pe.w.Image), len(c.opt.Layers)
-	q, err := c.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
-	if err != nil {
-		return nil, nil, err
-	}
-	_, f := c.span(c.stages - 1)
-	cols := pSortedInts(c.seen)
-	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	err = c.pe.inOrder(ctx, e.Images, c.opt.EvalBatch, func(b *tune.Batch) error {
-		n := b.N()
-		cw := c.weights(pRows(q, W, b.Rows), f)
-		out, err := c.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
-			{Shape: []int64{int64(n), int64(L), 2, int64(c.opt.Length / 2), int64(W)}, F32: c.compose(cw)}})
-		if err != nil {
-			return err
-		}
-		scores = appendLinearScores(scores, out[0].F32, W, c.HeadW, c.HeadB, C, cols)
-		return nil
+	return c.scores(ctx, e, c.opt.EvalBatch, func(q []float32, _ int) ort.Tensor {
+		_, f := c.span(c.stages - 1)
+		return c.input(c.weights(q, f))
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return scores, cols, nil
 }
 
+// codaState is the learner file's JSON record: promptState and the number
+// of tasks the components are allotted to.
 type codaState struct {
-	Options CODAOptions `json:"options"`
-	Names   []string    `json:"names"`
-	Seen    []int       `json:"seen"`
-	Stages  int         `json:"stages"`
-	Tasks   int         `json:"tasks"`
+	promptState[CODAOptions]
+	Tasks int `json:"tasks"`
 }
 
-func (c *CODAPrompt) allParams() []*optim.Param {
-	P, L, W, Lp, C := int64(c.opt.Components), int64(len(c.opt.Layers)), int64(c.pe.w.Width), int64(c.opt.Length), int64(c.classes())
-	return []*optim.Param{
-		{Name: "prompts", Shape: []int64{P, L, Lp, W}, Data: c.Prompts},
-		{Name: "keys", Shape: []int64{P, L, W}, Data: c.Keys},
-		{Name: "attention", Shape: []int64{P, L, W}, Data: c.Attn},
-		{Name: grad.HeadWeightName, Shape: []int64{W, C}, Data: c.HeadW},
-		{Name: grad.HeadBiasName, Shape: []int64{C}, Data: c.HeadB},
-	}
+// slots are the trained tensors: every component's prompt, key and
+// attention vector, and the head.
+func (c *CODAPrompt) slots() []tensorSlot {
+	P, L, W, Lp := int64(c.opt.Components), int64(len(c.opt.Layers)), int64(c.pe.w.Width), int64(c.opt.Length)
+	return append([]tensorSlot{
+		{"prompts", []int64{P, L, Lp, W}, &c.Prompts},
+		{"keys", []int64{P, L, W}, &c.Keys},
+		{"attention", []int64{P, L, W}, &c.Attn},
+	}, c.headSlots()...)
 }
+
+func (c *CODAPrompt) allParams() []*optim.Param { return paramsOf(c.slots()) }
 
 // Save implements Learner.
 func (c *CODAPrompt) Save(path string) error {
-	st, _ := json.Marshal(codaState{Options: c.opt, Names: c.names, Seen: c.seen, Stages: c.stages, Tasks: c.tasks})
-	return saveLearner(path, "coda-prompt", c.pe.env.WeightsSHA256, string(st), c.allParams())
+	return c.save(path, codaState{stateOf(&c.promptBase, c.opt), c.tasks}, c.slots())
 }
 
 // LoadCODAPrompt reads a learner file written by Save.
 func LoadCODAPrompt(env Env, path string) (*CODAPrompt, error) {
-	f, state, err := loadLearner(path, "coda-prompt", env.WeightsSHA256)
-	if err != nil {
-		return nil, err
-	}
 	var st codaState
-	if err := json.Unmarshal([]byte(state), &st); err != nil {
-		return nil, fmt.Errorf("%s: coda-prompt state: %w", path, err)
-	}
-	pe, err := newPromptEnv("coda-prompt", env)
+	f, err := readState(env, path, "coda-prompt", &st)
 	if err != nil {
 		return nil, err
 	}
-	c := &CODAPrompt{pe: pe, opt: st.Options, names: st.Names, seen: st.Seen, stages: st.Stages, tasks: st.Tasks,
-		rng: rand.New(rand.NewPCG(env.Seed, 0x636f6461)), HeadB: make([]float32, len(st.Names))}
-	want := map[string][]int64{}
-	for _, p := range c.allParams() {
-		want[p.Name] = p.Shape
-	}
-	got, err := learnerTensors(f, path, want)
+	core, err := newCore("coda-prompt", env, codaStream)
 	if err != nil {
 		return nil, err
 	}
-	c.Prompts, c.Keys, c.Attn, c.HeadW, c.HeadB = got["prompts"], got["keys"], got["attention"], got[grad.HeadWeightName], got[grad.HeadBiasName]
+	c := newCODA(core, st.Options)
+	restore(&c.promptBase, st.promptState)
+	c.tasks = st.Tasks
+	if err := readSlots(f, path, c.slots()); err != nil {
+		return nil, err
+	}
 	return c, nil
 }

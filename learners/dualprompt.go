@@ -2,9 +2,7 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 
@@ -133,41 +131,39 @@ func parseDual(o map[string]string, depth int) (DualOptions, error) {
 	return r, nil
 }
 
+// dualStream seeds DualPrompt's initial random stream.
+const dualStream = 0x647561
+
 // DualPrompt is the learner.
 type DualPrompt struct {
-	pe  *promptEnv
+	promptBase
 	opt DualOptions
-	rng *rand.Rand
 
-	// GPrompt [len(g-layers),2,length,W]; EPrompts [pool,len(e-layers),2,
-	// length,W]; Keys [pool,W]; HeadW [W,C]; HeadB [C].
-	GPrompt, EPrompts, Keys, HeadW, HeadB []float32
-	names                                 []string
-	seen                                  []int
-	stages                                int
+	// Trained state besides the head: GPrompt [len(g-layers),2,length,W];
+	// EPrompts [pool,len(e-layers),2,length,W]; Keys [pool,W].
+	GPrompt, EPrompts, Keys []float32
 
-	layers     []int // all prefix blocks, ascending
-	train, fwd *ort.Session
-	EpochLoss  []float64
+	layers []int // all prefix blocks, ascending
 }
 
 // NewDualPrompt returns an untrained DualPrompt learner.
 func NewDualPrompt(env Env, o map[string]string) (*DualPrompt, error) {
-	pe, err := newPromptEnv("dualprompt", env)
+	core, err := newCore("dualprompt", env, dualStream)
 	if err != nil {
 		return nil, err
 	}
-	opt, err := parseDual(o, pe.w.Depth)
+	opt, err := parseDual(o, core.pe.w.Depth)
 	if err != nil {
 		return nil, err
 	}
-	d := &DualPrompt{pe: pe, opt: opt, rng: rand.New(rand.NewPCG(env.Seed, 0x647561))}
-	d.layers = pSortedInts(append(append([]int(nil), opt.GLayers...), opt.ELayers...))
-	return d, nil
+	return newDual(core, opt), nil
 }
 
-// Method implements Learner.
-func (d *DualPrompt) Method() string { return "dualprompt" }
+func newDual(core learnerCore, opt DualOptions) *DualPrompt {
+	layers := pSortedInts(append(append([]int(nil), opt.GLayers...), opt.ELayers...))
+	g := promptGraph{vit.Options{Variant: vit.Prefix, Tokens: opt.Length, Layers: layers}, "prefix", vit.OutputName}
+	return &DualPrompt{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt, layers: layers}
+}
 
 // SetTestSelect switches the test-time selection.
 func (d *DualPrompt) SetTestSelect(mode string) { d.opt.TestSelect = mode }
@@ -182,45 +178,6 @@ func (d *DualPrompt) init(C int) {
 	d.Keys = pUniform(d.rng, d.opt.Pool*W, -1, 1)
 	d.HeadW = pTruncNormal(d.rng, W*C, 0.02)
 	d.HeadB = make([]float32, C)
-}
-
-func (d *DualPrompt) classes() int { return len(d.HeadB) }
-
-func (d *DualPrompt) sessions() error {
-	if d.train != nil {
-		return nil
-	}
-	fwd, err := vit.Build(d.pe.w, vit.Options{Variant: vit.Prefix, Tokens: d.opt.Length, Layers: d.layers})
-	if err != nil {
-		return fmt.Errorf("dualprompt: %w", err)
-	}
-	obj := grad.NewObjective(fwd)
-	if err := obj.Classifier(grad.ObjectiveSpec{Features: vit.OutputName, Classes: d.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}); err != nil {
-		return err
-	}
-	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: []string{"prefix", grad.HeadWeightName, grad.HeadBiasName}, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
-	if err != nil {
-		return fmt.Errorf("dualprompt: differentiating the training graph: %w", err)
-	}
-	d.train, err = d.pe.session("dualprompt training graph", tg,
-		[]string{vit.InputName, "prefix", grad.HeadWeightName, grad.HeadBiasName, grad.ClassMaskName, grad.LabelsName},
-		[]string{grad.LossName, grad.LogitsName, grad.GradName("prefix"), grad.GradName(grad.HeadWeightName), grad.GradName(grad.HeadBiasName)})
-	if err != nil {
-		return err
-	}
-	d.fwd, err = d.pe.session("dualprompt forward graph", fwd, []string{vit.InputName, "prefix"}, []string{vit.OutputName})
-	return err
-}
-
-// Close releases the sessions.
-func (d *DualPrompt) Close() {
-	for _, s := range []*ort.Session{d.train, d.fwd} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	d.train, d.fwd = nil, nil
-	d.pe.close()
 }
 
 // source says where sample b's row (0 = keys, 1 = values) of an E-prompt
@@ -255,6 +212,12 @@ func (d *DualPrompt) compose(e []int) []float32 {
 		}
 	}
 	return out
+}
+
+// input is the prefix graph input of E-prompt rows e:
+// [n, len(layers), 2, length, W].
+func (d *DualPrompt) input(e []int) ort.Tensor {
+	return ort.Tensor{Shape: []int64{int64(len(e)), int64(len(d.layers)), 2, int64(d.opt.Length), int64(d.pe.w.Width)}, F32: d.compose(e)}
 }
 
 // scatter maps the prefix gradient back to the G-prompt and E-prompts.
@@ -295,16 +258,17 @@ func indexOfInt(v []int, x int) int {
 	return -1
 }
 
-func (d *DualPrompt) params() []*optim.Param {
-	W, C, Lp := int64(d.pe.w.Width), int64(d.classes()), int64(d.opt.Length)
-	return []*optim.Param{
-		{Name: "g-prompt", Shape: []int64{int64(len(d.opt.GLayers)), 2, Lp, W}, Data: d.GPrompt},
-		{Name: "e-prompts", Shape: []int64{int64(d.opt.Pool), int64(len(d.opt.ELayers)), 2, Lp, W}, Data: d.EPrompts},
-		{Name: "keys", Shape: []int64{int64(d.opt.Pool), W}, Data: d.Keys},
-		{Name: grad.HeadWeightName, Shape: []int64{W, C}, Data: d.HeadW},
-		{Name: grad.HeadBiasName, Shape: []int64{C}, Data: d.HeadB},
-	}
+// slots are the trained tensors: G-prompt, E-prompts, keys and head.
+func (d *DualPrompt) slots() []tensorSlot {
+	W, Lp := int64(d.pe.w.Width), int64(d.opt.Length)
+	return append([]tensorSlot{
+		{"g-prompt", []int64{int64(len(d.opt.GLayers)), 2, Lp, W}, &d.GPrompt},
+		{"e-prompts", []int64{int64(d.opt.Pool), int64(len(d.opt.ELayers)), 2, Lp, W}, &d.EPrompts},
+		{"keys", []int64{int64(d.opt.Pool), W}, &d.Keys},
+	}, d.headSlots()...)
 }
+
+func (d *DualPrompt) params() []*optim.Param { return paramsOf(d.slots()) }
 
 func (d *DualPrompt) newOptimizer() (*optim.Optimizer, error) {
 	var ps []*optim.Param
@@ -335,39 +299,25 @@ func (d *DualPrompt) match(q []float32, mode string) []int {
 
 // step trains on one batch with E-prompt task for every image.
 func (d *DualPrompt) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32, task int) (*stepResult, error) {
-	if err := d.sessions(); err != nil {
-		return nil, err
-	}
-	n, W, S, C := len(labels), d.pe.w.Width, int64(d.pe.w.Image), d.classes()
+	n := len(labels)
 	e := make([]int, n)
 	idx := make([][]int, n)
 	for i := range e {
 		e[i] = task
 		idx[i] = []int{task}
 	}
-	out, err := d.train.Run([]ort.Tensor{
-		{Shape: []int64{int64(n), 3, S, S}, F32: x},
-		{Shape: []int64{int64(n), int64(len(d.layers)), 2, int64(d.opt.Length), int64(W)}, F32: d.compose(e)},
-		{Shape: []int64{int64(W), int64(C)}, F32: d.HeadW},
-		{Shape: []int64{int64(C)}, F32: d.HeadB},
-		{Shape: []int64{int64(C)}, F32: mask},
-		{Shape: []int64{int64(n)}, I64: labels},
-	})
+	out, err := d.runTrain(x, d.input(e), labels, mask)
 	if err != nil {
 		return nil, err
 	}
 	gg, ge := d.scatter(out[2].F32, e)
-	r, gk64 := tune.KeyPull(q, d.Keys, W, idx)
-	gk := make([]float32, len(gk64))
-	for i, v := range gk64 {
-		gk[i] = float32(-d.opt.Pull * v)
-	}
+	r, gk := keyPull(q, d.Keys, d.pe.w.Width, idx, d.opt.Pull)
 	res := &stepResult{Loss: float64(out[0].F32[0]) - d.opt.Pull*r, Idx: idx, Logits: out[1].F32,
 		Grads: map[string][]float32{"g-prompt": gg, "e-prompts": ge, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
 	if len(gg) == 0 {
 		delete(res.Grads, "g-prompt")
 	}
-	return applyStep("dualprompt", opt, res, labels, C)
+	return applyStep("dualprompt", opt, res, labels, d.classes())
 }
 
 // beginStage checks the pool and copies E-prompt t−1 into slot t
@@ -402,139 +352,54 @@ func (d *DualPrompt) Learn(ctx context.Context, s Stage) error {
 		d.names = s.Names
 		d.init(len(s.Names))
 	}
-	W := d.pe.w.Width
-	q, err := d.pe.datasetQueries(ctx, s.Images, s.Features, s.Dim)
-	if err != nil {
-		return err
-	}
-	opt, err := d.newOptimizer()
-	if err != nil {
-		return err
-	}
-	mask := pClassMask(d.classes(), s.Classes)
-	err = d.pe.runEpochs(ctx, "dualprompt", s, epochPlan{Epochs: d.opt.Epochs, Batch: d.opt.Batch, Opt: opt}, &d.EpochLoss, func(b *tune.Batch) (*stepResult, error) {
-		return d.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask, d.stages)
-	})
-	if err != nil {
-		return err
-	}
-	d.seen = append(d.seen, s.Classes...)
-	d.stages++
-	return nil
+	task := d.stages
+	return d.trainStage(ctx, s, epochPlan{Epochs: d.opt.Epochs, Batch: d.opt.Batch}, d.newOptimizer,
+		func(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error) {
+			return d.step(opt, x, q, labels, mask, task)
+		})
 }
 
 // Scores implements Learner.
 func (d *DualPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	if err := evalGuard("dualprompt", d.stages > 0, e, "the prompted ViT"); err != nil {
-		return nil, nil, err
-	}
-	if err := d.sessions(); err != nil {
-		return nil, nil, err
-	}
-	W, C, S := d.pe.w.Width, d.classes(), int64(d.pe.w.Image)
-	q, err := d.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
-	if err != nil {
-		return nil, nil, err
-	}
-	cols := pSortedInts(d.seen)
 	bs := d.opt.EvalBatch
 	if d.opt.TestSelect == SelectBatchVote || d.opt.Layout == LayoutPILOT {
 		bs = d.opt.VoteBatch // PILOT's layout mixes the samples of a batch
 	}
-	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	err = d.pe.inOrder(ctx, e.Images, bs, func(b *tune.Batch) error {
-		n := b.N()
-		sel := d.match(pRows(q, W, b.Rows), d.opt.TestSelect)
-		out, err := d.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
-			{Shape: []int64{int64(n), int64(len(d.layers)), 2, int64(d.opt.Length), int64(W)}, F32: d.compose(sel)}})
-		if err != nil {
-			return err
-		}
-		scores = appendLinearScores(scores, out[0].F32, W, d.HeadW, d.HeadB, C, cols)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return scores, cols, nil
-}
-
-// appendLinearScores appends f·W + b for the columns cols of every row of
-// f [n,W] (W [W,C]).
-func appendLinearScores(scores []float64, f []float32, W int, hw, hb []float32, C int, cols []int) []float64 {
-	for i := 0; i < len(f)/W; i++ {
-		row := f[i*W : (i+1)*W]
-		for _, c := range cols {
-			s := float64(hb[c])
-			for t, v := range row {
-				s += float64(v) * float64(hw[t*C+c])
-			}
-			scores = append(scores, s)
-		}
-	}
-	return scores
+	return d.scores(ctx, e, bs, func(q []float32, _ int) ort.Tensor { return d.input(d.match(q, d.opt.TestSelect)) })
 }
 
 // Selections returns the E-prompt every image of e selects, as 1-element
 // rows (diagnostics).
 func (d *DualPrompt) Selections(ctx context.Context, e Eval) ([][]int, error) {
-	q, err := d.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
-	if err != nil {
-		return nil, err
-	}
-	W := d.pe.w.Width
-	n := len(q) / W
-	bs := n
-	if d.opt.TestSelect == SelectBatchVote {
-		bs = d.opt.VoteBatch
-	}
-	var out [][]int
-	for i := 0; i < n; i += bs {
-		for _, j := range d.match(q[i*W:min(i+bs, n)*W], d.opt.TestSelect) {
+	return d.selections(ctx, e, voteGroup(d.opt.TestSelect, d.opt.VoteBatch), func(q []float32) [][]int {
+		var out [][]int
+		for _, j := range d.match(q, d.opt.TestSelect) {
 			out = append(out, []int{j})
 		}
-	}
-	return out, nil
-}
-
-type dualState struct {
-	Options DualOptions `json:"options"`
-	Names   []string    `json:"names"`
-	Seen    []int       `json:"seen"`
-	Stages  int         `json:"stages"`
+		return out
+	})
 }
 
 // Save implements Learner.
 func (d *DualPrompt) Save(path string) error {
-	st, _ := json.Marshal(dualState{Options: d.opt, Names: d.names, Seen: d.seen, Stages: d.stages})
-	return saveLearner(path, "dualprompt", d.pe.env.WeightsSHA256, string(st), d.params())
+	return d.save(path, stateOf(&d.promptBase, d.opt), d.slots())
 }
 
 // LoadDualPrompt reads a learner file written by Save.
 func LoadDualPrompt(env Env, path string) (*DualPrompt, error) {
-	f, state, err := loadLearner(path, "dualprompt", env.WeightsSHA256)
+	var st promptState[DualOptions]
+	f, err := readState(env, path, "dualprompt", &st)
 	if err != nil {
 		return nil, err
 	}
-	var st dualState
-	if err := json.Unmarshal([]byte(state), &st); err != nil {
-		return nil, fmt.Errorf("%s: dualprompt state: %w", path, err)
-	}
-	pe, err := newPromptEnv("dualprompt", env)
+	core, err := newCore("dualprompt", env, dualStream)
 	if err != nil {
 		return nil, err
 	}
-	d := &DualPrompt{pe: pe, opt: st.Options, names: st.Names, seen: st.Seen, stages: st.Stages, rng: rand.New(rand.NewPCG(env.Seed, 0x647561))}
-	d.layers = pSortedInts(append(append([]int(nil), st.Options.GLayers...), st.Options.ELayers...))
-	want := map[string][]int64{}
-	d.HeadB = make([]float32, len(st.Names))
-	for _, p := range d.params() {
-		want[p.Name] = p.Shape
-	}
-	got, err := learnerTensors(f, path, want)
-	if err != nil {
+	d := newDual(core, st.Options)
+	restore(&d.promptBase, st)
+	if err := readSlots(f, path, d.slots()); err != nil {
 		return nil, err
 	}
-	d.GPrompt, d.EPrompts, d.Keys, d.HeadW, d.HeadB = got["g-prompt"], got["e-prompts"], got["keys"], got[grad.HeadWeightName], got[grad.HeadBiasName]
 	return d, nil
 }

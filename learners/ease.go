@@ -77,13 +77,18 @@ func parseEASE(o map[string]string) (EASEOptions, error) {
 // up_b [L,W]).
 type easeAdapter [][]float32
 
+// easeStream seeds EASE's initial random stream; stage t's adapter set
+// and proxy head draw from easeStream + t + 1.
+const easeStream = 0x65617365
+
 // EASE is the learner.
 type EASE struct {
-	pe     *promptEnv
-	opt    EASEOptions
-	rng    *rand.Rand
-	method tune.Method
-	specs  []vit.ParamSpec
+	learnerCore
+	opt EASEOptions
+	// adapter is the adapter variant's recipe (initialisation); specs its
+	// parameters.
+	adapter tune.Method
+	specs   []vit.ParamSpec
 
 	// Adapters[i] is stage i's set (frozen after stage i).
 	Adapters []easeAdapter
@@ -92,16 +97,13 @@ type EASE struct {
 	Protos [][]float32
 	// StageClasses[i] are the global labels of stage i.
 	StageClasses [][]int
-	names        []string
 
-	train, fwd *ort.Session
 	// feats caches the [CLS] of evaluation data sets per adapter set (the
 	// sets never change after their stage).
 	feats map[*tune.Dataset]map[int][]float32
 	// Trained proxy head of the last stage [C_t,W] and σ (diagnostics).
-	ProxyW    []float32
-	ProxySig  float32
-	EpochLoss []float64
+	ProxyW   []float32
+	ProxySig float32
 }
 
 // NewEASE returns an untrained learner.
@@ -110,7 +112,7 @@ func NewEASE(env Env, o map[string]string) (*EASE, error) {
 	if err != nil {
 		return nil, err
 	}
-	pe, err := newPromptEnv("ease", env)
+	core, err := newCore("ease", env, easeStream)
 	if err != nil {
 		return nil, err
 	}
@@ -119,16 +121,12 @@ func NewEASE(env Env, o map[string]string) (*EASE, error) {
 		return nil, err
 	}
 	m.Name, m.Bottleneck, m.Scale = "ease", opt.Bottleneck, float32(opt.Scale)
-	nopt, err := vit.NormalizedOptions(pe.w.Config, vit.Options{Variant: vit.Adapter, Bottleneck: m.Bottleneck, Scale: m.Scale})
+	nopt, err := vit.NormalizedOptions(core.pe.w.Config, vit.Options{Variant: vit.Adapter, Bottleneck: m.Bottleneck, Scale: m.Scale})
 	if err != nil {
 		return nil, fmt.Errorf("ease: %w", err)
 	}
-	return &EASE{pe: pe, opt: opt, rng: rand.New(rand.NewPCG(env.Seed, 0x65617365)), method: m,
-		specs: vit.ParamSpecs(pe.w.Config, nopt), feats: map[*tune.Dataset]map[int][]float32{}}, nil
+	return &EASE{learnerCore: core, opt: opt, adapter: m, specs: vit.ParamSpecs(core.pe.w.Config, nopt), feats: map[*tune.Dataset]map[int][]float32{}}, nil
 }
-
-// Method implements Learner.
-func (e *EASE) Method() string { return "ease" }
 
 func (e *EASE) sessions(classes int) error {
 	if e.fwd == nil {
@@ -176,17 +174,6 @@ func (e *EASE) sessions(classes int) error {
 	return nil
 }
 
-// Close releases the sessions.
-func (e *EASE) Close() {
-	for _, s := range []*ort.Session{e.train, e.fwd} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	e.train, e.fwd = nil, nil
-	e.pe.close()
-}
-
 func (e *EASE) shapes() [][]int64 {
 	var out [][]int64
 	for _, s := range e.specs {
@@ -204,7 +191,7 @@ func (e *EASE) shapes() [][]int64 {
 func (e *EASE) newAdapter(rng *rand.Rand) easeAdapter {
 	var a easeAdapter
 	for _, s := range e.specs {
-		a = append(a, e.method.Init(s, rng))
+		a = append(a, e.adapter.Init(s, rng))
 	}
 	return a
 }
@@ -236,12 +223,11 @@ func (e *EASE) step(tr *easeTrainer, x []float32, labels []int64) (*stepResult, 
 	if err := e.sessions(tr.C); err != nil {
 		return nil, err
 	}
-	n, S := len(labels), int64(e.pe.w.Image)
-	in := []ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: x}}
+	in := []ort.Tensor{e.pe.images(x, len(labels))}
 	for _, p := range tr.params {
 		in = append(in, ort.Tensor{Shape: p.Shape, F32: p.Data})
 	}
-	in = append(in, ort.Tensor{Shape: []int64{int64(n)}, I64: labels})
+	in = append(in, ort.Tensor{Shape: []int64{int64(len(labels))}, I64: labels})
 	out, err := e.train.Run(in)
 	if err != nil {
 		return nil, err
@@ -258,8 +244,7 @@ func (e *EASE) features(i int, x []float32, n int) ([]float32, error) {
 	if err := e.sessions(0); err != nil {
 		return nil, err
 	}
-	S := int64(e.pe.w.Image)
-	in := []ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: x}}
+	in := []ort.Tensor{e.pe.images(x, n)}
 	for k, sh := range e.shapes() {
 		in = append(in, ort.Tensor{Shape: sh, F32: e.Adapters[i][k]})
 	}
@@ -394,7 +379,7 @@ func (e *EASE) Learn(ctx context.Context, s Stage) error {
 	// stage's class count, so it is rebuilt when that changes.
 	// A stream per stage, so a learner loaded from its file after stage t
 	// continues exactly as one that never stopped.
-	rng := rand.New(rand.NewPCG(e.pe.env.Seed, 0x65617365+uint64(t+1)))
+	rng := e.pe.stream(easeStream + uint64(t+1))
 	a := e.newAdapter(rng)
 	b := 1 / math.Sqrt(float64(W))
 	proxy := pUniform(rng, len(classes)*W, -b, b)
@@ -417,7 +402,7 @@ func (e *EASE) Learn(ctx context.Context, s Stage) error {
 		tf = tune.AugmentTransform{A: ag}
 	}
 	plan := epochPlan{Epochs: e.opt.Epochs, Batch: e.opt.Batch, Transform: tf, Opt: tr.opt, LRDigits: 3}
-	err = e.pe.runEpochs(ctx, "ease", s, plan, &e.EpochLoss, func(bt *tune.Batch) (*stepResult, error) {
+	err = e.runEpochs(ctx, s, plan, func(bt *tune.Batch) (*stepResult, error) {
 		lab := make([]int64, len(bt.Labels))
 		for i, y := range bt.Labels {
 			lab[i] = local[int(y)]

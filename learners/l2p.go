@@ -2,9 +2,7 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -74,22 +72,17 @@ func parseL2P(o map[string]string) (L2POptions, error) {
 	return r, nil
 }
 
+// l2pStream seeds L2P's initial random stream.
+const l2pStream = 0x6c3270
+
 // L2P is the learner.
 type L2P struct {
-	pe  *promptEnv
+	promptBase
 	opt L2POptions
-	rng *rand.Rand
 
-	// Trained state: Prompts [pool,length,W], Keys [pool,W], HeadW [W,C]
-	// (x·W orientation), HeadB [C]; C = the run's number of classes.
-	Prompts, Keys, HeadW, HeadB []float32
-	names                       []string
-	seen                        []int
-	stages                      int
-
-	train, fwd *ort.Session
-	// Log of the last stage's training: mean loss per epoch.
-	EpochLoss []float64
+	// Trained state besides the head: Prompts [pool,length,W], Keys
+	// [pool,W].
+	Prompts, Keys []float32
 }
 
 // NewL2P returns an untrained L2P learner.
@@ -98,15 +91,17 @@ func NewL2P(env Env, o map[string]string) (*L2P, error) {
 	if err != nil {
 		return nil, err
 	}
-	pe, err := newPromptEnv("l2p", env)
+	core, err := newCore("l2p", env, l2pStream)
 	if err != nil {
 		return nil, err
 	}
-	return &L2P{pe: pe, opt: opt, rng: rand.New(rand.NewPCG(env.Seed, 0x6c3270))}, nil
+	return newL2P(core, opt), nil
 }
 
-// Method implements Learner.
-func (l *L2P) Method() string { return "l2p" }
+func newL2P(core learnerCore, opt L2POptions) *L2P {
+	g := promptGraph{vit.Options{Variant: vit.Prompt, Tokens: opt.TopK * opt.Length}, "prompt", vit.PromptMeanName}
+	return &L2P{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt}
+}
 
 // Options returns the parsed options.
 func (l *L2P) Options() L2POptions { return l.opt }
@@ -122,48 +117,6 @@ func (l *L2P) init(C int) {
 	l.Keys = pUniform(l.rng, l.opt.Pool*W, -1, 1)
 	l.HeadW = pTruncNormal(l.rng, W*C, 0.02)
 	l.HeadB = make([]float32, C)
-}
-
-func (l *L2P) classes() int { return len(l.HeadB) }
-
-// sessions builds the training graph (prompt variant + linear head on
-// prompt_mean + masked cross-entropy, differentiated with respect to the
-// per-image prompts and the head) and the forward graph.
-func (l *L2P) sessions() error {
-	if l.train != nil {
-		return nil
-	}
-	fwd, err := vit.Build(l.pe.w, vit.Options{Variant: vit.Prompt, Tokens: l.tokens()})
-	if err != nil {
-		return fmt.Errorf("l2p: %w", err)
-	}
-	obj := grad.NewObjective(fwd)
-	if err := obj.Classifier(grad.ObjectiveSpec{Features: vit.PromptMeanName, Classes: l.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}); err != nil {
-		return err
-	}
-	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: []string{"prompt", grad.HeadWeightName, grad.HeadBiasName}, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
-	if err != nil {
-		return fmt.Errorf("l2p: differentiating the training graph: %w", err)
-	}
-	l.train, err = l.pe.session("l2p training graph", tg,
-		[]string{vit.InputName, "prompt", grad.HeadWeightName, grad.HeadBiasName, grad.ClassMaskName, grad.LabelsName},
-		[]string{grad.LossName, grad.LogitsName, grad.GradName("prompt"), grad.GradName(grad.HeadWeightName), grad.GradName(grad.HeadBiasName)})
-	if err != nil {
-		return err
-	}
-	l.fwd, err = l.pe.session("l2p forward graph", fwd, []string{vit.InputName, "prompt"}, []string{vit.PromptMeanName})
-	return err
-}
-
-// Close releases the ONNX Runtime sessions.
-func (l *L2P) Close() {
-	for _, s := range []*ort.Session{l.train, l.fwd} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	l.train, l.fwd = nil, nil
-	l.pe.close()
 }
 
 // selectRows returns the pool rows of every image of a batch with queries q.
@@ -187,15 +140,21 @@ func (l *L2P) compose(idx [][]int) []float32 {
 	return out
 }
 
-func (l *L2P) params() []*optim.Param {
-	W, C := int64(l.pe.w.Width), int64(l.classes())
-	return []*optim.Param{
-		{Name: "prompts", Shape: []int64{int64(l.opt.Pool), int64(l.opt.Length), W}, Data: l.Prompts},
-		{Name: "keys", Shape: []int64{int64(l.opt.Pool), W}, Data: l.Keys},
-		{Name: grad.HeadWeightName, Shape: []int64{W, C}, Data: l.HeadW},
-		{Name: grad.HeadBiasName, Shape: []int64{C}, Data: l.HeadB},
-	}
+// input is the prompt graph input of the pool rows idx: [n, top-k·length, W].
+func (l *L2P) input(idx [][]int) ort.Tensor {
+	return ort.Tensor{Shape: []int64{int64(len(idx)), int64(l.tokens()), int64(l.pe.w.Width)}, F32: l.compose(idx)}
 }
+
+// slots are the trained tensors: prompts, keys and head.
+func (l *L2P) slots() []tensorSlot {
+	W := int64(l.pe.w.Width)
+	return append([]tensorSlot{
+		{"prompts", []int64{int64(l.opt.Pool), int64(l.opt.Length), W}, &l.Prompts},
+		{"keys", []int64{int64(l.opt.Pool), W}, &l.Keys},
+	}, l.headSlots()...)
+}
+
+func (l *L2P) params() []*optim.Param { return paramsOf(l.slots()) }
 
 // newOptimizer is PILOT's: Adam (β 0.9, 0.999, ε 1e-8, no weight decay),
 // constant learning rate, over prompts, keys and head.
@@ -206,19 +165,9 @@ func (l *L2P) newOptimizer() (*optim.Optimizer, error) {
 // step runs one optimiser step on images x [n,3,S,S] with frozen queries q
 // [n,W] and global labels; mask [C] allows the stage's classes.
 func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error) {
-	if err := l.sessions(); err != nil {
-		return nil, err
-	}
-	n, W, S, C := len(labels), l.pe.w.Width, int64(l.pe.w.Image), l.classes()
+	W := l.pe.w.Width
 	idx := l.selectRows(q, l.opt.TrainSelect)
-	out, err := l.train.Run([]ort.Tensor{
-		{Shape: []int64{int64(n), 3, S, S}, F32: x},
-		{Shape: []int64{int64(n), int64(l.tokens()), int64(W)}, F32: l.compose(idx)},
-		{Shape: []int64{int64(W), int64(C)}, F32: l.HeadW},
-		{Shape: []int64{int64(C)}, F32: l.HeadB},
-		{Shape: []int64{int64(C)}, F32: mask},
-		{Shape: []int64{int64(n)}, I64: labels},
-	})
+	out, err := l.runTrain(x, l.input(idx), labels, mask)
 	if err != nil {
 		return nil, err
 	}
@@ -234,14 +183,10 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 			}
 		}
 	}
-	r, gk64 := tune.KeyPull(q, l.Keys, W, idx)
-	gk := make([]float32, len(gk64))
-	for i, v := range gk64 {
-		gk[i] = float32(-l.opt.Pull * v)
-	}
+	r, gk := keyPull(q, l.Keys, W, idx, l.opt.Pull)
 	res := &stepResult{Loss: float64(out[0].F32[0]) - l.opt.Pull*r, Idx: idx, Logits: out[1].F32,
 		Grads: map[string][]float32{"prompts": gp, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
-	return applyStep("l2p", opt, res, labels, C)
+	return applyStep("l2p", opt, res, labels, l.classes())
 }
 
 // Learn implements Learner: one stage of training with a fresh optimizer.
@@ -253,127 +198,50 @@ func (l *L2P) Learn(ctx context.Context, s Stage) error {
 		l.names = s.Names
 		l.init(len(s.Names))
 	}
-	W := l.pe.w.Width
-	q, err := l.pe.datasetQueries(ctx, s.Images, s.Features, s.Dim)
-	if err != nil {
-		return err
-	}
-	opt, err := l.newOptimizer()
-	if err != nil {
-		return err
-	}
-	mask := pClassMask(l.classes(), s.Classes)
-	err = l.pe.runEpochs(ctx, "l2p", s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch, Opt: opt}, &l.EpochLoss, func(b *tune.Batch) (*stepResult, error) {
-		return l.step(opt, b.X, pRows(q, W, b.Rows), b.Labels, mask)
-	})
-	if err != nil {
-		return err
-	}
-	l.seen = append(l.seen, s.Classes...)
-	l.stages++
-	return nil
+	return l.trainStage(ctx, s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch}, l.newOptimizer, l.step)
 }
 
 // Scores implements Learner: logits of the seen classes, prompts selected
 // per test image (or by vote over consecutive groups of vote-batch images
 // with test-select=batch-vote).
 func (l *L2P) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	if err := evalGuard("l2p", l.stages > 0, e, "the prompted ViT"); err != nil {
-		return nil, nil, err
-	}
-	if err := l.sessions(); err != nil {
-		return nil, nil, err
-	}
-	W, C, S := l.pe.w.Width, l.classes(), int64(l.pe.w.Image)
-	q, err := l.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
-	if err != nil {
-		return nil, nil, err
-	}
-	cols := pSortedInts(l.seen)
 	bs := l.opt.EvalBatch
 	if l.opt.TestSelect == SelectBatchVote {
 		bs = l.opt.VoteBatch
 	}
-	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	err = l.pe.inOrder(ctx, e.Images, bs, func(b *tune.Batch) error {
-		n := b.N()
-		idx := l.selectRows(pRows(q, W, b.Rows), l.opt.TestSelect)
-		out, err := l.fwd.Run([]ort.Tensor{{Shape: []int64{int64(n), 3, S, S}, F32: b.X},
-			{Shape: []int64{int64(n), int64(l.tokens()), int64(W)}, F32: l.compose(idx)}})
-		if err != nil {
-			return err
-		}
-		scores = appendLinearScores(scores, out[0].F32, W, l.HeadW, l.HeadB, C, cols)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return scores, cols, nil
+	return l.scores(ctx, e, bs, func(q []float32, _ int) ort.Tensor { return l.input(l.selectRows(q, l.opt.TestSelect)) })
 }
 
 // Selections returns the pool rows every image of e selects (per sample,
 // or by vote with test-select=batch-vote), for diagnostics.
 func (l *L2P) Selections(ctx context.Context, e Eval) ([][]int, error) {
-	q, err := l.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
-	if err != nil {
-		return nil, err
-	}
-	W := l.pe.w.Width
-	n := len(q) / W
-	var out [][]int
-	bs := n
-	if l.opt.TestSelect == SelectBatchVote {
-		bs = l.opt.VoteBatch
-	}
-	for i := 0; i < n; i += bs {
-		out = append(out, l.selectRows(q[i*W:min(i+bs, n)*W], l.opt.TestSelect)...)
-	}
-	return out, nil
-}
-
-// l2pState is the learner file's JSON record.
-type l2pState struct {
-	Options L2POptions `json:"options"`
-	Names   []string   `json:"names"`
-	Seen    []int      `json:"seen"`
-	Stages  int        `json:"stages"`
+	return l.selections(ctx, e, voteGroup(l.opt.TestSelect, l.opt.VoteBatch), func(q []float32) [][]int { return l.selectRows(q, l.opt.TestSelect) })
 }
 
 // Save implements Learner: prompts, keys and head with the options, the
 // classes learned and the pre-trained weights' SHA-256 (learner file
 // format in docs/TRAINING.md).
 func (l *L2P) Save(path string) error {
-	st, _ := json.Marshal(l2pState{Options: l.opt, Names: l.names, Seen: l.seen, Stages: l.stages})
-	return saveLearner(path, "l2p", l.pe.env.WeightsSHA256, string(st), l.params())
+	return l.save(path, stateOf(&l.promptBase, l.opt), l.slots())
 }
 
 // LoadL2P reads a learner file written by Save; the weights in env must be
 // the ones it was trained on.
 func LoadL2P(env Env, path string) (*L2P, error) {
-	f, state, err := loadLearner(path, "l2p", env.WeightsSHA256)
+	var st promptState[L2POptions]
+	f, err := readState(env, path, "l2p", &st)
 	if err != nil {
 		return nil, err
 	}
-	var st l2pState
-	if err := json.Unmarshal([]byte(state), &st); err != nil {
-		return nil, fmt.Errorf("%s: l2p state: %w", path, err)
-	}
-	pe, err := newPromptEnv("l2p", env)
+	core, err := newCore("l2p", env, l2pStream)
 	if err != nil {
 		return nil, err
 	}
-	l := &L2P{pe: pe, opt: st.Options, names: st.Names, seen: st.Seen, stages: st.Stages, rng: rand.New(rand.NewPCG(env.Seed, 0x6c3270))}
-	W, C := pe.w.Width, len(st.Names)
-	want := map[string][]int64{
-		"prompts": {int64(st.Options.Pool), int64(st.Options.Length), int64(W)}, "keys": {int64(st.Options.Pool), int64(W)},
-		grad.HeadWeightName: {int64(W), int64(C)}, grad.HeadBiasName: {int64(C)},
-	}
-	got, err := learnerTensors(f, path, want)
-	if err != nil {
+	l := newL2P(core, st.Options)
+	restore(&l.promptBase, st)
+	if err := readSlots(f, path, l.slots()); err != nil {
 		return nil, err
 	}
-	l.Prompts, l.Keys, l.HeadW, l.HeadB = got["prompts"], got["keys"], got[grad.HeadWeightName], got[grad.HeadBiasName]
 	return l, nil
 }
 

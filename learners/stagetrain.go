@@ -52,10 +52,11 @@ type epochPlan struct {
 	LRDigits int
 }
 
-// runEpochs trains one stage of method: step on every batch, a progress
-// line per epoch (mean loss, training accuracy, images/s) through env.Log,
-// and the mean loss of every epoch in *epochLoss (reset first).
-func (p *promptEnv) runEpochs(ctx context.Context, method string, s Stage, plan epochPlan, epochLoss *[]float64, step func(b *tune.Batch) (*stepResult, error)) error {
+// runEpochs trains stage s: step on every batch, a progress line per
+// epoch (mean loss, training accuracy, images/s) through Env.Log, and the
+// mean loss of every epoch in EpochLoss (reset first).
+func (c *learnerCore) runEpochs(ctx context.Context, s Stage, plan epochPlan, step func(b *tune.Batch) (*stepResult, error)) error {
+	p, method, epochLoss := c.pe, c.method, &c.EpochLoss
 	tf := plan.Transform
 	if tf == nil {
 		tf = p.tf

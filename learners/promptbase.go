@@ -1,0 +1,239 @@
+package learners
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cl-dev/cl/models/ort"
+	"github.com/cl-dev/cl/models/vit"
+	"github.com/cl-dev/cl/tune"
+	"github.com/cl-dev/cl/tune/grad"
+	"github.com/cl-dev/cl/tune/optim"
+)
+
+// promptBase is what L2P, DualPrompt and CODA-Prompt share: every image
+// gets prompts composed from its frozen [CLS] query (the method's part),
+// the ViT runs with them as a prompt graph variant, and a linear head over
+// the run's classes reads the result; a stage trains with the logits of
+// the other classes masked. Their files hold the trained tensors and a
+// promptState.
+type promptBase struct {
+	learnerCore
+	graph promptGraph
+	// HeadW [W,C] (x·W orientation) and HeadB [C]: the linear head over
+	// the run's C classes.
+	HeadW, HeadB []float32
+	// seen are the global labels learned, in stage order; stages the
+	// number of stages learned.
+	seen   []int
+	stages int
+}
+
+// promptGraph is a prompt learner's graph: the ViT variant, the name of
+// its per-image prompt input ("prompt" or "prefix", models/vit's
+// ParamSpecs) and the output the head reads ([n,W]).
+type promptGraph struct {
+	opts     vit.Options
+	input    string
+	features string
+}
+
+func (b *promptBase) classes() int { return len(b.HeadB) }
+
+// sessions builds the training graph (the variant, the linear head on
+// graph.features and the masked cross-entropy, differentiated with respect
+// to the per-image prompt input and the head) and the forward graph.
+func (b *promptBase) sessions() error {
+	if b.train != nil {
+		return nil
+	}
+	fwd, err := vit.Build(b.pe.w, b.graph.opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.method, err)
+	}
+	obj := grad.NewObjective(fwd)
+	if err := obj.Classifier(grad.ObjectiveSpec{Features: b.graph.features, Classes: b.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}); err != nil {
+		return err
+	}
+	in := b.graph.input
+	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: []string{in, grad.HeadWeightName, grad.HeadBiasName}, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
+	if err != nil {
+		return fmt.Errorf("%s: differentiating the training graph: %w", b.method, err)
+	}
+	b.train, err = b.pe.session(b.method+" training graph", tg,
+		[]string{vit.InputName, in, grad.HeadWeightName, grad.HeadBiasName, grad.ClassMaskName, grad.LabelsName},
+		[]string{grad.LossName, grad.LogitsName, grad.GradName(in), grad.GradName(grad.HeadWeightName), grad.GradName(grad.HeadBiasName)})
+	if err != nil {
+		return err
+	}
+	b.fwd, err = b.pe.session(b.method+" forward graph", fwd, []string{vit.InputName, in}, []string{b.graph.features})
+	return err
+}
+
+// runTrain runs the training graph on images x [n,3,S,S] with the prompt
+// input p, mask [C] (1 for the stage's classes) and global labels [n]. It
+// returns the loss [1], the logits [n,C] and the gradients of p, the head
+// weight [W,C] and the bias [C].
+func (b *promptBase) runTrain(x []float32, p ort.Tensor, labels []int64, mask []float32) ([]ort.Tensor, error) {
+	if err := b.sessions(); err != nil {
+		return nil, err
+	}
+	n, W, C := len(labels), int64(b.pe.w.Width), int64(b.classes())
+	return b.train.Run([]ort.Tensor{b.pe.images(x, n), p,
+		{Shape: []int64{W, C}, F32: b.HeadW},
+		{Shape: []int64{C}, F32: b.HeadB},
+		{Shape: []int64{C}, F32: mask},
+		{Shape: []int64{int64(n)}, I64: labels},
+	})
+}
+
+// headSlots are the head's tensors in the learner file.
+func (b *promptBase) headSlots() []tensorSlot {
+	W, C := int64(b.pe.w.Width), int64(b.classes())
+	return []tensorSlot{
+		{grad.HeadWeightName, []int64{W, C}, &b.HeadW},
+		{grad.HeadBiasName, []int64{C}, &b.HeadB},
+	}
+}
+
+// trainStage trains stage s once the method has set it up (promptStageGuard
+// and initialisation are the caller's): the frozen queries of the stage's
+// images, the optimizer from newOpt, plan's epochs with step on every batch
+// (images x [n,3,S,S], their queries q [n,W], global labels [n], mask [C]
+// = 1 on the stage's classes); then the stage's classes count as learned.
+func (b *promptBase) trainStage(ctx context.Context, s Stage, plan epochPlan, newOpt func() (*optim.Optimizer, error),
+	step func(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error)) error {
+	W := b.pe.w.Width
+	q, err := b.pe.datasetQueries(ctx, s.Images, s.Features, s.Dim)
+	if err != nil {
+		return err
+	}
+	opt, err := newOpt()
+	if err != nil {
+		return err
+	}
+	plan.Opt = opt
+	mask := pClassMask(b.classes(), s.Classes)
+	err = b.runEpochs(ctx, s, plan, func(bt *tune.Batch) (*stepResult, error) {
+		return step(opt, bt.X, pRows(q, W, bt.Rows), bt.Labels, mask)
+	})
+	if err != nil {
+		return err
+	}
+	b.seen = append(b.seen, s.Classes...)
+	b.stages++
+	return nil
+}
+
+// scores is Scores of a prompt learner: the head's logits of the classes
+// learned (cols, ascending) for every image of e, row-major
+// [e.Images.Len(), len(cols)], from the prompted ViT, bs images a call.
+// prompt returns the prompt input of n images from their frozen queries
+// q [n,W].
+func (b *promptBase) scores(ctx context.Context, e Eval, bs int, prompt func(q []float32, n int) ort.Tensor) ([]float64, []int, error) {
+	if err := evalGuard(b.method, b.stages > 0, e, "the prompted ViT"); err != nil {
+		return nil, nil, err
+	}
+	if err := b.sessions(); err != nil {
+		return nil, nil, err
+	}
+	W, C := b.pe.w.Width, b.classes()
+	q, err := b.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
+	if err != nil {
+		return nil, nil, err
+	}
+	cols := pSortedInts(b.seen)
+	scores := make([]float64, 0, e.Images.Len()*len(cols))
+	err = b.pe.inOrder(ctx, e.Images, bs, func(bt *tune.Batch) error {
+		n := bt.N()
+		out, err := b.fwd.Run([]ort.Tensor{b.pe.images(bt.X, n), prompt(pRows(q, W, bt.Rows), n)})
+		if err != nil {
+			return err
+		}
+		scores = appendLinearScores(scores, out[0].F32, W, b.HeadW, b.HeadB, C, cols)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return scores, cols, nil
+}
+
+// appendLinearScores appends f·W + b for the columns cols of every row of
+// f [n,W] (W [W,C]).
+func appendLinearScores(scores []float64, f []float32, W int, hw, hb []float32, C int, cols []int) []float64 {
+	for i := 0; i < len(f)/W; i++ {
+		row := f[i*W : (i+1)*W]
+		for _, c := range cols {
+			s := float64(hb[c])
+			for t, v := range row {
+				s += float64(v) * float64(hw[t*C+c])
+			}
+			scores = append(scores, s)
+		}
+	}
+	return scores
+}
+
+// voteGroup is the number of consecutive test images that select together
+// under mode: voteBatch for SelectBatchVote, else 0 (each image alone).
+func voteGroup(mode string, voteBatch int) int {
+	if mode == SelectBatchVote {
+		return voteBatch
+	}
+	return 0
+}
+
+// selections applies sel to the frozen queries of e's images, group rows
+// at a time (0: all rows in one call), and returns its rows in order.
+func (b *promptBase) selections(ctx context.Context, e Eval, group int, sel func(q []float32) [][]int) ([][]int, error) {
+	q, err := b.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
+	if err != nil {
+		return nil, err
+	}
+	W := b.pe.w.Width
+	n := len(q) / W
+	if group == 0 {
+		group = n
+	}
+	var out [][]int
+	for i := 0; i < n; i += group {
+		out = append(out, sel(q[i*W:min(i+group, n)*W])...)
+	}
+	return out, nil
+}
+
+// keyPull is the key term of L2P and DualPrompt for queries q [n,W] and
+// the rows idx of keys [pool,W] every image selected: r, the mean over the
+// images of Σ cos(query, selected key), and the gradient of −pull·r with
+// respect to the keys [pool,W]. The loss adds −pull·r.
+func keyPull(q, keys []float32, W int, idx [][]int, pull float64) (float64, []float32) {
+	r, g := tune.KeyPull(q, keys, W, idx)
+	gk := make([]float32, len(g))
+	for i, v := range g {
+		gk[i] = float32(-pull * v)
+	}
+	return r, gk
+}
+
+// promptState is the JSON record of a prompt learner's file: the options
+// (O's fields under their Go names), the class names, the classes learned
+// and the number of stages.
+type promptState[O any] struct {
+	Options O        `json:"options"`
+	Names   []string `json:"names"`
+	Seen    []int    `json:"seen"`
+	Stages  int      `json:"stages"`
+}
+
+// stateOf is b's record with options o.
+func stateOf[O any](b *promptBase, o O) promptState[O] {
+	return promptState[O]{Options: o, Names: b.names, Seen: b.seen, Stages: b.stages}
+}
+
+// restore sets b's learned classes and stage count from a file's record
+// and sizes the head's bias (the classes the slots' shapes use).
+func restore[O any](b *promptBase, st promptState[O]) {
+	b.names, b.seen, b.stages = st.Names, st.Seen, st.Stages
+	b.HeadB = make([]float32, len(st.Names))
+}
