@@ -43,6 +43,14 @@ func NewLedger() *Ledger { return &Ledger{} }
 // Len is the number of learned rows recorded.
 func (l *Ledger) Len() int { return len(l.entries) }
 
+// Entry returns entry i (0 ≤ i < Len), in learning order: the sample id
+// ("" for a row without one), the head label and the row's content hash
+// (RowHash).
+func (l *Ledger) Entry(i int) (id string, label int, hash [32]byte) {
+	e := l.entries[i]
+	return e.id, e.label, e.hash
+}
+
 // RowHash is the content hash of one feature row: SHA-256 of its float32
 // values as little-endian bytes.
 func RowHash(row []float32) [32]byte { return rowHash(make([]byte, 4*len(row)), row) }

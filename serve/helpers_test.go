@@ -14,29 +14,9 @@ import (
 	"testing"
 
 	"github.com/cl-dev/cl/heads"
-	"github.com/cl-dev/cl/models/ort"
 )
 
 const tinyDir = "../testdata/tinyvit"
-
-// tinyBackbone opens the committed tiny ViT (32×32 input, 32 features) on
-// ONNX Runtime, skipping the test when the library is missing (failing
-// under CI=true).
-func tinyBackbone(t testing.TB) (*ort.Backbone, BackboneInfo) {
-	t.Helper()
-	if _, err := ort.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (install it with %s): %v", ort.InstallCommand, err)
-	}
-	bb, err := ort.Open(filepath.Join(tinyDir, "tinyvit.onnx"), ort.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bb.Close() })
-	return bb, BackboneInfo{Name: "tinyvit.onnx", SHA256: bb.SHA256(), Fingerprint: bb.Fingerprint(), Preprocess: bb.Manifest().Preprocess}
-}
 
 // newHead returns an initial-head function for a fresh head of method
 // with options.
@@ -61,7 +41,7 @@ type testServer struct {
 	s    *Server
 	ts   *httptest.Server
 	dir  string
-	bb   *ort.Backbone
+	bb   Backbone
 	bbi  BackboneInfo
 	cfg  Config
 	init func() (heads.Head, heads.Info, error)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/safetensors"
 )
@@ -39,9 +40,10 @@ type model struct {
 	method    string
 	immediate bool
 	head      heads.Head
-	info      heads.Info     // Classes: names, index = label (never reordered)
+	info      heads.Info     // Classes: names, index = label (never reordered); Ledger: see ledger.go
 	label     map[string]int // class name → label
 	base      map[string]bool
+	baseIDs   map[string]int // ids in the ledger the server has no samples of (the initial head file's) → label
 	st        *store
 	maxSamp   int
 	readOnly  bool // an inference-only head (cl export): learn and forget are refused
@@ -65,7 +67,7 @@ type servingHead struct {
 
 func newModel(h heads.Head, info heads.Info, base []string, maxSamples int) *model {
 	m := &model{method: h.Method(), immediate: immediateMethods[h.Method()], head: h, info: info,
-		label: map[string]int{}, base: map[string]bool{}, st: newStore(), maxSamp: maxSamples,
+		label: map[string]int{}, base: map[string]bool{}, baseIDs: map[string]int{}, st: newStore(), maxSamp: maxSamples,
 		readOnly: heads.InferenceOnly(h)}
 	for i, c := range info.Classes {
 		m.label[c] = i
@@ -146,6 +148,13 @@ func (m *model) checkLearn(ss []newSample, dim int) (fresh []newSample, dups int
 			dups++
 			continue
 		}
+		if l, ok := m.baseIDs[s.ID]; ok {
+			if m.info.Classes[l] != s.Class {
+				return nil, 0, errf(409, "id_conflict", "sample %q was learned as class %q (by the initial head file, as its ledger records); it cannot be learned as %q", s.ID, m.info.Classes[l], s.Class)
+			}
+			dups++
+			continue
+		}
 		fresh = append(fresh, s)
 	}
 	if m.st.len()+len(fresh) > m.maxSamp {
@@ -164,8 +173,10 @@ func (m *model) applyLearn(seq uint64, ss []newSample) error {
 	d := len(ss[0].X)
 	x := make([]float32, 0, d*len(ss))
 	y := make([]int, len(ss))
+	ids := make([]string, len(ss))
 	added := []string{}
 	for i, s := range ss {
+		ids[i] = s.ID
 		l, ok := m.label[s.Class]
 		if !ok {
 			l = len(m.info.Classes)
@@ -187,6 +198,7 @@ func (m *model) applyLearn(seq uint64, ss []newSample) error {
 	for _, s := range ss {
 		m.st.add(&sample{id: s.ID, class: s.Class, seq: seq, x: s.X})
 	}
+	m.ledgerAdd(&features.Set{X: x, N: len(ss), D: d, IDs: ids}, y)
 	m.info.Dim = d
 	m.changed(seq, true)
 	return nil
@@ -232,6 +244,9 @@ func (m *model) checkForget(f forgetRecord) *apiErr {
 		}
 		seen[id] = true
 		if _, ok := m.st.byID[id]; !ok {
+			if l, ok := m.baseIDs[id]; ok {
+				return errf(409, "cannot_forget", "sample %q (class %q) came with the initial head file: the server does not hold its features, so it cannot unlearn it; forget its class, or forget it offline with cl forget --features before serving the head", id, m.info.Classes[l])
+			}
 			return errf(404, "unknown_id", "sample %q was never learned by this server (or was forgotten): nothing was changed", id)
 		}
 	}
@@ -278,6 +293,7 @@ func (m *model) applyForget(seq uint64, f forgetRecord) (nSamples, nClasses int,
 			}
 		}
 		nSamples += len(m.st.removeClass(c))
+		m.ledgerRemoveLabel(l)
 		delete(m.base, c)
 		nClasses++
 	}
@@ -285,10 +301,18 @@ func (m *model) applyForget(seq uint64, f forgetRecord) (nSamples, nClasses int,
 		before := len(m.headClasses())
 		byClass := map[string][]*sample{}
 		drop := map[string]bool{}
-		for _, id := range f.IDs {
+		gone := make([]*sample, len(f.IDs))
+		for i, id := range f.IDs {
 			s := m.st.byID[id]
 			byClass[s.class] = append(byClass[s.class], s)
 			drop[id] = true
+			gone[i] = s
+		}
+		// The ledger must hold every row (same id, class and values) before
+		// anything is unlearned, as cl forget --features requires.
+		rest, err := m.ledgerWithout(gone)
+		if err != nil {
+			return 0, 0, err
 		}
 		classes := make([]string, 0, len(byClass))
 		for c := range byClass {
@@ -301,6 +325,9 @@ func (m *model) applyForget(seq uint64, f forgetRecord) (nSamples, nClasses int,
 			}
 		}
 		m.st.remove(drop)
+		if rest != nil {
+			m.info.Ledger = rest
+		}
 		nSamples = len(drop)
 		nClasses = before - len(m.headClasses())
 	}

@@ -127,6 +127,9 @@ func openState(dir string, initial func() (heads.Head, heads.Info, error), maxSa
 		}
 		rec.SnapshotSeq = sf.Seq
 	}
+	if err := m.initLedger(log); err != nil {
+		return fail(fmt.Errorf("--state %s: %w", dir, err))
+	}
 	j, jrec, err := journal.Open(filepath.Join(dir, "journal"), sf.Seq, func(seq uint64, p []byte) error {
 		if seq <= sf.Seq {
 			return nil
@@ -218,9 +221,8 @@ func (s *state) snapshot(m *model) error {
 	}
 	info := m.info
 	info.Classes = append([]string(nil), m.info.Classes...)
-	// The server keeps its own index of learned ids (the samples file); the
-	// head file carries no ledger (docs/SERVE.md).
-	info.Ledger = nil
+	// The head file carries the ledger as cl fit writes it (ledger.go).
+	info.Ledger = m.ledgerCopy()
 	samples := m.st.ordered()
 	sf := stateFile{Format: StateFormat, Seq: seq, Head: fmt.Sprintf("head-%020d.safetensors", seq),
 		Unsolved: m.unsolved, Learned: m.learned, BaseClasses: []string{}}
