@@ -18,16 +18,20 @@ func init() {
 	register(&cli.Command{
 		Name:         "eval",
 		OnUsageError: onUsageError,
-		Usage:        "evaluate a head on labelled features: top-1 and top-5 accuracy overall and per class",
+		Usage:        "evaluate a head on labelled features, or a learner on labelled images: top-1 and top-5 accuracy overall and per class",
 		ArgsUsage:    " ",
 		Description: "Rows whose class the head has not learned are left out of the accuracies and counted as\n" +
-			"\"unknown\" (a class-incremental head cannot predict a class it never saw).",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required)"},
+			"\"unknown\" (a class-incremental head cannot predict a class it never saw). With --learner (a file\n" +
+			"of cl fit --learner) it scores the labelled images of --data in the ViT of --weights instead.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required unless --learner)"},
 			&cli.StringFlag{Name: "features", Usage: "labelled test features `FILE` T.safetensors (or T,U for APER; required)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
-		},
+		}, evalLearnerFlags()...),
 		Action: func(c *cli.Context) error {
+			if c.IsSet("learner") {
+				return evalLearnerFrom(c)
+			}
 			if err := requireFlags(c, "head", "features"); err != nil {
 				return err
 			}
@@ -50,9 +54,13 @@ type ClassAccuracy struct {
 
 // EvalReport is `cl eval --json`'s object. Accuracies are percentages.
 type EvalReport struct {
-	Head     string `json:"head"`
+	Head     string `json:"head,omitempty"`
 	Method   string `json:"method"`
-	Features string `json:"features"`
+	Features string `json:"features,omitempty"`
+	// Learner and Data replace Head and Features for a learner file
+	// evaluated on images (cl eval --learner).
+	Learner string `json:"learner,omitempty"`
+	Data    string `json:"data,omitempty"`
 	// Rows is the number of rows evaluated; Unknown the rows left out
 	// because the head never learned their class (UnknownClasses).
 	Rows           int             `json:"rows"`
@@ -119,6 +127,14 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error
 		return err
 	}
 	rep.K = k
+	return writeEval(&rep, y, pred, k, info.Classes, fmt.Sprintf("%s (%s, %s) on %s", headPath, h.Method(),
+		countOf(len(h.Classes()), "class", "classes"), featPath), asJSON, stdout)
+}
+
+// writeEval fills rep's accuracies from the true labels y and the k best
+// predictions pred [len(y), k] (labels into names) and prints it: one JSON
+// object, or title, the overall line and a table per class.
+func writeEval(rep *EvalReport, y, pred []int, k int, names []string, title string, asJSON bool, stdout io.Writer) error {
 	type acc struct{ n, top1, topk int }
 	per := map[int]*acc{}
 	var t1, tk int
@@ -151,7 +167,7 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error
 	sort.Ints(labels)
 	for _, l := range labels {
 		a := per[l]
-		rep.PerClass = append(rep.PerClass, ClassAccuracy{Class: info.Classes[l], Rows: a.n,
+		rep.PerClass = append(rep.PerClass, ClassAccuracy{Class: names[l], Rows: a.n,
 			Top1: 100 * float64(a.top1) / float64(a.n), Top5: 100 * float64(a.topk) / float64(a.n)})
 	}
 	if asJSON {
@@ -162,10 +178,9 @@ func runEval(ctx context.Context, o evalOptions, stdout, stderr io.Writer) error
 		_, err = stdout.Write(append(b, '\n'))
 		return err
 	}
-	fmt.Fprintf(stdout, "%s (%s, %s) on %s: %s, top-1 %.2f %%, top-%d %.2f %%", headPath, h.Method(),
-		countOf(len(h.Classes()), "class", "classes"), featPath, countOf(rep.Rows, "row", "rows"), rep.Top1, k, rep.Top5)
-	if unknown > 0 {
-		fmt.Fprintf(stdout, " (%s of %s left out)", countOf(unknown, "row", "rows"), countOf(len(rep.UnknownClasses), "unlearned class", "unlearned classes"))
+	fmt.Fprintf(stdout, "%s: %s, top-1 %.2f %%, top-%d %.2f %%", title, countOf(rep.Rows, "row", "rows"), rep.Top1, k, rep.Top5)
+	if rep.Unknown > 0 {
+		fmt.Fprintf(stdout, " (%s of %s left out)", countOf(rep.Unknown, "row", "rows"), countOf(len(rep.UnknownClasses), "unlearned class", "unlearned classes"))
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -16,27 +16,37 @@ import (
 	"github.com/cl-dev/cl/features"
 	"github.com/cl-dev/cl/heads"
 	"github.com/cl-dev/cl/internal/atomicfile"
+	"github.com/cl-dev/cl/learners"
 )
 
 func init() {
 	register(&cli.Command{
 		Name:         "fit",
 		OnUsageError: onUsageError,
-		Usage:        "add the classes of a feature file to a head (creating the head file if needed)",
+		Usage:        "add the classes of a feature file to a head, or a stage of images to a learner (creating the file if needed)",
 		ArgsUsage:    " ",
 		Description: "Learns every row of --features into the head in --head and writes it back atomically. Class\n" +
 			"names are matched with the head's list; new names are appended. Two feature files joined by a comma\n" +
 			"are concatenated by sample id (APER: plain PTM features, adapted features). The head records\n" +
 			"every learned row (sample id, class, content hash) in its ledger; rows whose sample it already\n" +
-			"learned are refused unless --allow-repeats is given.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "method", Usage: "`METHOD` of the head to create: " + strings.Join(heads.Methods(), ", ") + " (required to create --head, optional when it exists)"},
+			"learned are refused unless --allow-repeats is given.\n\n" +
+			"With --learner (l2p, dualprompt, coda-prompt, ease: methods that train prompts or adapters in the\n" +
+			"ViT of --weights) it learns the next stage from the images of --data: the stages of --init/--inc\n" +
+			"over the class order of --seed, as cl bench, or the classes named by --classes. The first fit\n" +
+			"creates the learner file and fixes its label space (the classes of --data) and options (--set);\n" +
+			"each later fit loads it, learns the next stage and writes it back atomically. A stage's classes\n" +
+			"must be new. docs/TRAINING.md.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "method", Usage: "`METHOD` of the head or learner to create: " + strings.Join(heads.Methods(), ", ") + "; with --learner " + strings.Join(learners.StoredNames(), ", ") + " (required to create, optional when the file exists)"},
 			&cli.StringFlag{Name: "features", Usage: "training features `FILE` F.safetensors (or F,G for APER; required)"},
 			&cli.StringFlag{Name: "head", Usage: "head `FILE` to create or extend (H.safetensors; required)"},
 			setFlag("method option key=value when creating the head (repeatable)"),
 			&cli.BoolFlag{Name: "allow-repeats", Usage: "learn rows whose sample the head already learned (or that repeat in the file) again, counting them twice"},
-		},
+		}, fitLearnerFlags()...),
 		Action: func(c *cli.Context) error {
+			if c.IsSet("learner") {
+				return fitLearnerFrom(c)
+			}
 			if err := requireFlags(c, "features", "head"); err != nil {
 				return err
 			}

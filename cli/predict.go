@@ -23,26 +23,30 @@ func init() {
 		Name:         "predict",
 		OnUsageError: onUsageError,
 		Usage:        "predict the k best classes of every row of a feature file, or of images, with a head; CSV out",
-		ArgsUsage:    "[IMAGE…] (with --model)",
+		ArgsUsage:    "[IMAGE…] (with --model or --learner)",
 		Description: "Writes one CSV row per feature row: row,id,label,pred_1…pred_k (class names; label is the\n" +
 			"class the feature file gives the row). Predictions are exactly the ranking of the head's scores\n" +
 			"(SimpleCIL, APER, NCM and LDA through the int8 shortlist with exact re-scoring). Rows are split\n" +
 			"across --threads goroutines. A summary (rows, rows/s, top-1 accuracy on rows whose class the\n" +
 			"head knows) goes to stderr. With --model BACKBONE.onnx it predicts straight from images: --data SPEC\n" +
-			"(as cl extract) or image files as arguments; the images go through cl extract's pipeline first.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required)"},
+			"(as cl extract) or image files as arguments; the images go through cl extract's pipeline first.\n" +
+			"With --learner (a file of cl fit --learner) and --weights it predicts from images the same way.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` (H.safetensors; required unless --learner)"},
 			&cli.StringFlag{Name: "features", Usage: "features `FILE` F.safetensors (or F,G for APER; required without --model)"},
 			&cli.StringFlag{Name: "model", Usage: "backbone `FILE` (.onnx): predict from images (--data or IMAGE arguments) instead of --features"},
-			&cli.StringFlag{Name: "data", Usage: "images `SPEC` for --model, as cl extract --data (DIR, list:FILE.csv, idx:…, cifar10:…)"},
+			&cli.StringFlag{Name: "data", Usage: "images `SPEC` for --model or --learner, as cl extract --data (DIR, list:FILE.csv, idx:…, cifar10:…)"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `FILE` for --model (default $" + ort.LibEnv + ")"},
 			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "`DEVICE` the backbone runs on: cpu, cuda or cuda:N",
 				Action: func(_ *cli.Context, s string) error { return checkDevice(s) }},
 			&cli.IntFlag{Name: "top", Value: 1, Usage: "`K` classes per row, best first (1 … number of classes)"},
 			&cli.StringFlag{Name: "out", Usage: "CSV `FILE` to write (atomically)", DefaultText: "standard output"},
-			&cli.IntFlag{Name: "threads", Usage: "`N` goroutines ranking rows, and ONNX Runtime threads with --model (0: one per CPU)"},
-		},
+			&cli.IntFlag{Name: "threads", Usage: "`N` goroutines ranking rows, and ONNX Runtime threads with --model or --learner (0: one per CPU)"},
+		}, learnerFlags("to predict with, instead of --head: images from --data or arguments")...),
 		Action: func(c *cli.Context) error {
+			if c.IsSet("learner") {
+				return predictLearnerFrom(c)
+			}
 			var img *imageInput
 			if c.String("model") != "" {
 				if err := requireFlags(c, "head"); err != nil {

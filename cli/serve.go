@@ -33,13 +33,15 @@ func init() {
 			"The first start takes the head from --head (a head file) or creates an empty one with --method;\n" +
 			"later starts use the state folder. learn and forget need the bearer token from --token-file or $" + serve.TokenEnv + "\n" +
 			"unless --insecure-no-auth is given. SIGTERM or Ctrl-C drains requests, flushes the journal and\n" +
-			"writes a snapshot.",
+			"writes a snapshot. With --learner (a file of cl fit --learner: l2p, dualprompt, coda-prompt, ease) and\n" +
+			"--weights it serves that learner instead: predict from images only, no state folder; learn and forget\n" +
+			"answer 409, since these methods learn in stages (cl fit --learner), not online.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "backbone `FILE` (.onnx with a cl manifest; required)", TakesFile: true},
+			&cli.StringFlag{Name: "model", Usage: "backbone `FILE` (.onnx with a cl manifest; required unless --learner)", TakesFile: true},
 			&cli.StringFlag{Name: "head", Usage: "initial head `FILE` (.safetensors; first start only; or --method)", TakesFile: true},
 			&cli.StringFlag{Name: "method", Usage: "create an empty head of `METHOD` on first start: " + strings.Join(heads.Methods(), ", ")},
 			setFlag("method option key=value when creating the head with --method (repeatable)"),
-			&cli.StringFlag{Name: "state", Usage: "state folder `DIR`: snapshot and journal (required)"},
+			&cli.StringFlag{Name: "state", Usage: "state folder `DIR`: snapshot and journal (required unless --learner)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "`ADDRESS` (host:port) to listen on"},
 			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the bearer token for learn and forget (else $" + serve.TokenEnv + ")", TakesFile: true},
 			&cli.BoolFlag{Name: "insecure-no-auth", Usage: "serve learn and forget without a token (only on a trusted network)"},
@@ -60,9 +62,16 @@ func init() {
 			&cli.DurationFlag{Name: "read-timeout", Value: d.ReadTimeout, Usage: "`DURATION` to read a whole request"},
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "`DURATION` to handle a request and write the reply"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: d.ShutdownTimeout, Usage: "`DURATION` to drain requests on SIGTERM"},
-		}, ortFlags()...),
+		}, append(learnerFlags("to serve for prediction instead of --model and --head; learn and forget are refused"), ortFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if err := requireFlags(c, "model", "state"); err != nil {
+			learner := c.IsSet("learner")
+			if learner {
+				for _, f := range []string{"model", "head", "method", "set", "state"} {
+					if c.IsSet(f) {
+						return usageErrorf("--learner serves a learner file in the ViT of --weights: --%s is for heads", f)
+					}
+				}
+			} else if err := requireFlags(c, "model", "state"); err != nil {
 				return err
 			}
 			if c.Args().Present() {
@@ -98,11 +107,20 @@ func init() {
 			if c.IsSet("tls-cert") != c.IsSet("tls-key") {
 				return usageErrorf("--tls-cert and --tls-key go together")
 			}
-			return runServe(c.Context, serveOptions{
+			o := serveOptions{
 				Model: c.String("model"), Head: c.String("head"), Method: strings.ToLower(c.String("method")), Set: setPairs(c),
 				Listen: c.String("listen"), TokenFile: c.String("token-file"), TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
 				Config: cfg, ORT: backboneOptions(c),
-			}, c.App.Writer, c.App.ErrWriter)
+			}
+			if learner {
+				b, err := learnerBackboneFrom(c)
+				if err != nil {
+					return err
+				}
+				o.Learner, o.LearnerBackbone = c.String("learner"), b
+				return runServeLearner(c.Context, o, c.App.Writer, c.App.ErrWriter)
+			}
+			return runServe(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	})
 }
@@ -115,6 +133,10 @@ type serveOptions struct {
 	TLSCert, TLSKey     string
 	Config              serve.Config
 	ORT                 ort.Options
+	// Learner, when set, is a learner file served instead of Model and a
+	// head (cl serve --learner), in the ViT of LearnerBackbone.
+	Learner         string
+	LearnerBackbone learnerBackbone
 }
 
 // readToken reads the bearer token from file (first line, trimmed) or, with
