@@ -23,6 +23,21 @@ type Native interface {
 	// (trans false) or Qᵀ·b (trans true), Q from SymTridiag(a, n, …, tau)
 	// (LAPACK dormtr).
 	SymTridiagMulQ(trans bool, a []float64, n int, tau []float64, b []float64, c, stride int) bool
+	// SymBand reduces the symmetric n×n A in the upper triangle of a to a
+	// symmetric band matrix B of half-bandwidth kd ≥ 1, A = Q B Qᵀ (LAPACK
+	// dsytrd_sy2sb, the first stage of the two-stage reduction, all
+	// level-3 products): band [n·(kd+1)] receives B with
+	// band[j·(kd+1)+t] = B(j+t, j) = B(j, j+t) for t = 0…kd, j+t < n, and Q
+	// is kept in a's upper triangle and tau [n], for SymBandMulQ only.
+	SymBand(a []float64, n, kd int, band, tau []float64) bool
+	// SymBandMulQ is SymTridiagMulQ for the Q of SymBand(a, n, kd, …, tau)
+	// (LAPACK dormqr on the reflectors below B's band).
+	SymBandMulQ(trans bool, a []float64, n, kd int, tau []float64, b []float64, c, stride int) bool
+	// BandSolve overwrites r, c right-hand sides of length n one after
+	// another (r[j·n+i]), with (B + λI)⁻¹ r for the symmetric band B that
+	// SymBand wrote to band (n, kd), by LU with partial pivoting (LAPACK
+	// dgbsv). It reports false when B + λI is exactly singular.
+	BandSolve(band []float64, n, kd int, lam float64, r []float64, c int) bool
 	// SymEigenvalues writes the eigenvalues of the symmetric n×n A (upper
 	// triangle of a, which is overwritten) into w [n], ascending (LAPACK
 	// dsyevd without vectors). It reports false when the iteration did not

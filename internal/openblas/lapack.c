@@ -10,11 +10,17 @@ typedef void (*dsytrd_t)(const char*, const int*, double*, const int*, double*, 
 typedef void (*dormtr_t)(const char*, const char*, const char*, const int*, const int*, const double*, const int*, const double*, double*, const int*, double*, const int*, int*, size_t, size_t, size_t);
 typedef void (*dsyevd_t)(const char*, const char*, const int*, double*, const int*, double*, double*, const int*, int*, const int*, int*, size_t, size_t);
 typedef void (*dpotrf_t)(const char*, const int*, double*, const int*, int*, size_t);
+typedef void (*dsy2sb_t)(const char*, const int*, const int*, double*, const int*, double*, const int*, double*, double*, const int*, int*, size_t);
+typedef void (*dormqr_t)(const char*, const char*, const int*, const int*, const int*, const double*, const int*, const double*, double*, const int*, double*, const int*, int*, size_t, size_t);
+typedef void (*dgbsv_t)(const int*, const int*, const int*, const int*, double*, const int*, int*, double*, const int*, int*);
 
 static dsytrd_t p_dsytrd;
 static dormtr_t p_dormtr;
 static dsyevd_t p_dsyevd;
 static dpotrf_t p_dpotrf, p_dpotri;
+static dsy2sb_t p_dsy2sb;
+static dormqr_t p_dormqr;
+static dgbsv_t p_dgbsv;
 
 // cl_lapack_load resolves the LAPACK routines in an opened library; it
 // returns 1 when all are there, 0 otherwise (a BLAS-only build).
@@ -24,7 +30,10 @@ int cl_lapack_load(void* h) {
 	p_dsyevd = (dsyevd_t)dlsym(h, "dsyevd_");
 	p_dpotrf = (dpotrf_t)dlsym(h, "dpotrf_");
 	p_dpotri = (dpotrf_t)dlsym(h, "dpotri_");
-	return p_dsytrd && p_dormtr && p_dsyevd && p_dpotrf && p_dpotri;
+	p_dsy2sb = (dsy2sb_t)dlsym(h, "dsytrd_sy2sb_");
+	p_dormqr = (dormqr_t)dlsym(h, "dormqr_");
+	p_dgbsv = (dgbsv_t)dlsym(h, "dgbsv_");
+	return p_dsytrd && p_dormtr && p_dsyevd && p_dpotrf && p_dpotri && p_dsy2sb && p_dormqr && p_dgbsv;
 }
 
 // Each wrapper returns LAPACK's info (0 = success), or -1000 when the
@@ -86,5 +95,38 @@ int cl_dpotrf_l(int n, double* a, int lda) {
 int cl_dpotri_l(int n, double* a, int lda) {
 	int info = 0;
 	p_dpotri("L", &n, a, &lda, &info, 1);
+	return info;
+}
+
+int cl_dsy2sb_l(int n, int kd, double* a, int lda, double* ab, int ldab, double* tau) {
+	int info = 0, lwork = -1;
+	double q;
+	p_dsy2sb("L", &n, &kd, a, &lda, ab, &ldab, tau, &q, &lwork, &info, 1);
+	if (info != 0) return info;
+	lwork = q > 1 ? (int)q : 1;
+	double* work = malloc(sizeof(double) * (size_t)lwork);
+	if (!work) return -1000;
+	p_dsy2sb("L", &n, &kd, a, &lda, ab, &ldab, tau, work, &lwork, &info, 1);
+	free(work);
+	return info;
+}
+
+int cl_dormqr_r(char trans, int m, int n, int k, const double* a, int lda, const double* tau, double* c, int ldc) {
+	int info = 0, lwork = -1;
+	double q;
+	char t[2] = {trans, 0};
+	p_dormqr("R", t, &m, &n, &k, a, &lda, tau, c, &ldc, &q, &lwork, &info, 1, 1);
+	if (info != 0) return info;
+	lwork = q > 1 ? (int)q : 1;
+	double* work = malloc(sizeof(double) * (size_t)lwork);
+	if (!work) return -1000;
+	p_dormqr("R", t, &m, &n, &k, a, &lda, tau, c, &ldc, work, &lwork, &info, 1, 1);
+	free(work);
+	return info;
+}
+
+int cl_dgbsv(int n, int kl, int ku, int nrhs, double* ab, int ldab, int* ipiv, double* b, int ldb) {
+	int info = 0;
+	p_dgbsv(&n, &kl, &ku, &nrhs, ab, &ldab, ipiv, b, &ldb, &info);
 	return info;
 }

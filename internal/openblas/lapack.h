@@ -7,3 +7,6 @@ int cl_dormtr_rl(char trans, int m, int n, const double* a, int lda, const doubl
 int cl_dsyevd_nl(int n, double* a, int lda, double* w);
 int cl_dpotrf_l(int n, double* a, int lda);
 int cl_dpotri_l(int n, double* a, int lda);
+int cl_dsy2sb_l(int n, int kd, double* a, int lda, double* ab, int ldab, double* tau);
+int cl_dormqr_r(char trans, int m, int n, int k, const double* a, int lda, const double* tau, double* c, int ldc);
+int cl_dgbsv(int n, int kl, int ku, int nrhs, double* ab, int ldab, int* ipiv, double* b, int ldb);

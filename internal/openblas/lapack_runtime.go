@@ -104,3 +104,63 @@ func (Lapack) CholInverseUpper(a []float64, n, lda int) bool {
 	square(a, n, lda)
 	return C.cl_dpotri_l(C.int(n), dptr(a), C.int(lda)) == 0
 }
+
+// SymBand implements linalg.Native.
+func (Lapack) SymBand(a []float64, n, kd int, band, tau []float64) bool {
+	if n == 0 {
+		return true
+	}
+	if kd < 1 {
+		panic("openblas: SymBand needs kd ≥ 1")
+	}
+	square(a, n, n)
+	need("band", band, n*(kd+1))
+	need("tau", tau, n)
+	return C.cl_dsy2sb_l(C.int(n), C.int(kd), dptr(a), C.int(n), dptr(band), C.int(kd+1), dptr(tau)) == 0
+}
+
+// SymBandMulQ implements linalg.Native. Q = H(1)…H(n−kd) acts on rows
+// kd…n−1 only; its reflectors are those of a QR factorisation stored
+// column-major at (kd, 0) of a's column-major view.
+func (Lapack) SymBandMulQ(trans bool, a []float64, n, kd int, tau []float64, b []float64, c, stride int) bool {
+	k := n - kd
+	if k <= 0 || c == 0 {
+		return true
+	}
+	square(a, n, n)
+	need("tau", tau, k)
+	if stride < c {
+		panic("openblas: stride smaller than the columns")
+	}
+	need("b", b, stride*(n-1)+c)
+	t := C.char('T')
+	if trans {
+		t = 'N'
+	}
+	// b's rows kd… are the columns kd… of the c×n column-major X = bᵀ.
+	return C.cl_dormqr_r(t, C.int(c), C.int(k), C.int(k), dptr(a[kd:]), C.int(n), dptr(tau), dptr(b[kd*stride:]), C.int(stride)) == 0
+}
+
+// BandSolve implements linalg.Native: it spreads B + λI into dgbsv's
+// general band storage (kl = ku = kd, 3·kd+1 rows) and solves.
+func (Lapack) BandSolve(band []float64, n, kd int, lam float64, r []float64, c int) bool {
+	if n == 0 || c == 0 {
+		return true
+	}
+	need("band", band, n*(kd+1))
+	need("r", r, n*c)
+	ld := 3*kd + 1
+	ab := make([]float64, ld*n)
+	for j := 0; j < n; j++ {
+		for t := 0; t <= kd && j+t < n; t++ {
+			v := band[j*(kd+1)+t]
+			if t == 0 {
+				v += lam
+			}
+			ab[2*kd+t+j*ld] = v     // B(j+t, j)
+			ab[2*kd-t+(j+t)*ld] = v // B(j, j+t)
+		}
+	}
+	ipiv := make([]C.int, n)
+	return C.cl_dgbsv(C.int(n), C.int(kd), C.int(kd), C.int(c), dptr(ab), C.int(ld), &ipiv[0], dptr(r), C.int(n)) == 0
+}

@@ -201,3 +201,86 @@ func TestCholUpperNative(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeBand checks the two-stage path's first stage against its
+// definition: A = Q B Qᵀ rebuilt from SymBand's band and SymBandMulQ, the
+// strict lower triangle untouched, Qᵀ(Q b) = b, and BandSolve's X satisfying
+// (B + λI) X = R.
+func TestNativeBand(t *testing.T) {
+	needRuntime(t)
+	var nat Lapack
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct{ n, kd int }{{1, 4}, {5, 4}, {6, 4}, {40, 3}, {130, 16}} {
+		n, kd := tc.n, tc.kd
+		a := spd(r, n, n)
+		full := slices.Clone(a)
+		for i := 0; i < n; i++ {
+			for j := 0; j < i; j++ {
+				a[i*n+j] = 7
+			}
+		}
+		band, tau := make([]float64, n*(kd+1)), make([]float64, n)
+		if !nat.SymBand(a, n, kd, band, tau) {
+			t.Fatalf("n=%d kd=%d: SymBand failed", n, kd)
+		}
+		for i := 0; i < n; i++ {
+			for j := 0; j < i; j++ {
+				if a[i*n+j] != 7 {
+					t.Fatalf("n=%d: SymBand wrote the lower triangle", n)
+				}
+			}
+		}
+		bm := make([]float64, n*n) // B, full
+		for j := 0; j < n; j++ {
+			for k := 0; k <= kd && j+k < n; k++ {
+				bm[(j+k)*n+j], bm[j*n+j+k] = band[j*(kd+1)+k], band[j*(kd+1)+k]
+			}
+		}
+		q := make([]float64, n*n)
+		for i := 0; i < n; i++ {
+			q[i*n+i] = 1
+		}
+		if !nat.SymBandMulQ(false, a, n, kd, tau, q, n, n) {
+			t.Fatalf("n=%d: SymBandMulQ failed", n)
+		}
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				var s float64 // (Q B Qᵀ)_ij
+				for k := 0; k < n; k++ {
+					var qb float64
+					for l := 0; l < n; l++ {
+						qb += bm[k*n+l] * q[j*n+l]
+					}
+					s += q[i*n+k] * qb
+				}
+				if math.Abs(s-full[i*n+j]) > 1e-12*float64(n) {
+					t.Fatalf("n=%d kd=%d: (Q B Qᵀ)[%d,%d] = %v, A %v", n, kd, i, j, s, full[i*n+j])
+				}
+			}
+		}
+		const c, stride = 3, 4
+		b := rnd(r, n*stride)
+		b0 := slices.Clone(b)
+		nat.SymBandMulQ(false, a, n, kd, tau, b, c, stride)
+		nat.SymBandMulQ(true, a, n, kd, tau, b, c, stride)
+		close(t, "Qᵀ(Q b)", b, b0, 1e-13*float64(n))
+
+		const lam = 0.25
+		rhs := rnd(r, n*c)
+		x := slices.Clone(rhs)
+		if !nat.BandSolve(band, n, kd, lam, x, c) {
+			t.Fatalf("n=%d: BandSolve failed", n)
+		}
+		for k := 0; k < c; k++ {
+			for i := 0; i < n; i++ {
+				s := lam * x[k*n+i]
+				for j := 0; j < n; j++ {
+					s += bm[i*n+j] * x[k*n+j]
+				}
+				if math.Abs(s-rhs[k*n+i]) > 1e-10 {
+					t.Fatalf("n=%d: ((B + λI) X − R)[%d,%d] = %v", n, i, k, s-rhs[k*n+i])
+				}
+			}
+		}
+	}
+}
