@@ -499,19 +499,10 @@ func (c *CODAPrompt) Save(path string) error {
 // LoadCODAPrompt reads a learner file written by Save.
 func LoadCODAPrompt(env Env, path string) (*CODAPrompt, error) {
 	var st codaState
-	f, err := readState(env, path, "coda-prompt", &st)
+	c, err := loadPrompt(env, path, "coda-prompt", codaStream, &st, &st.promptState, newCODA)
 	if err != nil {
 		return nil, err
 	}
-	core, err := newCore("coda-prompt", env, codaStream)
-	if err != nil {
-		return nil, err
-	}
-	c := newCODA(core, st.Options)
-	restore(&c.promptBase, st.promptState)
 	c.tasks = st.Tasks
-	if err := readSlots(f, path, c.slots()); err != nil {
-		return nil, err
-	}
 	return c, nil
 }

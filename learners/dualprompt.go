@@ -388,18 +388,5 @@ func (d *DualPrompt) Save(path string) error {
 // LoadDualPrompt reads a learner file written by Save.
 func LoadDualPrompt(env Env, path string) (*DualPrompt, error) {
 	var st promptState[DualOptions]
-	f, err := readState(env, path, "dualprompt", &st)
-	if err != nil {
-		return nil, err
-	}
-	core, err := newCore("dualprompt", env, dualStream)
-	if err != nil {
-		return nil, err
-	}
-	d := newDual(core, st.Options)
-	restore(&d.promptBase, st)
-	if err := readSlots(f, path, d.slots()); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return loadPrompt(env, path, "dualprompt", dualStream, &st, &st, newDual)
 }

@@ -2,7 +2,6 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -512,57 +511,43 @@ type easeState struct {
 	StageClasses [][]int     `json:"stage_classes"`
 }
 
-func (e *EASE) allParams() []*optim.Param {
-	var ps []*optim.Param
+// slots are the trained tensors: every stage's adapter set and prototypes.
+func (e *EASE) slots() []tensorSlot {
+	var out []tensorSlot
 	W, C := int64(e.pe.w.Width), int64(len(e.names))
 	for i, a := range e.Adapters {
 		for k, s := range e.specs {
-			ps = append(ps, &optim.Param{Name: fmt.Sprintf("adapter.%d.%s", i, s.Name), Shape: e.shapes()[k], Data: a[k]})
+			out = append(out, tensorSlot{fmt.Sprintf("adapter.%d.%s", i, s.Name), e.shapes()[k], &a[k]})
 		}
-		ps = append(ps, &optim.Param{Name: fmt.Sprintf("prototypes.%d", i), Shape: []int64{C, W}, Data: e.Protos[i]})
+		out = append(out, tensorSlot{fmt.Sprintf("prototypes.%d", i), []int64{C, W}, &e.Protos[i]})
 	}
-	return ps
+	return out
 }
 
 // Save implements Learner: every adapter set and the prototypes.
 func (e *EASE) Save(path string) error {
-	st, _ := json.Marshal(easeState{Options: e.opt, Names: e.names, StageClasses: e.StageClasses})
-	return saveLearner(path, "ease", e.pe.env.WeightsSHA256, string(st), e.allParams())
+	return e.save(path, easeState{Options: e.opt, Names: e.names, StageClasses: e.StageClasses}, e.slots())
 }
 
 // LoadEASE reads a learner file written by Save.
 func LoadEASE(env Env, path string) (*EASE, error) {
-	f, state, err := loadLearner(path, "ease", env.WeightsSHA256)
+	var st easeState
+	f, err := readState(env, path, "ease", &st)
 	if err != nil {
 		return nil, err
-	}
-	var st easeState
-	if err := json.Unmarshal([]byte(state), &st); err != nil {
-		return nil, fmt.Errorf("%s: ease state: %w", path, err)
 	}
 	e, err := NewEASE(env, map[string]string{"bottleneck": fmt.Sprint(st.Options.Bottleneck), "scale": fmt.Sprint(st.Options.Scale)})
 	if err != nil {
 		return nil, err
 	}
 	e.opt, e.names, e.StageClasses = st.Options, st.Names, st.StageClasses
-	W := e.pe.w.Width
-	for range st.StageClasses {
-		e.Adapters = append(e.Adapters, make(easeAdapter, len(e.specs)))
-		e.Protos = append(e.Protos, make([]float32, len(st.Names)*W))
-	}
-	want := map[string][]int64{}
-	for _, p := range e.allParams() {
-		want[p.Name] = p.Shape
-	}
-	got, err := learnerTensors(f, path, want)
-	if err != nil {
-		return nil, err
-	}
+	e.Adapters = make([]easeAdapter, len(st.StageClasses))
+	e.Protos = make([][]float32, len(st.StageClasses))
 	for i := range e.Adapters {
-		for k, s := range e.specs {
-			e.Adapters[i][k] = got[fmt.Sprintf("adapter.%d.%s", i, s.Name)]
-		}
-		e.Protos[i] = got[fmt.Sprintf("prototypes.%d", i)]
+		e.Adapters[i] = make(easeAdapter, len(e.specs))
+	}
+	if err := readSlots(f, path, e.slots()); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

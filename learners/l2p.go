@@ -229,20 +229,7 @@ func (l *L2P) Save(path string) error {
 // the ones it was trained on.
 func LoadL2P(env Env, path string) (*L2P, error) {
 	var st promptState[L2POptions]
-	f, err := readState(env, path, "l2p", &st)
-	if err != nil {
-		return nil, err
-	}
-	core, err := newCore("l2p", env, l2pStream)
-	if err != nil {
-		return nil, err
-	}
-	l := newL2P(core, st.Options)
-	restore(&l.promptBase, st)
-	if err := readSlots(f, path, l.slots()); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return loadPrompt(env, path, "l2p", l2pStream, &st, &st, newL2P)
 }
 
 // SetTestSelect switches the test-time selection (SelectPerSample or

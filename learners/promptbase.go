@@ -231,9 +231,33 @@ func stateOf[O any](b *promptBase, o O) promptState[O] {
 	return promptState[O]{Options: o, Names: b.names, Seen: b.seen, Stages: b.stages}
 }
 
-// restore sets b's learned classes and stage count from a file's record
-// and sizes the head's bias (the classes the slots' shapes use).
-func restore[O any](b *promptBase, st promptState[O]) {
+func (b *promptBase) base() *promptBase { return b }
+
+// loadPrompt reads the learner file of method at path written by a prompt
+// learner's Save: its JSON record into state (st is its promptState part),
+// then the learner that build makes from a fresh core (initial stream tag)
+// and the recorded options, with the record's classes and stages and the
+// file's tensors in its slots. The weights in env must be the ones it was
+// trained on.
+func loadPrompt[O any, L interface {
+	base() *promptBase
+	slots() []tensorSlot
+}](env Env, path, method string, tag uint64, state any, st *promptState[O], build func(learnerCore, O) L) (L, error) {
+	var none L
+	f, err := readState(env, path, method, state)
+	if err != nil {
+		return none, err
+	}
+	core, err := newCore(method, env, tag)
+	if err != nil {
+		return none, err
+	}
+	l := build(core, st.Options)
+	b := l.base()
 	b.names, b.seen, b.stages = st.Names, st.Seen, st.Stages
-	b.HeadB = make([]float32, len(st.Names))
+	b.HeadB = make([]float32, len(st.Names)) // the head's shape in slots
+	if err := readSlots(f, path, l.slots()); err != nil {
+		return none, err
+	}
+	return l, nil
 }
