@@ -54,9 +54,9 @@ func parseCODA(o map[string]string, depth int) (CODAOptions, error) {
 		return CODAOptions{}, err
 	}
 	r := CODAOptions{Components: p.integer("components", 1, 1<<16), Length: p.integer("length", 1, 4096),
-		Layers: intList(p, "layers"), Ortho: p.number("ortho", 0), Tasks: p.integer("tasks", 0, 1<<16),
-		LR: p.number("lr", 0), Batch: p.integer("batch", 1, 1<<20), Epochs: p.integer("epochs", 0, 1<<20),
-		EvalBatch: p.integer("eval-batch", 1, 1<<20)}
+		Layers: p.ints("layers"), Ortho: p.number("ortho", 0), Tasks: p.integer("tasks", 0, 1<<16),
+		LR: p.number("lr", 0), Batch: p.size("batch"), Epochs: p.count("epochs"),
+		EvalBatch: p.size("eval-batch")}
 	if p.err != nil {
 		return r, p.err
 	}

@@ -3,8 +3,6 @@ package learners
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
@@ -68,35 +66,18 @@ type DualOptions struct {
 	Match string
 }
 
-func intList(p *popts, k string) []int {
-	var out []int
-	for _, f := range strings.Split(p.str(k), ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		v, err := strconv.Atoi(f)
-		if err != nil || v < 0 {
-			p.fail(k, "a comma-separated list of block indices")
-			return nil
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
 func parseDual(o map[string]string, depth int) (DualOptions, error) {
 	p, err := newPopts("dualprompt", o, dualDefaults())
 	if err != nil {
 		return DualOptions{}, err
 	}
-	r := DualOptions{GLayers: intList(p, "g-layers"), ELayers: intList(p, "e-layers"),
+	r := DualOptions{GLayers: p.ints("g-layers"), ELayers: p.ints("e-layers"),
 		Length: p.integer("e-length", 1, 4096), Pool: p.integer("pool", 1, 4096),
-		Pull: p.number("pull", 0), LR: p.number("lr", 0), Batch: p.integer("batch", 1, 1<<20),
-		Epochs: p.integer("epochs", 0, 1<<20), SharedPool: p.boolean("shared-pool"),
+		Pull: p.number("pull", 0), LR: p.number("lr", 0), Batch: p.size("batch"),
+		Epochs: p.count("epochs"), SharedPool: p.boolean("shared-pool"),
 		Layout:     p.choice("layout", LayoutKeyValue, LayoutPILOT),
 		TestSelect: p.choice("test-select", SelectPerSample, SelectBatchVote),
-		VoteBatch:  p.integer("vote-batch", 1, 1<<20), EvalBatch: p.integer("eval-batch", 1, 1<<20),
+		VoteBatch:  p.size("vote-batch"), EvalBatch: p.size("eval-batch"),
 		Match: p.choice("match", "trained", "all")}
 	gLen := p.integer("g-length", 0, 4096)
 	if p.err != nil {

@@ -54,7 +54,7 @@ func parseEASE(o map[string]string) (EASEOptions, error) {
 		return EASEOptions{}, err
 	}
 	r := EASEOptions{Bottleneck: p.integer("bottleneck", 1, vit.MaxWidth), Scale: p.number("scale", 0),
-		Epochs: p.integer("epochs", 0, 1<<20), Batch: p.integer("batch", 1, 1<<20), EvalBatch: p.integer("eval-batch", 1, 1<<20),
+		Epochs: p.count("epochs"), Batch: p.size("batch"), EvalBatch: p.size("eval-batch"),
 		LR: p.number("lr", 0), WD: p.number("wd", 0), Momentum: p.number("momentum", 0), Sigma: p.number("sigma", 0),
 		Alpha: p.number("alpha", 0), Augment: p.str("augment")}
 	if p.err != nil {

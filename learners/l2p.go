@@ -54,11 +54,11 @@ func parseL2P(o map[string]string) (L2POptions, error) {
 	}
 	r := L2POptions{
 		Pool: p.integer("pool", 1, 4096), Length: p.integer("length", 1, 4096), TopK: p.integer("top-k", 1, 4096),
-		Pull: p.number("pull", 0), LR: p.number("lr", 0), Batch: p.integer("batch", 1, 1<<20),
-		Epochs:      p.integer("epochs", 0, 1<<20),
+		Pull: p.number("pull", 0), LR: p.number("lr", 0), Batch: p.size("batch"),
+		Epochs:      p.count("epochs"),
 		TrainSelect: p.choice("train-select", SelectPerSample, SelectBatchVote),
 		TestSelect:  p.choice("test-select", SelectPerSample, SelectBatchVote),
-		VoteBatch:   p.integer("vote-batch", 1, 1<<20), EvalBatch: p.integer("eval-batch", 1, 1<<20),
+		VoteBatch:   p.size("vote-batch"), EvalBatch: p.size("eval-batch"),
 	}
 	if p.err != nil {
 		return r, p.err

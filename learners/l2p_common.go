@@ -2,19 +2,19 @@ package learners
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/tune/optim"
 )
 
 // Shared by the prompt-based learners (l2p.go, dualprompt.go,
-// codaprompt.go) and EASE (ease.go): option parsing, the frozen [CLS]
-// queries, the stage checks and the learner-file metadata.
+// codaprompt.go) and EASE (ease.go): the selection modes, the stage
+// checks, initialisers and the learner-file format. Their option parsing
+// is in popts.go, the environment and frozen queries in promptenv.go, the
+// per-stage training loop in stagetrain.go, the state they share in
+// learnercore.go and promptbase.go.
 
 // Selection modes of the prompt learners.
 const (
@@ -26,75 +26,6 @@ const (
 	// batchwise_prompt); results then depend on how the data is batched.
 	SelectBatchVote = "batch-vote"
 )
-
-// popts reads a learner's key=value options over its defaults.
-type popts struct {
-	method string
-	got    map[string]string
-	def    map[string]string
-	err    error
-}
-
-func newPopts(method string, got, def map[string]string) (*popts, error) {
-	if err := CheckOptions(method, got, def); err != nil {
-		return nil, err
-	}
-	return &popts{method: method, got: got, def: def}, nil
-}
-
-func (o *popts) str(k string) string {
-	if v, ok := o.got[k]; ok {
-		return v
-	}
-	return o.def[k]
-}
-
-func (o *popts) fail(k, want string) {
-	if o.err == nil {
-		o.err = fmt.Errorf("%s: option %s=%q must be %s", o.method, k, o.str(k), want)
-	}
-}
-
-// integer reads k as an integer in [lo, hi].
-func (o *popts) integer(k string, lo, hi int) int {
-	v, err := strconv.Atoi(strings.TrimSpace(o.str(k)))
-	if err != nil || v < lo || v > hi {
-		o.fail(k, fmt.Sprintf("an integer in [%d, %d]", lo, hi))
-		return lo
-	}
-	return v
-}
-
-// number reads k as a finite number ≥ lo.
-func (o *popts) number(k string, lo float64) float64 {
-	v, err := strconv.ParseFloat(strings.TrimSpace(o.str(k)), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < lo {
-		o.fail(k, fmt.Sprintf("a number ≥ %v", lo))
-		return lo
-	}
-	return v
-}
-
-// choice reads k as one of the allowed values.
-func (o *popts) choice(k string, allowed ...string) string {
-	v := strings.TrimSpace(o.str(k))
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
-	}
-	o.fail(k, "one of "+strings.Join(allowed, ", "))
-	return allowed[0]
-}
-
-// boolean reads k as true/false.
-func (o *popts) boolean(k string) bool {
-	v, err := strconv.ParseBool(strings.TrimSpace(o.str(k)))
-	if err != nil {
-		o.fail(k, "true or false")
-	}
-	return v
-}
 
 // stageGuard checks a stage for a task-incremental learner: images present,
 // classes new and inside the run's label space, and the same label space as
