@@ -31,9 +31,11 @@ type batchJob struct {
 }
 
 // batcher gathers the images of concurrent requests into backbone batches
-// of up to maxBatch images, waiting at most maxDelay for more once it holds
-// one. At most queueCap images wait; a request whose images do not fit is
-// refused at once (never unbounded memory).
+// of up to maxBatch images. A worker that holds a job waits for more only
+// while other images are on their way (reserved by a request and not yet
+// taken by a worker: queued, or still being decoded), and at most maxDelay;
+// a lone request runs at once. At most queueCap images wait; a request
+// whose images do not fit is refused at once (never unbounded memory).
 type batcher struct {
 	bb       Backbone
 	per      int // values per image: 3·S·S
@@ -41,17 +43,35 @@ type batcher struct {
 	maxDelay time.Duration
 	queueCap int64
 
-	queued atomic.Int64 // images waiting or running
-	jobs   chan *batchJob
-	wg     sync.WaitGroup
-	stop   chan struct{}
+	queued  atomic.Int64 // images reserved: being decoded, waiting or running
+	claimed atomic.Int64 // images taken by a worker: being gathered or running
+	jobs    chan *batchJob
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	wake    chan struct{} // release: images a worker may be waiting for will not come
+	after   gatherTimer
 
 	onBatch func(images int, d time.Duration) // metrics hook
 }
 
+// gatherTimer arms a worker's gather window: it returns a channel that
+// receives once d has passed and a function that disarms it. The server
+// uses the clock (clockTimer); tests step it by hand.
+type gatherTimer func(d time.Duration) (<-chan time.Time, func() bool)
+
+func clockTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
 func newBatcher(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap, workers int, onBatch func(int, time.Duration)) *batcher {
+	return newBatcherTimer(bb, per, maxBatch, maxDelay, queueCap, workers, onBatch, clockTimer)
+}
+
+// newBatcherTimer is newBatcher with the gather window's timer.
+func newBatcherTimer(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap, workers int, onBatch func(int, time.Duration), after gatherTimer) *batcher {
 	b := &batcher{bb: bb, per: per, maxBatch: maxBatch, maxDelay: maxDelay, queueCap: int64(queueCap),
-		jobs: make(chan *batchJob, queueCap), stop: make(chan struct{}), onBatch: onBatch}
+		jobs: make(chan *batchJob, queueCap), stop: make(chan struct{}), wake: make(chan struct{}, 1), after: after, onBatch: onBatch}
 	for i := 0; i < workers; i++ {
 		b.wg.Add(1)
 		go b.worker()
@@ -59,7 +79,7 @@ func newBatcher(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap
 	return b
 }
 
-// depth is the number of images queued or running.
+// depth is the number of images reserved: being decoded, queued or running.
 func (b *batcher) depth() int64 { return b.queued.Load() }
 
 // reserve takes room for n images in the queue, or returns errQueueFull.
@@ -73,8 +93,15 @@ func (b *batcher) reserve(n int) error {
 	return nil
 }
 
-// release gives back room reserved for images that will not run.
-func (b *batcher) release(n int) { b.queued.Add(-int64(n)) }
+// release gives back room reserved for images that will not run, and wakes
+// a worker waiting for them.
+func (b *batcher) release(n int) {
+	b.queued.Add(-int64(n))
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
 
 // run computes the features of n images x [n, 3, S, S] (reserve and
 // runReserved).
@@ -104,9 +131,13 @@ func (b *batcher) runReserved(ctx context.Context, x []float32, n int) ([]float3
 	}
 }
 
+// coming reports whether images are on their way to the workers: reserved
+// by a request (being decoded, or in the channel) and not yet taken.
+func (b *batcher) coming() bool { return b.queued.Load() > b.claimed.Load() }
+
 func (b *batcher) worker() {
 	defer b.wg.Done()
-	var held *batchJob // a job that did not fit the previous batch
+	var held *batchJob // a job that did not fit the previous batch (claimed)
 	for {
 		var batch []*batchJob
 		size := 0
@@ -115,26 +146,33 @@ func (b *batcher) worker() {
 		} else {
 			select {
 			case j := <-b.jobs:
+				b.claimed.Add(int64(j.n))
 				batch, size = append(batch, j), j.n
 			case <-b.stop:
 				return
 			}
 		}
-		timer := time.NewTimer(b.maxDelay)
-	gather:
-		for size < b.maxBatch {
-			select {
-			case j := <-b.jobs:
-				if size+j.n > b.maxBatch {
-					held = j
+		// Gather more while some are coming; a lone request (nothing else
+		// reserved, queued or gathered) runs at once, without the timer.
+		if size < b.maxBatch && b.coming() {
+			expired, disarm := b.after(b.maxDelay)
+		gather:
+			for size < b.maxBatch && b.coming() {
+				select {
+				case j := <-b.jobs:
+					b.claimed.Add(int64(j.n))
+					if size+j.n > b.maxBatch {
+						held = j
+						break gather
+					}
+					batch, size = append(batch, j), size+j.n
+				case <-b.wake: // check coming again
+				case <-expired:
 					break gather
 				}
-				batch, size = append(batch, j), size+j.n
-			case <-timer.C:
-				break gather
 			}
+			disarm()
 		}
-		timer.Stop()
 		b.runBatch(batch, size)
 	}
 }
@@ -176,7 +214,10 @@ func (b *batcher) runBatch(batch []*batchJob, size int) {
 			j.out = out[off*d : (off+j.n)*d : (off+j.n)*d]
 		}
 		off += j.n
+		// queued first: claimed > queued for a moment is harmless, the
+		// reverse would make a gathering worker wait for nothing.
 		b.queued.Add(-int64(j.n))
+		b.claimed.Add(-int64(j.n))
 		close(j.done)
 	}
 }
