@@ -791,3 +791,20 @@ func solvedScores(t *testing.T, h Head, x []float32) []float64 {
 	}
 	return s
 }
+
+// TestRanPACSearchBand runs TestRanPACSearchPaths's comparison with the
+// native LAPACK's band reduction forced on small matrices (gridBandMin 50,
+// half-bandwidth 8): the dual (n = 144) and primal (n = 100) searches then
+// reduce to a band, and must agree with PILOT's 17 LU solves as the
+// tridiagonal path does; then TestRanPACGoldens with the same setting (λ,
+// losses and predictions against numpy). It needs the native LAPACK
+// (CL_BLAS=openblas).
+func TestRanPACSearchBand(t *testing.T) {
+	if linalg.NativeLAPACK() == nil {
+		t.Skip("no native LAPACK selected; run with CL_BLAS=openblas (and libopenblas0 installed) to test the band path")
+	}
+	defer func(m, kd int) { gridBandMin, gridBandKD = m, kd }(gridBandMin, gridBandKD)
+	gridBandMin, gridBandKD = 50, 8
+	TestRanPACSearchPaths(t)
+	TestRanPACGoldens(t)
+}
