@@ -213,16 +213,7 @@ func (c *CODAPrompt) weights(q []float32, f int) *codaWeights {
 		kn: make([]float64, f*L*W), qaN: make([]float64, n*f*L), knN: make([]float64, f*L)}
 	for k := 0; k < f; k++ {
 		for l := 0; l < L; l++ {
-			kv := c.Keys[(k*L+l)*W:][:W]
-			var ss float64
-			for _, v := range kv {
-				ss += float64(v) * float64(v)
-			}
-			nr := math.Max(math.Sqrt(ss), 1e-12)
-			cw.knN[k*L+l] = nr
-			for i, v := range kv {
-				cw.kn[(k*L+l)*W+i] = float64(v) / nr
-			}
+			cw.knN[k*L+l] = unitInto(cw.kn[(k*L+l)*W:][:W], c.Keys[(k*L+l)*W:][:W])
 		}
 	}
 	for b := 0; b < n; b++ {

@@ -463,15 +463,7 @@ func (e *EASE) scoresFrom(z [][]float32, n int) ([]float64, []int, error) {
 	for j := 0; j <= t; j++ {
 		unit[j] = make([]float64, len(cols)*W)
 		for k, c := range cols {
-			p := e.Protos[j][c*W : (c+1)*W]
-			var ss float64
-			for _, v := range p {
-				ss += float64(v) * float64(v)
-			}
-			nr := math.Max(math.Sqrt(ss), 1e-12)
-			for x, v := range p {
-				unit[j][k*W+x] = float64(v) / nr
-			}
+			unitInto(unit[j][k*W:(k+1)*W], e.Protos[j][c*W:(c+1)*W])
 		}
 	}
 	off := e.opt.Alpha / math.Max(float64(t), 1)
@@ -479,15 +471,7 @@ func (e *EASE) scoresFrom(z [][]float32, n int) ([]float64, []int, error) {
 	zu := make([]float64, W)
 	for j := 0; j <= t; j++ {
 		for r := 0; r < n; r++ {
-			f := z[j][r*W : (r+1)*W]
-			var ss float64
-			for _, v := range f {
-				ss += float64(v) * float64(v)
-			}
-			nr := math.Max(math.Sqrt(ss), 1e-12)
-			for x, v := range f {
-				zu[x] = float64(v) / nr
-			}
+			unitInto(zu, z[j][r*W:(r+1)*W])
 			for k, c := range cols {
 				var dot float64
 				u := unit[j][k*W : (k+1)*W]

@@ -2,6 +2,7 @@ package learners
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 
@@ -90,6 +91,20 @@ func pTruncNormal(rng *rand.Rand, n int, std float64) []float32 {
 		}
 	}
 	return v
+}
+
+// unitInto writes v / max(‖v‖, 1e-12) into dst (torch's F.normalize), in
+// float64, and returns the norm used.
+func unitInto(dst []float64, v []float32) float64 {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	nr := math.Max(math.Sqrt(ss), 1e-12)
+	for i, x := range v {
+		dst[i] = float64(x) / nr
+	}
+	return nr
 }
 
 // sortedInts returns a sorted copy.
