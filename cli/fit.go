@@ -38,9 +38,9 @@ func init() {
 			"must be new. docs/TRAINING.md.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "method", Usage: "`METHOD` of the head or learner to create: " + strings.Join(heads.Methods(), ", ") + "; with --learner " + strings.Join(learners.StoredNames(), ", ") + " (required to create, optional when the file exists)"},
-			&cli.StringFlag{Name: "features", Usage: "training features `FILE` F.safetensors (or F,G for APER; required)"},
-			&cli.StringFlag{Name: "head", Usage: "head `FILE` to create or extend (H.safetensors; required)"},
-			setFlag("method option key=value when creating the head (repeatable)"),
+			&cli.StringFlag{Name: "features", Usage: "training features `FILE` F.safetensors (or F,G for APER; required unless --learner)"},
+			&cli.StringFlag{Name: "head", Usage: "head `FILE` to create or extend (H.safetensors; required unless --learner)"},
+			setFlag("method option key=value when creating the head or learner (repeatable)"),
 			&cli.BoolFlag{Name: "allow-repeats", Usage: "learn rows whose sample the head already learned (or that repeat in the file) again, counting them twice"},
 		}, fitLearnerFlags()...),
 		Action: func(c *cli.Context) error {
