@@ -8,7 +8,6 @@ import (
 
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
-	"github.com/cl-dev/cl/tune/grad"
 	"github.com/cl-dev/cl/tune/optim"
 )
 
@@ -394,15 +393,15 @@ func (c *CODAPrompt) step(opt *optim.Optimizer, t int, x, q []float32, labels []
 	if err != nil {
 		return nil, nil, err
 	}
-	gp, gk, ga := c.backward(cw, q, out[2].F32, s)
-	loss := float64(out[0].F32[0])
+	gp, gk, ga := c.backward(cw, q, out.prompt, s)
+	loss := out.loss
 	if c.opt.Ortho > 0 {
 		loss += orthoPenalty(c.Keys, L, W, s, f, c.opt.Ortho, gk)
 		loss += orthoPenalty(c.Attn, L, W, s, f, c.opt.Ortho, ga)
 		loss += orthoPenalty(c.Prompts, L, c.opt.Length*W, s, f, c.opt.Ortho, gp)
 	}
-	res := &stepResult{Loss: loss, Logits: out[1].F32,
-		Grads: map[string][]float32{"prompts": gp, "keys": gk, "attention": ga, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
+	out.grads["prompts"], out.grads["keys"], out.grads["attention"] = gp, gk, ga
+	res := &stepResult{Loss: loss, Logits: out.logits, Grads: out.grads}
 	if res, err = applyStep("coda-prompt", opt, res, labels, c.classes()); err != nil {
 		return nil, nil, err
 	}

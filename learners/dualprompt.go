@@ -7,7 +7,6 @@ import (
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
 	"github.com/cl-dev/cl/tune"
-	"github.com/cl-dev/cl/tune/grad"
 	"github.com/cl-dev/cl/tune/optim"
 )
 
@@ -291,13 +290,13 @@ func (d *DualPrompt) step(opt *optim.Optimizer, x, q []float32, labels []int64, 
 	if err != nil {
 		return nil, err
 	}
-	gg, ge := d.scatter(out[2].F32, e)
+	gg, ge := d.scatter(out.prompt, e)
 	r, gk := keyPull(q, d.Keys, d.pe.w.Width, idx, d.opt.Pull)
-	res := &stepResult{Loss: float64(out[0].F32[0]) - d.opt.Pull*r, Idx: idx, Logits: out[1].F32,
-		Grads: map[string][]float32{"g-prompt": gg, "e-prompts": ge, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
-	if len(gg) == 0 {
-		delete(res.Grads, "g-prompt")
+	out.grads["e-prompts"], out.grads["keys"] = ge, gk
+	if len(gg) > 0 { // no G-prompt when g-layers is empty
+		out.grads["g-prompt"] = gg
 	}
+	res := &stepResult{Loss: out.loss - d.opt.Pull*r, Idx: idx, Logits: out.logits, Grads: out.grads}
 	return applyStep("dualprompt", opt, res, labels, d.classes())
 }
 

@@ -7,7 +7,6 @@ import (
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
 	"github.com/cl-dev/cl/tune"
-	"github.com/cl-dev/cl/tune/grad"
 	"github.com/cl-dev/cl/tune/optim"
 )
 
@@ -176,7 +175,7 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 	blk := l.opt.Length * W
 	for b, row := range idx {
 		for k, j := range row {
-			src := out[2].F32[(b*l.tokens()+k*l.opt.Length)*W:][:blk]
+			src := out.prompt[(b*l.tokens()+k*l.opt.Length)*W:][:blk]
 			dst := gp[j*blk : (j+1)*blk]
 			for t := range dst {
 				dst[t] += src[t]
@@ -184,8 +183,8 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 		}
 	}
 	r, gk := keyPull(q, l.Keys, W, idx, l.opt.Pull)
-	res := &stepResult{Loss: float64(out[0].F32[0]) - l.opt.Pull*r, Idx: idx, Logits: out[1].F32,
-		Grads: map[string][]float32{"prompts": gp, "keys": gk, grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}
+	out.grads["prompts"], out.grads["keys"] = gp, gk
+	res := &stepResult{Loss: out.loss - l.opt.Pull*r, Idx: idx, Logits: out.logits, Grads: out.grads}
 	return applyStep("l2p", opt, res, labels, l.classes())
 }
 

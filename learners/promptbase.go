@@ -70,21 +70,36 @@ func (b *promptBase) sessions() error {
 	return err
 }
 
+// trainOut is one run of the training graph.
+type trainOut struct {
+	// loss is the batch's mean masked cross-entropy; logits are [n,C].
+	loss   float64
+	logits []float32
+	// prompt is the gradient of the prompt input (its shape); grads holds
+	// the head's gradients by parameter name (weight [W,C], bias [C]), to
+	// which the method adds its own.
+	prompt []float32
+	grads  map[string][]float32
+}
+
 // runTrain runs the training graph on images x [n,3,S,S] with the prompt
-// input p, mask [C] (1 for the stage's classes) and global labels [n]. It
-// returns the loss [1], the logits [n,C] and the gradients of p, the head
-// weight [W,C] and the bias [C].
-func (b *promptBase) runTrain(x []float32, p ort.Tensor, labels []int64, mask []float32) ([]ort.Tensor, error) {
+// input p, mask [C] (1 for the stage's classes) and global labels [n].
+func (b *promptBase) runTrain(x []float32, p ort.Tensor, labels []int64, mask []float32) (*trainOut, error) {
 	if err := b.sessions(); err != nil {
 		return nil, err
 	}
 	n, W, C := len(labels), int64(b.pe.w.Width), int64(b.classes())
-	return b.train.Run([]ort.Tensor{b.pe.images(x, n), p,
+	out, err := b.train.Run([]ort.Tensor{b.pe.images(x, n), p,
 		{Shape: []int64{W, C}, F32: b.HeadW},
 		{Shape: []int64{C}, F32: b.HeadB},
 		{Shape: []int64{C}, F32: mask},
 		{Shape: []int64{int64(n)}, I64: labels},
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &trainOut{loss: float64(out[0].F32[0]), logits: out[1].F32, prompt: out[2].F32,
+		grads: map[string][]float32{grad.HeadWeightName: out[3].F32, grad.HeadBiasName: out[4].F32}}, nil
 }
 
 // headSlots are the head's tensors in the learner file.
