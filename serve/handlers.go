@@ -41,7 +41,7 @@ func (s *Server) decodeImages(parts []part) (inputs, error) {
 		return inputs{}, err
 	}
 	per := s.dec.pp.Len()
-	in := inputs{n: len(parts), images: make([]float32, len(parts)*per)}
+	in := inputs{n: len(parts), images: s.imageBuf(len(parts))}
 	for i, p := range parts {
 		which := fmt.Sprintf("image %d", i)
 		if p.name != "" {
@@ -54,6 +54,29 @@ func (s *Server) decodeImages(parts []part) (inputs, error) {
 		in.names = append(in.names, p.name)
 	}
 	return in, nil
+}
+
+// imageBuf returns room for n preprocessed images [n, 3, S, S]. One image's
+// room is recycled (recycle), sparing the allocation and clearing of 3·S²·4
+// bytes (602 KB at 224²) per single-image request; Apply overwrites every
+// value, so a recycled buffer needs no clearing.
+func (s *Server) imageBuf(n int) []float32 {
+	per := s.dec.pp.Len()
+	if n == 1 {
+		if b, ok := s.imgPool.Get().(*[]float32); ok {
+			return (*b)[:per]
+		}
+	}
+	return make([]float32, n*per)
+}
+
+// recycle keeps a single image's room for the next request; call it only
+// once the batcher has run the image (features returned without error), when
+// nothing refers to it any more.
+func (s *Server) recycle(in inputs) {
+	if in.n == 1 && in.images != nil {
+		s.imgPool.Put(&in.images)
+	}
 }
 
 // checkRows validates JSON feature rows and flattens them.
@@ -117,6 +140,7 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	s.recycle(in)
 	res, version, err := s.m.score(x, in.n, top)
 	if err != nil {
 		writeErr(w, err)
@@ -298,6 +322,7 @@ func (s *Server) readLearn(w http.ResponseWriter, r *http.Request) ([]newSample,
 	if err != nil {
 		return nil, err
 	}
+	s.recycle(in)
 	ss := make([]newSample, len(meta))
 	for i, m := range meta {
 		ss[i] = newSample{ID: m.ID, Class: m.Class, X: x[i*s.dim : (i+1)*s.dim : (i+1)*s.dim]}

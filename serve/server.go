@@ -33,21 +33,23 @@ type BackboneInfo struct {
 // learning and exact forgetting over HTTP, every change journaled before it
 // is acknowledged.
 type Server struct {
-	cfg  Config
-	bb   Backbone
-	bbi  BackboneInfo
-	dim  int
-	dec  *imageDecoder
-	b    *batcher
-	m    *model
-	st   *state
-	met  *metrics
-	log  *slog.Logger
-	rec  Recovered
-	sem  chan struct{} // MaxConcurrent
-	mux  *http.ServeMux
-	res  *resolver
-	snap snapshotter
+	cfg Config
+	bb  Backbone
+	bbi BackboneInfo
+	dim int
+	dec *imageDecoder
+	b   *batcher
+	m   *model
+	st  *state
+	met *metrics
+	log *slog.Logger
+	rec Recovered
+	sem chan struct{} // MaxConcurrent
+	// imgPool recycles single images' preprocessed room (*[]float32, imageBuf).
+	imgPool sync.Pool
+	mux     *http.ServeMux
+	res     *resolver
+	snap    snapshotter
 
 	failMu sync.Mutex
 	failed error // a journal write or fsync failed: no more changes
