@@ -146,27 +146,13 @@ func (e *EASE) sessions(classes int) error {
 		if err != nil {
 			return fmt.Errorf("ease: %w", err)
 		}
-		obj := grad.NewObjective(m)
-		if err := obj.Classifier(grad.ObjectiveSpec{Features: vit.OutputName, Classes: classes, Head: grad.HeadCosine}); err != nil {
-			return err
-		}
-		in := []string{vit.InputName}
-		out := []string{grad.LossName, grad.LogitsName}
 		var trainable []string
 		for _, s := range e.specs {
-			in = append(in, s.Name)
 			trainable = append(trainable, s.Name)
 		}
 		trainable = append(trainable, grad.HeadWeightName, grad.HeadSigmaName)
-		for _, n := range trainable {
-			out = append(out, grad.GradName(n))
-		}
-		in = append(in, grad.HeadWeightName, grad.HeadSigmaName, grad.LabelsName)
-		tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: trainable, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
-		if err != nil {
-			return fmt.Errorf("ease: differentiating the training graph: %w", err)
-		}
-		if e.train, err = e.pe.session("ease training graph", tg, in, out); err != nil {
+		spec := grad.ObjectiveSpec{Features: vit.OutputName, Classes: classes, Head: grad.HeadCosine}
+		if e.train, err = e.trainSession(m, spec, trainable); err != nil {
 			return err
 		}
 	}

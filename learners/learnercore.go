@@ -6,7 +6,10 @@ import (
 	"math/rand/v2"
 
 	"github.com/cl-dev/cl/internal/safetensors"
+	"github.com/cl-dev/cl/models/onnxpb"
 	"github.com/cl-dev/cl/models/ort"
+	"github.com/cl-dev/cl/models/vit"
+	"github.com/cl-dev/cl/tune/grad"
 	"github.com/cl-dev/cl/tune/optim"
 )
 
@@ -50,6 +53,34 @@ func (c *learnerCore) Close() {
 	}
 	c.train, c.fwd = nil, nil
 	c.pe.close()
+}
+
+// trainSession opens the training graph of the forward model m: spec's
+// classifier head and masked cross-entropy on m's features, differentiated
+// with respect to trainable (inputs of m and head parameters, in order).
+// Its inputs are vit.InputName [n,3,S,S], the trainable tensors, the class
+// mask [C] when spec.Mask is grad.MaskInput, and the labels [n]; its
+// outputs the loss [1], the logits [n,C] and the gradient of every
+// trainable tensor.
+func (c *learnerCore) trainSession(m *onnxpb.ModelProto, spec grad.ObjectiveSpec, trainable []string) (*ort.Session, error) {
+	obj := grad.NewObjective(m)
+	if err := obj.Classifier(spec); err != nil {
+		return nil, err
+	}
+	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: trainable, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: differentiating the training graph: %w", c.method, err)
+	}
+	in := append([]string{vit.InputName}, trainable...)
+	if spec.Mask == grad.MaskInput {
+		in = append(in, grad.ClassMaskName)
+	}
+	in = append(in, grad.LabelsName)
+	out := []string{grad.LossName, grad.LogitsName}
+	for _, n := range trainable {
+		out = append(out, grad.GradName(n))
+	}
+	return c.pe.session(c.method+" training graph", tg, in, out)
 }
 
 // tensorSlot is one trained tensor of a learner file: its name, its shape

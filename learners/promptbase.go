@@ -51,19 +51,9 @@ func (b *promptBase) sessions() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.method, err)
 	}
-	obj := grad.NewObjective(fwd)
-	if err := obj.Classifier(grad.ObjectiveSpec{Features: b.graph.features, Classes: b.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}); err != nil {
-		return err
-	}
 	in := b.graph.input
-	tg, err := grad.Build(obj.Model(), grad.Spec{Trainable: []string{in, grad.HeadWeightName, grad.HeadBiasName}, Loss: grad.LossName, Keep: []string{grad.LogitsName}})
-	if err != nil {
-		return fmt.Errorf("%s: differentiating the training graph: %w", b.method, err)
-	}
-	b.train, err = b.pe.session(b.method+" training graph", tg,
-		[]string{vit.InputName, in, grad.HeadWeightName, grad.HeadBiasName, grad.ClassMaskName, grad.LabelsName},
-		[]string{grad.LossName, grad.LogitsName, grad.GradName(in), grad.GradName(grad.HeadWeightName), grad.GradName(grad.HeadBiasName)})
-	if err != nil {
+	spec := grad.ObjectiveSpec{Features: b.graph.features, Classes: b.classes(), Head: grad.HeadLinear, Mask: grad.MaskInput}
+	if b.train, err = b.trainSession(fwd, spec, []string{in, grad.HeadWeightName, grad.HeadBiasName}); err != nil {
 		return err
 	}
 	b.fwd, err = b.pe.session(b.method+" forward graph", fwd, []string{vit.InputName, in}, []string{b.graph.features})
