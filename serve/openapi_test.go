@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -174,6 +175,8 @@ func checkObservedCodes() []string {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	boundFuzzMinimization()
 	code := m.Run()
 	if bad := checkObservedCodes(); len(bad) > 0 {
 		fmt.Fprintln(os.Stderr, "FAIL: status codes the handlers answered but openapi.json does not document:")
