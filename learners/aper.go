@@ -73,12 +73,24 @@ type adapted struct {
 	ranpac bool
 	rpOpts [][2]string
 
+	// opts are the options New was given (kept in the learner file).
+	opts map[string]string
+
 	pre, ada *ort.Backbone // pre-trained and adapted backbones (ada after stage 0)
-	head     heads.Head
+	// res holds the trained variant parameters (after stage 0), saved with
+	// the head so that LoadAdapted rebuilds the adapted backbone.
+	res  *tune.Result
+	head heads.Head
 	// feature caches by dataset: the adapted backbone's features of the
 	// evaluation images do not change after stage 0.
 	cache map[*tune.Dataset][]float32
-	names []string
+	// names are the run's class names (fixed by stage 0), seen the global
+	// labels learned in stage order, stages the number of stages learned,
+	// ledger the rows the head learned.
+	names  []string
+	seen   []int
+	stages int
+	ledger rowLedger
 }
 
 func newAdapted(env Env, m tune.Method, o map[string]string, ranpac bool) (Learner, error) {
@@ -128,7 +140,11 @@ func newAdapted(env Env, m tune.Method, o map[string]string, ranpac bool) (Learn
 			f.set(v)
 		}
 	}
-	a := &adapted{env: env, method: m, recipe: rec, aug: get("augment"), ranpac: ranpac, cache: map[*tune.Dataset][]float32{}}
+	a := &adapted{env: env, method: m, recipe: rec, aug: get("augment"), ranpac: ranpac, cache: map[*tune.Dataset][]float32{},
+		opts: map[string]string{}}
+	for k, v := range o {
+		a.opts[k] = v
+	}
 	if ranpac {
 		rp := ranpacOptions()
 		for _, p := range sortedPairs(o) {
@@ -151,22 +167,68 @@ func (a *adapted) Learn(ctx context.Context, s Stage) error {
 	if s.Images == nil {
 		return fmt.Errorf("%s learns from images; this run has feature files only (give --weights, --data and --test-data)", a.Method())
 	}
-	a.names = s.Names
+	if err := a.checkStage(s); err != nil {
+		return err
+	}
 	if s.Index == 0 {
 		if err := a.adapt(ctx, s); err != nil {
 			return err
 		}
-	} else if a.ada == nil {
-		return fmt.Errorf("%s: stage %d came before stage 0 was learned", a.Method(), s.Index+1)
 	}
 	x, err := a.features(ctx, s.Images, s.Features, s.Dim, false)
 	if err != nil {
 		return err
 	}
+	rows := newLedgerRows(x, len(x)/max(s.Images.Len(), 1), s.Images.IDs, s.Images.Labels)
+	if err := a.ledger.checkNew(rows); err != nil {
+		return fmt.Errorf("%s: stage %d: %w", a.Method(), s.Index+1, err)
+	}
 	if err := a.head.Learn(x, s.Images.Labels); err != nil {
 		return err
 	}
-	return a.head.EndStage()
+	if err := a.head.EndStage(); err != nil {
+		return err
+	}
+	a.ledger.add(rows)
+	a.names = s.Names
+	have := map[int]bool{}
+	for _, c := range a.seen {
+		have[c] = true
+	}
+	for _, c := range s.Classes {
+		if !have[c] {
+			a.seen = append(a.seen, c)
+		}
+	}
+	a.stages++
+	return nil
+}
+
+// checkStage refuses a stage out of order (stage 0 adapts the backbone and
+// comes first, once), of another label space than earlier stages, or with
+// an image whose label is not one of the stage's classes.
+func (a *adapted) checkStage(s Stage) error {
+	switch {
+	case s.Index != a.stages:
+		return fmt.Errorf("%s: stage %d given after %d stages learned: stages come in order, stage 1 adapts the backbone", a.Method(), s.Index+1, a.stages)
+	case s.Images.Len() == 0:
+		return fmt.Errorf("%s: stage %d has no images", a.Method(), s.Index+1)
+	case a.names != nil && len(a.names) != len(s.Names):
+		return fmt.Errorf("%s: stage %d names %d classes, earlier stages %d: a learner follows one run's label space", a.Method(), s.Index+1, len(s.Names), len(a.names))
+	}
+	in := map[int]bool{}
+	for _, c := range s.Classes {
+		if c < 0 || c >= len(s.Names) {
+			return fmt.Errorf("%s: stage %d: class %d outside the run's %d classes", a.Method(), s.Index+1, c, len(s.Names))
+		}
+		in[c] = true
+	}
+	for i, y := range s.Images.Labels {
+		if !in[y] {
+			return fmt.Errorf("%s: stage %d: image %s has label %d, which is not one of the stage's classes %v", a.Method(), s.Index+1, s.Images.IDs[i], y, s.Classes)
+		}
+	}
+	return nil
 }
 
 // adapt trains the variant on stage 0 and opens both backbones and the head.
@@ -247,6 +309,29 @@ func (a *adapted) adapt(ctx context.Context, s Stage) error {
 			}
 		}
 	}
+	if err := a.openBackbones(res); err != nil {
+		return err
+	}
+	if !a.ranpac {
+		a.head = heads.NewAPER()
+		return nil
+	}
+	spec, _ := heads.Lookup("ranpac")
+	cfg, err := spec.Parse(a.rpOpts)
+	if err != nil {
+		return fmt.Errorf("ranpac-phase1: %w", err)
+	}
+	a.head, err = spec.New(cfg)
+	return err
+}
+
+// openBackbones keeps res and opens the adapted backbone (the variant with
+// res's parameters baked in as initializers) and, for APER, the
+// pre-trained one. Stage 0 and LoadAdapted build them the same way from
+// the weights and the parameters, so their features agree bit for bit.
+func (a *adapted) openBackbones(res *tune.Result) error {
+	a.Close()
+	w := a.env.Weights
 	baked, err := res.Bake(w, a.method)
 	if err != nil {
 		return err
@@ -259,28 +344,39 @@ func (a *adapted) adapt(ctx context.Context, s Stage) error {
 	if a.ada, err = ort.OpenData(a.Method()+" adapted backbone", bytes, opts); err != nil {
 		return err
 	}
-	if !a.ranpac {
-		plain, err := vit.Build(w, vit.Options{})
-		if err != nil {
-			return err
-		}
-		pb, err := proto.MarshalOptions{Deterministic: true}.Marshal(plain)
-		if err != nil {
-			return err
-		}
-		if a.pre, err = ort.OpenData("pre-trained backbone", pb, opts); err != nil {
-			return err
-		}
-		a.head = heads.NewAPER()
+	a.res = res
+	if a.ranpac {
 		return nil
 	}
-	spec, _ := heads.Lookup("ranpac")
-	cfg, err := spec.Parse(a.rpOpts)
+	plain, err := vit.Build(w, vit.Options{})
 	if err != nil {
-		return fmt.Errorf("ranpac-phase1: %w", err)
+		return err
 	}
-	a.head, err = spec.New(cfg)
+	pb, err := proto.MarshalOptions{Deterministic: true}.Marshal(plain)
+	if err != nil {
+		return err
+	}
+	a.pre, err = ort.OpenData("pre-trained backbone", pb, opts)
 	return err
+}
+
+// headDim is the feature width the head learns: W (RanPAC, adapted
+// features) or 2W (APER, [pre-trained ; adapted]).
+func (a *adapted) headDim() int {
+	if a.ranpac {
+		return a.ada.Dim()
+	}
+	return a.pre.Dim() + a.ada.Dim()
+}
+
+// Close releases the backbones' ONNX Runtime sessions.
+func (a *adapted) Close() {
+	for _, b := range []*ort.Backbone{a.pre, a.ada} {
+		if b != nil {
+			b.Close()
+		}
+	}
+	a.pre, a.ada = nil, nil
 }
 
 // features returns the learner's features of d: the adapted backbone's
@@ -323,11 +419,4 @@ func (a *adapted) Scores(ctx context.Context, e Eval) ([]float64, []int, error) 
 	}
 	s, err := a.head.Scores(x)
 	return s, a.head.Classes(), err
-}
-
-func (a *adapted) Save(path string) error {
-	if a.head == nil {
-		return fmt.Errorf("%s: nothing learned yet", a.Method())
-	}
-	return heads.Save(path, a.head, heads.Info{Classes: a.names})
 }

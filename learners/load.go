@@ -20,18 +20,25 @@ import (
 // that keep a learner between runs (cl fit, eval, predict, serve) go
 // through here.
 
-// loaders are the methods whose whole trained state is a learner file.
-// aper-* and ranpac-phase1 save a frozen head on adapted features (a head
-// file), and the frozen heads are head files: neither is listed.
+// loaders are the methods whose whole trained state is a learner file:
+// the prompt learners, EASE, and the adapted ones (aper-*, ranpac-phase1:
+// adapted parameters + head, aper_file.go). The frozen heads keep head
+// files and are not listed.
 var loaders = map[string]func(Env, string) (Learner, error){
-	"l2p":         func(e Env, p string) (Learner, error) { return LoadL2P(e, p) },
-	"dualprompt":  func(e Env, p string) (Learner, error) { return LoadDualPrompt(e, p) },
-	"coda-prompt": func(e Env, p string) (Learner, error) { return LoadCODAPrompt(e, p) },
-	"ease":        func(e Env, p string) (Learner, error) { return LoadEASE(e, p) },
+	"l2p":              func(e Env, p string) (Learner, error) { return LoadL2P(e, p) },
+	"dualprompt":       func(e Env, p string) (Learner, error) { return LoadDualPrompt(e, p) },
+	"coda-prompt":      func(e Env, p string) (Learner, error) { return LoadCODAPrompt(e, p) },
+	"ease":             func(e Env, p string) (Learner, error) { return LoadEASE(e, p) },
+	"aper-adapter":     LoadAdapted,
+	"aper-ssf":         LoadAdapted,
+	"aper-vpt-deep":    LoadAdapted,
+	"aper-vpt-shallow": LoadAdapted,
+	"ranpac-phase1":    LoadAdapted,
 }
 
 // Stored reports whether method keeps its trained state in a learner file
-// that Open reads (l2p, dualprompt, coda-prompt, ease).
+// that Open reads (l2p, dualprompt, coda-prompt, ease, aper-*,
+// ranpac-phase1).
 func Stored(method string) bool { _, ok := loaders[method]; return ok }
 
 // StoredNames lists the methods Stored accepts, sorted.
@@ -157,8 +164,11 @@ func Open(env Env, path string) (Learner, FileInfo, error) {
 }
 
 func trainedParts(method string) string {
-	if method == "ease" {
+	switch {
+	case method == "ease":
 		return "adapters"
+	case isAdaptedMethod(method):
+		return "adapted parameters"
 	}
 	return "prompts"
 }
@@ -186,5 +196,7 @@ func Forget(l Learner, d *tune.Dataset) {
 	case *EASE:
 		delete(x.feats, d)
 		delete(x.pe.queries, d)
+	case *adapted:
+		delete(x.cache, d)
 	}
 }
