@@ -96,15 +96,7 @@ type CODAPrompt struct {
 
 // NewCODAPrompt returns an untrained learner.
 func NewCODAPrompt(env Env, o map[string]string) (*CODAPrompt, error) {
-	core, err := newCore("coda-prompt", env, codaStream)
-	if err != nil {
-		return nil, err
-	}
-	opt, err := parseCODA(o, core.pe.w.Depth)
-	if err != nil {
-		return nil, err
-	}
-	return newCODA(core, opt), nil
+	return newPrompt(env, "coda-prompt", codaStream, o, parseCODA, newCODA)
 }
 
 func newCODA(core learnerCore, opt CODAOptions) *CODAPrompt {

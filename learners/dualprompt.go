@@ -128,15 +128,7 @@ type DualPrompt struct {
 
 // NewDualPrompt returns an untrained DualPrompt learner.
 func NewDualPrompt(env Env, o map[string]string) (*DualPrompt, error) {
-	core, err := newCore("dualprompt", env, dualStream)
-	if err != nil {
-		return nil, err
-	}
-	opt, err := parseDual(o, core.pe.w.Depth)
-	if err != nil {
-		return nil, err
-	}
-	return newDual(core, opt), nil
+	return newPrompt(env, "dualprompt", dualStream, o, parseDual, newDual)
 }
 
 func newDual(core learnerCore, opt DualOptions) *DualPrompt {

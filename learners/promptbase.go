@@ -238,6 +238,22 @@ func stateOf[O any](b *promptBase, o O) promptState[O] {
 
 func (b *promptBase) base() *promptBase { return b }
 
+// newPrompt makes an untrained prompt learner of method whose options
+// depend on the ViT: a fresh core (initial stream tag), the options o
+// parsed against the ViT's depth (blocks), then build.
+func newPrompt[O, L any](env Env, method string, tag uint64, o map[string]string, parse func(map[string]string, int) (O, error), build func(learnerCore, O) L) (L, error) {
+	var none L
+	core, err := newCore(method, env, tag)
+	if err != nil {
+		return none, err
+	}
+	opt, err := parse(o, core.pe.w.Depth)
+	if err != nil {
+		return none, err
+	}
+	return build(core, opt), nil
+}
+
 // loadPrompt reads the learner file of method at path written by a prompt
 // learner's Save: its JSON record into state (st is its promptState part),
 // then the learner that build makes from a fresh core (initial stream tag)
