@@ -1,10 +1,18 @@
 // Command loadgen measures a running `cl serve`: it posts images to
 // /v1/predict at several concurrency levels and prints, per level, the
 // images per second and the 50th and 99th percentile latencies. It is
-// bounded: --requests per level and at most --duration per level.
+// bounded: --requests per level and at most --duration per level. With
+// --ref-ms NAME=MS,… it also prints p99 over each reference time (e.g.
+// backbone=2.5,image=5.0: the single-image times --time-backbone measures).
 //
 //	go run ./scripts/loadgen --url http://127.0.0.1:8080 --data idx:IMAGES,LABELS --images 512 \
 //	    --concurrency 1,8,64 --requests 2000 --duration 60s
+//
+// With --time-backbone MODEL.onnx it contacts no server: it times --runs
+// direct single-image calls of the backbone on ONNX Runtime (--threads; idle
+// threads not spinning, as cl serve runs it, unless --spin) on the same
+// images, and the decoding and preprocessing of one image, and prints the
+// medians (and the backbone's p99).
 //
 // Images come from any cl data spec (extract/data); raw pixels (IDX, CIFAR)
 // are encoded once as PNG, so the server decodes them as it would a
@@ -23,7 +31,6 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +48,26 @@ type result struct {
 	ImagesPerSec float64 `json:"images_per_second"`
 	P50ms        float64 `json:"p50_ms"`
 	P99ms        float64 `json:"p99_ms"`
+	// P99OverRef is P99ms over each --ref-ms time, by name.
+	P99OverRef map[string]float64 `json:"p99_over_ref,omitempty"`
+}
+
+// parseRefs parses --ref-ms NAME=MS,… (in order).
+func parseRefs(s string) ([]string, []float64, error) {
+	if s == "" {
+		return nil, nil, nil
+	}
+	var names []string
+	var ms []float64
+	for _, f := range strings.Split(s, ",") {
+		n, v, ok := strings.Cut(strings.TrimSpace(f), "=")
+		x, err := strconv.ParseFloat(v, 64)
+		if !ok || n == "" || err != nil || x <= 0 {
+			return nil, nil, fmt.Errorf("%q: want NAME=MILLISECONDS with a positive number", f)
+		}
+		names, ms = append(names, n), append(ms, x)
+	}
+	return names, ms, nil
 }
 
 func main() {
@@ -54,6 +81,11 @@ func main() {
 	asJSON := flag.Bool("json", false, "print JSON")
 	learn := flag.Int("learn", 0, "first teach the server this many of the images, with their labels (a server with no classes answers 409)")
 	token := flag.String("token", os.Getenv("CL_SERVE_TOKEN"), "bearer token for --learn (default $CL_SERVE_TOKEN)")
+	refs := flag.String("ref-ms", "", "reference times NAME=MS,… (e.g. backbone=2.5,image=5.0): print p99 / MS per level")
+	model := flag.String("time-backbone", "", "time direct single-image calls of this backbone (.onnx) instead of a server")
+	threads := flag.Int("threads", 0, "--time-backbone: ONNX Runtime intra-op threads (0 = all cores), as cl serve --threads")
+	spin := flag.Bool("spin", false, "--time-backbone: let idle ONNX Runtime threads spin (cl serve with CL_SERVE_SPIN=1)")
+	runs := flag.Int("runs", 300, "--time-backbone: measured calls (after --warmup calls)")
 	flag.Parse()
 	if *spec == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: --data is required")
@@ -63,6 +95,25 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
+	}
+	if *model != "" {
+		t, err := timeBackbone(*model, *threads, *spin, imgs, *runs, *warmup)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: --time-backbone:", err)
+			os.Exit(1)
+		}
+		if *asJSON {
+			json.NewEncoder(os.Stdout).Encode(t)
+		} else {
+			fmt.Printf("backbone_median_ms %.3f\nbackbone_p99_ms %.3f\npreprocess_median_ms %.3f\nimage_median_ms %.3f\nruns %d\n",
+				t.BackboneMedianMs, t.BackboneP99Ms, t.PreprocessMedianMs, t.ImageMedianMs, t.Runs)
+		}
+		return
+	}
+	refNames, refMs, err := parseRefs(*refs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: --ref-ms:", err)
+		os.Exit(2)
 	}
 	if err := teach(*url, *token, imgs[:min(*learn, len(imgs))]); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: --learn:", err)
@@ -78,9 +129,19 @@ func main() {
 		run(*url, imgs, c, *warmup, time.Minute)
 		r := run(*url, imgs, c, *requests, *duration)
 		out = append(out, r)
+		for i, n := range refNames {
+			if r.P99OverRef == nil {
+				r.P99OverRef = map[string]float64{}
+			}
+			r.P99OverRef[n] = r.P99ms / refMs[i]
+		}
 		if !*asJSON {
-			fmt.Printf("concurrency %3d: %6d requests (%d errors) in %6.2f s: %8.1f images/s, p50 %7.2f ms, p99 %7.2f ms\n",
+			fmt.Printf("concurrency %3d: %6d requests (%d errors) in %6.2f s: %8.1f images/s, p50 %7.2f ms, p99 %7.2f ms",
 				r.Concurrency, r.Requests, r.Errors, r.Seconds, r.ImagesPerSec, r.P50ms, r.P99ms)
+			for _, n := range refNames {
+				fmt.Printf(", p99/%s %.2f×", n, r.P99OverRef[n])
+			}
+			fmt.Println()
 		}
 	}
 	if *asJSON {
@@ -205,13 +266,6 @@ func run(url string, imgs []encoded, c, n int, d time.Duration) result {
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
-	}
 	return result{Concurrency: c, Requests: len(all) + int(errs.Load()), Errors: int(errs.Load()), Seconds: el.Seconds(),
-		ImagesPerSec: float64(len(all)) / el.Seconds(), P50ms: pct(0.50), P99ms: pct(0.99)}
+		ImagesPerSec: float64(len(all)) / el.Seconds(), P50ms: quantileMs(all, 0.50), P99ms: quantileMs(all, 0.99)}
 }
