@@ -1,9 +1,13 @@
 #!/bin/sh
-# RanPAC stage speed, Go (gonum, pure-Go BLAS) vs numpy + OpenBLAS doing
-# PILOT's procedure, side by side on the same inputs (same W, same split).
-# Usage: scripts/bench-ranpac.sh [M [N [ROUNDS]]]   (defaults 2000 5000 1)
-# Prints one JSON line per round with both times, the ratio, both λ and the
-# fraction of identical predictions. Run from the repository root.
+# RanPAC stage speed, Go vs numpy + OpenBLAS doing PILOT's procedure, side by
+# side on the same inputs (same W, same split). Go's BLAS and LAPACK: pure Go
+# by default; CL_BLAS=openblas = OpenBLAS opened at run time with its own
+# LAPACK (what the cl binary runs), plus CL_LAPACK=gonum = gonum's LAPACK over
+# OpenBLAS's BLAS.
+# Usage: [CL_BLAS=openblas] scripts/bench-ranpac.sh [M [N [ROUNDS]]]   (defaults 2000 5000 1)
+# Prints one JSON line per round with both times, the ratio, seconds and
+# GFLOP/s per phase of both sides, both peak memories, both λ, the fraction
+# of identical predictions and the load average. Run from the repository root.
 set -eu
 M=${1:-2000}; N=${2:-5000}; ROUNDS=${3:-1}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
