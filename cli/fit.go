@@ -30,8 +30,8 @@ func init() {
 			"are concatenated by sample id (APER: plain PTM features, adapted features). The head records\n" +
 			"every learned row (sample id, class, content hash) in its ledger; rows whose sample it already\n" +
 			"learned are refused unless --allow-repeats is given.\n\n" +
-			"With --learner (l2p, dualprompt, coda-prompt, ease: methods that train prompts or adapters in the\n" +
-			"ViT of --weights) it learns the next stage from the images of --data: the stages of --init/--inc\n" +
+			"With --learner (l2p, dualprompt, coda-prompt, ease, aper-*, ranpac-phase1: methods that train\n" +
+			"prompts, adapters, SSF or VPT tokens in the ViT of --weights) it learns the next stage from the images of --data: the stages of --init/--inc\n" +
 			"over the class order of --seed, as cl bench, or the classes named by --classes. The first fit\n" +
 			"creates the learner file and fixes its label space (the classes of --data) and options (--set);\n" +
 			"each later fit loads it, learns the next stage and writes it back atomically. A stage's classes\n" +

@@ -20,7 +20,8 @@ import (
 )
 
 // `cl fit --learner`: one stage of a learner that trains in the ViT (l2p,
-// dualprompt, coda-prompt, ease) from images, kept in a learner file.
+// dualprompt, coda-prompt, ease, aper-*, ranpac-phase1) from images, kept
+// in a learner file.
 
 // fitLearnerFlags are fit's flags for learner files.
 func fitLearnerFlags() []cli.Flag {
@@ -127,7 +128,7 @@ func runFitLearner(ctx context.Context, o fitLearnerOptions, stdout, stderr io.W
 			if _, err := learners.Lookup(o.Method); err != nil {
 				return usageErrorf("--method: %v", err)
 			}
-			return usageErrorf("--method %s keeps no learner file: --learner is for %s; fit frozen heads with --features and --head, and adapted backbones with cl tune", o.Method, strings.Join(learners.StoredNames(), ", "))
+			return usageErrorf("--method %s keeps no learner file: --learner is for %s; fit frozen heads with --features and --head", o.Method, strings.Join(learners.StoredNames(), ", "))
 		}
 		if err := atomicfile.CheckWritable(o.Learner); err != nil {
 			return fmt.Errorf("--learner: %w", err)

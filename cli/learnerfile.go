@@ -19,9 +19,9 @@ import (
 	"github.com/cl-dev/cl/tune"
 )
 
-// Learner files (l2p, dualprompt, coda-prompt, ease: trained with
-// `cl fit --learner`, read through learners.Open) in fit, eval, predict and
-// serve: the flags they share and the ViT they run in.
+// Learner files (l2p, dualprompt, coda-prompt, ease, aper-*, ranpac-phase1:
+// trained with `cl fit --learner`, read through learners.Open) in fit,
+// eval, predict and serve: the flags they share and the ViT they run in.
 
 // learnerBackbone is the pre-trained ViT a learner file was trained in, and
 // how to run it.
@@ -36,7 +36,7 @@ type learnerBackbone struct {
 // (its own --learner flag says what the file is for there).
 func learnerFlags(what string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "learner", Usage: "learner `FILE` (" + what + "; l2p, dualprompt, coda-prompt, ease: needs --weights)", TakesFile: true},
+		&cli.StringFlag{Name: "learner", Usage: "learner `FILE` (" + what + "; l2p, dualprompt, coda-prompt, ease, aper-*, ranpac-phase1: needs --weights)", TakesFile: true},
 		&cli.StringFlag{Name: "weights", Usage: "with --learner: the pre-trained ViT checkpoint `FILE` it is trained in (as cl bench --weights)", TakesFile: true},
 		&cli.IntFlag{Name: "heads", Usage: "with --learner: `N` attention heads of the checkpoint (0 = stored in .npz, else width/64)"},
 		&cli.IntFlag{Name: "workers", Value: 2, Usage: "with --learner: `N` goroutines decoding images"},

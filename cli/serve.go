@@ -33,9 +33,10 @@ func init() {
 			"The first start takes the head from --head (a head file) or creates an empty one with --method;\n" +
 			"later starts use the state folder. learn and forget need the bearer token from --token-file or $" + serve.TokenEnv + "\n" +
 			"unless --insecure-no-auth is given. SIGTERM or Ctrl-C drains requests, flushes the journal and\n" +
-			"writes a snapshot. With --learner (a file of cl fit --learner: l2p, dualprompt, coda-prompt, ease) and\n" +
-			"--weights it serves that learner instead: predict from images only, no state folder; learn and forget\n" +
-			"answer 409, since these methods learn in stages (cl fit --learner), not online.",
+			"writes a snapshot. With --learner (a file of cl fit --learner: l2p, dualprompt, coda-prompt, ease,\n" +
+			"aper-*, ranpac-phase1) and --weights it serves that learner instead: predict from images only, no\n" +
+			"state folder; learn and forget answer 409, since these methods learn in stages (cl fit --learner),\n" +
+			"not online.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "backbone `FILE` (.onnx with a cl manifest; required unless --learner)", TakesFile: true},
 			&cli.StringFlag{Name: "head", Usage: "initial head `FILE` (.safetensors; first start only; or --method)", TakesFile: true},
