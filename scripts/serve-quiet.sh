@@ -36,6 +36,7 @@ model=$(realpath "$model")
 cd "$(dirname "$0")/.."
 export CL_ORT_LIB=${CL_ORT_LIB:-$(scripts/install-onnxruntime.sh)}
 fm=/usr/share/datasets/fashion-mnist
+[ -f "$fm/t10k-images-idx3-ubyte.gz" ] || { echo "serve-quiet: no Fashion-MNIST in $fm: apt-get install -y dataset-fashion-mnist" >&2; exit 1; }
 spec=idx:$fm/t10k-images-idx3-ubyte.gz,$fm/t10k-labels-idx1-ubyte.gz
 port=${PORT:-18091}
 url=http://127.0.0.1:$port
@@ -53,7 +54,9 @@ go build -o "$work/cl" ./cmd/cl
 go build -o "$work/loadgen" ./scripts/loadgen
 
 echo "(a) single-image backbone time ($runs calls)"; load
-"$work/loadgen" --time-backbone "$model" --threads "$threads" --data "$spec" --images 256 --runs "$runs" | tee "$work/bb.txt"
+spin=()
+[ -n "${CL_SERVE_SPIN:-}" ] && spin=(--spin) # the server lets idle threads spin then, so time it so
+"$work/loadgen" --time-backbone "$model" --threads "$threads" "${spin[@]}" --data "$spec" --images 256 --runs "$runs" | tee "$work/bb.txt"
 bb=$(awk '$1 == "backbone_median_ms" {print $2}' "$work/bb.txt")
 one=$(awk '$1 == "image_median_ms" {print $2}' "$work/bb.txt")
 
