@@ -43,6 +43,7 @@ type builder struct {
 	params map[string]string // param name → tensor holding it (input or expanded initializer)
 	shapeN string            // [N] int64, the batch size
 	msft   bool              // uses com.microsoft ops
+	sets   *setsState        // BuildAdapterSets (adaptersets.go); nil otherwise
 }
 
 // Build turns weights into an ONNX model of the chosen variant: image input
@@ -51,7 +52,10 @@ type builder struct {
 // (ParamSpecs) unless baked, and a cl manifest (opt.Preprocess, by default
 // models.ForImageSize(S), no mean/std) in metadata_props. The batch
 // dimension is dynamic.
-func Build(w *Weights, opt Options) (*onnxpb.ModelProto, error) {
+func Build(w *Weights, opt Options) (*onnxpb.ModelProto, error) { return build(w, opt, false) }
+
+// build is Build; sets stacks the adapter variant's parameters (adaptersets.go).
+func build(w *Weights, opt Options, sets bool) (*onnxpb.ModelProto, error) {
 	if err := w.check(); err != nil {
 		return nil, err
 	}
@@ -62,6 +66,9 @@ func Build(w *Weights, opt Options) (*onnxpb.ModelProto, error) {
 	specs := ParamSpecs(w.Config, opt)
 	b := &builder{w: w, opt: opt, g: &onnxpb.GraphProto{Name: proto.String("vit")},
 		consts: map[string]string{}, params: map[string]string{}, specs: map[string]ParamSpec{}}
+	if sets {
+		b.sets = &setsState{}
+	}
 	for _, s := range specs {
 		b.specs[s.Name] = s
 	}
@@ -72,11 +79,11 @@ func Build(w *Weights, opt Options) (*onnxpb.ModelProto, error) {
 	b.g.Input = append(b.g.Input, valueInfo(InputName, []any{BatchDim, 3, c.Image, c.Image}))
 	for _, s := range specs {
 		if opt.Bake == nil {
-			b.g.Input = append(b.g.Input, valueInfo(s.Name, s.dims()))
+			b.g.Input = append(b.g.Input, valueInfo(s.Name, b.setsDims(s.dims())))
 		}
 	}
 	b.forward()
-	b.g.Output = append(b.g.Output, valueInfo(OutputName, []any{BatchDim, c.Width}))
+	b.g.Output = append(b.g.Output, valueInfo(OutputName, b.setsDims([]any{BatchDim, c.Width})))
 	if opt.Variant == Prompt {
 		b.g.Output = append(b.g.Output, valueInfo(PromptMeanName, []any{BatchDim, c.Width}))
 	}
@@ -322,6 +329,9 @@ func (b *builder) forward() {
 	if b.opt.Variant == SSF {
 		f = b.ssf(f, "ssf_norm", -1)
 	}
+	if b.sets != nil {
+		f = b.untile(f)
+	}
 	b.rename(f, OutputName)
 	if b.opt.Variant == Prompt {
 		p := b.op("Slice", nil, x, b.i64(1), b.i64(int64(1+b.opt.Tokens)), b.i64(1))
@@ -435,7 +445,9 @@ func (b *builder) block(i int, x string) string {
 		h = b.ssf(h, "ssf_fc2", i)
 	}
 	if b.opt.Variant == Adapter {
-		if j := indexOf(b.opt.Layers, i); j >= 0 {
+		if j := indexOf(b.opt.Layers, i); j >= 0 && b.sets != nil {
+			x, h = b.setsAdapter(j, x, h)
+		} else if j >= 0 {
 			d := b.op("Add", nil, b.op("MatMul", nil, x, b.gather(b.param("adapter_down_w"), j)), b.gather(b.param("adapter_down_b"), j))
 			u := b.op("Add", nil, b.op("MatMul", nil, b.op("Relu", nil, d), b.gather(b.param("adapter_up_w"), j)), b.gather(b.param("adapter_up_b"), j))
 			h = b.op("Add", nil, h, b.op("Mul", nil, u, b.scalar(b.opt.Scale)))
