@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 
 	"github.com/cl-dev/cl/extract/imageproc"
 	"github.com/cl-dev/cl/models/ort"
@@ -36,6 +37,7 @@ func easeDefaults() map[string]string {
 	return map[string]string{
 		"bottleneck": "64", "scale": "0.1", "epochs": "20", "batch": "48", "lr": "0.025", "wd": "0.0005",
 		"momentum": "0.9", "sigma": "1", "alpha": "0.1", "augment": "none", "eval-batch": "32",
+		"sets-per-call": strconv.Itoa(defaultSetsPerCall),
 	}
 }
 
@@ -46,7 +48,15 @@ type EASEOptions struct {
 	Epochs, Batch, EvalBatch       int
 	LR, WD, Momentum, Sigma, Alpha float64
 	Augment                        string
+	// SetsPerCall is how many adapter sets one graph call evaluates
+	// (models/vit.BuildAdapterSets); 1 runs one pass per set. Files
+	// written before the option existed read 0, taken as the default.
+	SetsPerCall int `json:",omitempty"`
 }
+
+// defaultSetsPerCall is the sets-per-call default (docs/TRAINING.md,
+// "Speed": batching the sets into one call measured no faster).
+const defaultSetsPerCall = 1
 
 func parseEASE(o map[string]string) (EASEOptions, error) {
 	p, err := newPopts("ease", o, easeDefaults())
@@ -56,7 +66,7 @@ func parseEASE(o map[string]string) (EASEOptions, error) {
 	r := EASEOptions{Bottleneck: p.integer("bottleneck", 1, vit.MaxWidth), Scale: p.number("scale", 0),
 		Epochs: p.count("epochs"), Batch: p.size("batch"), EvalBatch: p.size("eval-batch"),
 		LR: p.number("lr", 0), WD: p.number("wd", 0), Momentum: p.number("momentum", 0), Sigma: p.number("sigma", 0),
-		Alpha: p.number("alpha", 0), Augment: p.str("augment")}
+		Alpha: p.number("alpha", 0), Augment: p.str("augment"), SetsPerCall: p.size("sets-per-call")}
 	if p.err != nil {
 		return r, p.err
 	}
@@ -100,6 +110,8 @@ type EASE struct {
 	// feats caches the [CLS] of evaluation data sets per adapter set (the
 	// sets never change after their stage).
 	feats map[*tune.Dataset]map[int][]float32
+	// sets runs several adapter sets in one call (opt.SetsPerCall > 1).
+	sets *ort.Session
 	// Trained proxy head of the last stage [C_t,W] and σ (diagnostics).
 	ProxyW   []float32
 	ProxySig float32
@@ -240,18 +252,107 @@ func (e *EASE) features(i int, x []float32, n int) ([]float32, error) {
 	return out[0].F32, nil
 }
 
-// datasetFeatures returns the [CLS] of every image of d under adapter set
-// i, [d.Len(),W], cached per data set (sets are frozen after their stage;
-// set i may only be cached once stage i is done).
-func (e *EASE) datasetFeatures(ctx context.Context, d *tune.Dataset, i int, cache bool) ([]float32, error) {
-	if f, ok := e.feats[d][i]; ok {
-		return f, nil
+// setsFeatures runs the ViT with each adapter set of sets (indices into
+// Adapters, at least two) in one graph call on x [n,3,S,S]: the features
+// [n,W] of each, in the order of sets. stacked are the sets' parameters
+// stacked by stackSets.
+func (e *EASE) setsFeatures(stacked []ort.Tensor, x []float32, n, k int) ([][]float32, error) {
+	if e.sets == nil {
+		m, err := vit.BuildAdapterSets(e.pe.w, vit.Options{Variant: vit.Adapter, Bottleneck: e.opt.Bottleneck, Scale: float32(e.opt.Scale)})
+		if err != nil {
+			return nil, fmt.Errorf("ease: %w", err)
+		}
+		in := []string{vit.InputName}
+		for _, s := range e.specs {
+			in = append(in, s.Name)
+		}
+		if e.sets, err = e.pe.session("ease adapter-sets forward graph", m, in, []string{vit.OutputName}); err != nil {
+			return nil, err
+		}
 	}
-	out := make([]float32, 0, d.Len()*e.pe.w.Width)
+	out, err := e.sets.Run(append([]ort.Tensor{e.pe.images(x, n)}, stacked...))
+	if err != nil {
+		return nil, err
+	}
+	f, per := out[0].F32, n*e.pe.w.Width
+	res := make([][]float32, k)
+	for i := range res {
+		res[i] = f[i*per : (i+1)*per]
+	}
+	return res, nil
+}
+
+// stackSets stacks the parameters of the adapter sets of sets along a
+// leading set dimension (BuildAdapterSets' inputs).
+func (e *EASE) stackSets(sets []int) []ort.Tensor {
+	var out []ort.Tensor
+	for k, sh := range e.shapes() {
+		var v []float32
+		for _, i := range sets {
+			v = append(v, e.Adapters[i][k]...)
+		}
+		out = append(out, ort.Tensor{Shape: append([]int64{int64(len(sets))}, sh...), F32: v})
+	}
+	return out
+}
+
+// datasetFeatures returns the [CLS] of every image of d under each adapter
+// set of sets, [d.Len(),W] per set, cached per data set (sets are frozen
+// after their stage; set i may only be cached once stage i is done). The
+// images are read once; the sets not cached run opt.SetsPerCall to a
+// graph call (one pass per set when 1).
+func (e *EASE) datasetFeatures(ctx context.Context, d *tune.Dataset, sets []int, cache bool) ([][]float32, error) {
+	out := make([][]float32, len(sets))
+	var todo []int // positions in sets
+	for p, i := range sets {
+		if f, ok := e.feats[d][i]; ok {
+			out[p] = f
+		} else {
+			todo = append(todo, p)
+			out[p] = make([]float32, 0, d.Len()*e.pe.w.Width)
+		}
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+	// Calls of at most SetsPerCall sets; a call of one set is the plain
+	// adapter pass.
+	per := max(e.opt.SetsPerCall, 1)
+	type call struct {
+		pos     []int
+		stacked []ort.Tensor
+	}
+	var calls []call
+	for lo := 0; lo < len(todo); lo += per {
+		c := call{pos: todo[lo:min(lo+per, len(todo))]}
+		if len(c.pos) > 1 {
+			var ids []int
+			for _, p := range c.pos {
+				ids = append(ids, sets[p])
+			}
+			c.stacked = e.stackSets(ids)
+		}
+		calls = append(calls, c)
+	}
 	err := e.pe.inOrder(ctx, d, e.opt.EvalBatch, func(b *tune.Batch) error {
-		f, err := e.features(i, b.X, b.N())
-		out = append(out, f...)
-		return err
+		for _, c := range calls {
+			if len(c.pos) == 1 {
+				f, err := e.features(sets[c.pos[0]], b.X, b.N())
+				if err != nil {
+					return err
+				}
+				out[c.pos[0]] = append(out[c.pos[0]], f...)
+				continue
+			}
+			fs, err := e.setsFeatures(c.stacked, b.X, b.N(), len(c.pos))
+			if err != nil {
+				return err
+			}
+			for k, p := range c.pos {
+				out[p] = append(out[p], fs[k]...)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -260,9 +361,36 @@ func (e *EASE) datasetFeatures(ctx context.Context, d *tune.Dataset, i int, cach
 		if e.feats[d] == nil {
 			e.feats[d] = map[int][]float32{}
 		}
-		e.feats[d][i] = out
+		for _, p := range todo {
+			e.feats[d][sets[p]] = out[p]
+		}
 	}
 	return out, nil
+}
+
+// upTo is 0, 1, …, t.
+func upTo(t int) []int {
+	v := make([]int, t+1)
+	for i := range v {
+		v[i] = i
+	}
+	return v
+}
+
+// DropCache implements CacheDropper: the per-adapter features and frozen
+// queries of d.
+func (e *EASE) DropCache(d *tune.Dataset) {
+	delete(e.feats, d)
+	e.learnerCore.DropCache(d)
+}
+
+// Close releases the ONNX Runtime sessions.
+func (e *EASE) Close() {
+	if e.sets != nil {
+		e.sets.Close()
+		e.sets = nil
+	}
+	e.learnerCore.Close()
 }
 
 // setPrototypes writes the class means of feats [n,W] (labels global) into
@@ -402,11 +530,11 @@ func (e *EASE) Learn(ctx context.Context, s Stage) error {
 	e.StageClasses = append(e.StageClasses, classes)
 	e.Protos = append(e.Protos, make([]float32, C*W))
 	// Real prototypes of the new classes in every subspace 0 … t.
-	for i := 0; i <= t; i++ {
-		f, err := e.datasetFeatures(ctx, s.Images, i, false)
-		if err != nil {
-			return err
-		}
+	fs, err := e.datasetFeatures(ctx, s.Images, upTo(t), false)
+	if err != nil {
+		return err
+	}
+	for i, f := range fs {
 		e.setPrototypes(i, f, s.Images.Labels)
 	}
 	e.complete()
@@ -420,13 +548,9 @@ func (e *EASE) Scores(ctx context.Context, ev Eval) ([]float64, []int, error) {
 	if err := evalGuard("ease", t >= 0, ev, "the adapted ViTs"); err != nil {
 		return nil, nil, err
 	}
-	z := make([][]float32, t+1)
-	for i := 0; i <= t; i++ {
-		f, err := e.datasetFeatures(ctx, ev.Images, i, true)
-		if err != nil {
-			return nil, nil, err
-		}
-		z[i] = f
+	z, err := e.datasetFeatures(ctx, ev.Images, upTo(t), true)
+	if err != nil {
+		return nil, nil, err
 	}
 	return e.scoresFrom(z, ev.Images.Len())
 }
@@ -511,6 +635,9 @@ func LoadEASE(env Env, path string) (*EASE, error) {
 		return nil, err
 	}
 	e.opt, e.names, e.StageClasses = st.Options, st.Names, st.StageClasses
+	if e.opt.SetsPerCall == 0 { // a file from before the option
+		e.opt.SetsPerCall = defaultSetsPerCall
+	}
 	e.Adapters = make([]easeAdapter, len(st.StageClasses))
 	e.Protos = make([][]float32, len(st.StageClasses))
 	for i := range e.Adapters {

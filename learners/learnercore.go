@@ -9,6 +9,7 @@ import (
 	"github.com/cl-dev/cl/models/onnxpb"
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
+	"github.com/cl-dev/cl/tune"
 	"github.com/cl-dev/cl/tune/grad"
 	"github.com/cl-dev/cl/tune/optim"
 )
@@ -43,6 +44,9 @@ func newCore(method string, env Env, tag uint64) (learnerCore, error) {
 
 // Method implements Learner.
 func (c *learnerCore) Method() string { return c.method }
+
+// DropCache implements CacheDropper: the frozen queries of d.
+func (c *learnerCore) DropCache(d *tune.Dataset) { delete(c.pe.queries, d) }
 
 // Close releases the ONNX Runtime sessions.
 func (c *learnerCore) Close() {

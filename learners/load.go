@@ -180,22 +180,21 @@ func Close(l Learner) {
 	}
 }
 
-// Forget drops what a learner cached about the evaluation images d (the
-// prompt methods' frozen queries, EASE's per-adapter features). The caches
-// are keyed by the data set and serve cl bench, which scores one test set
-// at every stage; a server that scores every request's images once calls
+// CacheDropper is a learner that caches what it computed about evaluation
+// data sets, keyed by the data set (the prompt methods' frozen queries,
+// EASE's per-adapter features): DropCache forgets d.
+type CacheDropper interface {
+	DropCache(d *tune.Dataset)
+}
+
+// Forget drops what a learner cached about the evaluation images d
+// (CacheDropper). The caches serve cl bench, which scores one test set at
+// every stage; a server that scores every request's images once calls
 // Forget after Scores so that memory does not grow with the requests.
 func Forget(l Learner, d *tune.Dataset) {
 	switch x := l.(type) {
-	case *L2P:
-		delete(x.pe.queries, d)
-	case *DualPrompt:
-		delete(x.pe.queries, d)
-	case *CODAPrompt:
-		delete(x.pe.queries, d)
-	case *EASE:
-		delete(x.feats, d)
-		delete(x.pe.queries, d)
+	case CacheDropper:
+		x.DropCache(d)
 	case *adapted:
 		delete(x.cache, d)
 	}
