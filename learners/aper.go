@@ -369,6 +369,9 @@ func (a *adapted) headDim() int {
 	return a.pre.Dim() + a.ada.Dim()
 }
 
+// DropCache implements CacheDropper: the features of d.
+func (a *adapted) DropCache(d *tune.Dataset) { delete(a.cache, d) }
+
 // Close releases the backbones' ONNX Runtime sessions.
 func (a *adapted) Close() {
 	for _, b := range []*ort.Backbone{a.pre, a.ada} {

@@ -195,7 +195,5 @@ func Forget(l Learner, d *tune.Dataset) {
 	switch x := l.(type) {
 	case CacheDropper:
 		x.DropCache(d)
-	case *adapted:
-		delete(x.cache, d)
 	}
 }
