@@ -79,7 +79,8 @@ func (a *adapted) Save(path string) error {
 	return nil
 }
 
-// adaptedMethods are the methods whose learner files LoadAdapted reads.
+// isAdaptedMethod reports whether LoadAdapted reads learner files of name
+// (the tune methods aper-*, and ranpac-phase1).
 func isAdaptedMethod(name string) bool {
 	if name == "ranpac-phase1" {
 		return true
