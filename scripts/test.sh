@@ -46,7 +46,7 @@ GOARCH=arm64 go vet ./heads/...
 # except the cgo-only helpers listed here.
 cgo_only_internal='github.com/cl-dev/cl/internal/testenv/orttest'
 pure=(./models ./models/vit ./models/onnxpb ./extract/imageproc/... ./extract/data ./features ./heads/... ./protocol
-  ./report ./tune/grad ./tune/optim)
+  ./report ./serve ./tune/grad ./tune/optim)
 for p in $(go list ./internal/...); do
   case " $cgo_only_internal " in *" $p "*) ;; *) pure+=("$p") ;; esac
 done
