@@ -57,6 +57,7 @@ type RanPAC struct {
 	gc     map[int][]float64 // label → P×P upper (class_gram only)
 	stageX []float32         // buffered stage rows, n×D
 	stageY []int             // their labels
+	stageH []float64         // H of every buffered row (n×P, stage order), or nil: see stageCache
 	stages int               // EndStage calls so far
 
 	lambda  float64   // λ in use, 0 before the first EndStage
@@ -134,7 +135,9 @@ func (h *RanPAC) Learn(x []float32, y []int) error {
 	if err != nil || n == 0 {
 		return err
 	}
-	h.accumulate(x, y, n, 1)
+	cache := h.stageCache(n)
+	h.accumulateInto(x, y, n, 1, cache)
+	h.stageH = cache
 	h.stageX = append(h.stageX, x...)
 	h.stageY = append(h.stageY, y...)
 	h.wo = nil
@@ -169,7 +172,7 @@ func (h *RanPAC) EndStage() error {
 	if err := h.solve(); err != nil {
 		return err
 	}
-	h.stageX, h.stageY = nil, nil
+	h.stageX, h.stageY, h.stageH = nil, nil, nil
 	h.stages++
 	return nil
 }

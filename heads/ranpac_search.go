@@ -73,7 +73,10 @@ func (h *RanPAC) selectLosses() []float64 {
 		return h.meanLosses(sums, nv)
 	}
 	t0 := time.Now()
-	hAll := h.project(xs, n)
+	hAll, ok := h.cachedStageH(order)
+	if !ok {
+		hAll = h.project(xs, n)
+	}
 	h.timing.since(phaseProjection, t0)
 	hf := blas64.General{Rows: nf, Cols: p, Stride: p, Data: hAll.Data[:nf*p]}
 	hv := blas64.General{Rows: nv, Cols: p, Stride: p, Data: hAll.Data[nf*p:]}
@@ -110,4 +113,55 @@ func (h *RanPAC) meanLosses(sums []float64, nv int) []float64 {
 		sums[i] /= denom
 	}
 	return sums
+}
+
+// stageCache returns the memory in which Learn keeps H of its n rows for the
+// λ search (n×P), or nil. The search projects the stage again otherwise;
+// with the cache it only reorders the rows. It is kept only where it costs
+// no extra peak memory: when the batch starts a stage (one Learn per stage,
+// as cl fit and the protocol call it) whose search is primal on this batch
+// alone (int(0.8·n) ≥ P, or search=solve), since that search holds the
+// stage's n×P H anyway, and with M > 0 and λ to select. Any later change of
+// the buffered rows (another Learn, Unlearn, RemoveClass, Merge) drops it.
+func (h *RanPAC) stageCache(n int) []float64 {
+	p := h.Width()
+	if len(h.stageY) > 0 || h.cfg.M == 0 || float64(h.cfg.Lambda) > 0 ||
+		(h.cfg.Search != "solve" && int(float64(n)*0.8) < p) {
+		return nil
+	}
+	return make([]float64, n*p)
+}
+
+// cachedStageH returns H of the buffered rows in the given order (a
+// permutation of 0…n−1), reordering Learn's cache in place, or false when
+// there is no valid cache. The cache is consumed either way.
+func (h *RanPAC) cachedStageH(order []int) (blas64.General, bool) {
+	hc, n, p := h.stageH, len(order), h.Width()
+	h.stageH = nil
+	if hc == nil || len(hc) != n*p {
+		return blas64.General{}, false
+	}
+	// Row i of the result is row order[i] of the cache: follow each cycle
+	// of the permutation with one row of scratch.
+	tmp := make([]float64, p)
+	done := make([]bool, n)
+	for i := range n {
+		if done[i] || order[i] == i {
+			done[i] = true
+			continue
+		}
+		copy(tmp, hc[i*p:(i+1)*p])
+		j := i
+		for {
+			done[j] = true
+			src := order[j]
+			if src == i {
+				copy(hc[j*p:(j+1)*p], tmp)
+				break
+			}
+			copy(hc[j*p:(j+1)*p], hc[src*p:(src+1)*p])
+			j = src
+		}
+	}
+	return blas64.General{Rows: n, Cols: p, Stride: p, Data: hc}, true
 }

@@ -72,6 +72,12 @@ func ranpacFinite(op string, x []float32, d int) error {
 
 // accumulate adds (sign = +1) or subtracts (−1) the statistics of n rows.
 func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
+	h.accumulateInto(x, y, n, sign, nil)
+}
+
+// accumulateInto is accumulate also copying the rows' H into keep (n×P)
+// when keep is not nil.
+func (h *RanPAC) accumulateInto(x []float32, y []int, n int, sign float64, keep []float64) {
 	p := h.Width()
 	scratch := h.newProjectScratch(min(learnChunk, n))
 	name := "learning rows"
@@ -86,6 +92,9 @@ func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
 		hm := h.projectInto(x[s*h.d:e*h.d], e-s, scratch)
 		t1 := time.Now()
 		h.timing.since(phaseProjection, t0)
+		if keep != nil {
+			copy(keep[s*p:e*p], hm.Data)
+		}
 		linalg.SyrkUpper(true, sign, hm, h.g, p)
 		h.timing.since(phaseGram, t1)
 		byClass := map[int][]int{}
@@ -147,6 +156,7 @@ func (h *RanPAC) Unlearn(x []float32, y []int) error {
 		}
 	}
 	h.accumulate(x, y, n, -1)
+	h.stageH = nil // the buffered rows change
 	d := h.d
 	for i, l := range y {
 		row := x[i*d : (i+1)*d]
@@ -171,6 +181,7 @@ func (h *RanPAC) dropClass(l int) {
 	delete(h.counts, l)
 	delete(h.q, l)
 	delete(h.gc, l)
+	h.stageH = nil // the buffered rows change
 	d := h.d
 	keepX := h.stageX[:0]
 	keepY := h.stageY[:0]
@@ -257,6 +268,7 @@ func (h *RanPAC) Merge(other Head) error {
 	}
 	h.stageX = append(h.stageX, o.stageX...)
 	h.stageY = append(h.stageY, o.stageY...)
+	h.stageH = nil // o's rows are not in it
 	if h.lambda == 0 {
 		h.lambda, h.losses = o.lambda, slices.Clone(o.losses)
 	}

@@ -808,3 +808,61 @@ func TestRanPACSearchBand(t *testing.T) {
 	TestRanPACSearchPaths(t)
 	TestRanPACGoldens(t)
 }
+
+// TestRanPACStageCache checks that the λ search on Learn's kept H (one Learn
+// per stage, primal search) gives the losses of the search that projects
+// the stage again (the same rows learned in two calls, which keeps no H),
+// and that Unlearn drops the kept H.
+func TestRanPACStageCache(t *testing.T) {
+	const d = 16
+	x, y := ranpacData(9, 5, d, 40) // 200 rows: 160 fit ≥ M = 120
+	for _, search := range []string{"fast", "solve"} {
+		one := newRanPACT(t, map[string]string{"M": "120", "search": search})
+		two := newRanPACT(t, map[string]string{"M": "120", "search": search})
+		if err := one.Learn(x, y); err != nil {
+			t.Fatal(err)
+		}
+		if one.stageH == nil {
+			t.Fatal("one Learn of a primal stage kept no H")
+		}
+		half := len(y) / 2
+		if err := two.Learn(x[:half*d], y[:half]); err != nil {
+			t.Fatal(err)
+		}
+		if err := two.Learn(x[half*d:], y[half:]); err != nil {
+			t.Fatal(err)
+		}
+		if two.stageH != nil {
+			t.Fatal("a second Learn in the stage kept H")
+		}
+		for _, h := range []*RanPAC{one, two} {
+			if err := h.EndStage(); err != nil {
+				t.Fatal(err)
+			}
+			if h.stageH != nil {
+				t.Fatal("EndStage left the kept H")
+			}
+		}
+		if one.Lambda() != two.Lambda() {
+			t.Fatalf("%s: λ %g with the kept H, %g without", search, one.Lambda(), two.Lambda())
+		}
+		for i, l := range one.Losses() {
+			if w := two.Losses()[i]; math.Abs(l-w) > 1e-12*math.Abs(w) {
+				t.Errorf("%s: loss[%d] = %.17g with the kept H, %.17g without", search, i, l, w)
+			}
+		}
+	}
+	h := newRanPACT(t, map[string]string{"M": "120"})
+	if err := h.Learn(x, y); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unlearn(x[:d], y[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if h.stageH != nil {
+		t.Fatal("Unlearn kept H of rows it removed")
+	}
+	if err := h.EndStage(); err != nil {
+		t.Fatal(err)
+	}
+}
