@@ -16,8 +16,8 @@ type ranpacPhaseRate struct {
 // search ("fast" or "solve"). A multiply-add counts 2; a symmetric rank-k
 // product writing one triangle of an n×n matrix counts k·n·(n+1).
 //
-//   - projection: H = ReLU(x·W) for the n rows in Learn and again in the λ
-//     search, 2·(2·n·d·P);
+//   - projection: H = ReLU(x·W) for the n rows in Learn, 2·n·d·P, and again
+//     in a dual λ search (the primal search reorders Learn's H: stageCache);
 //   - gram: G += HᵀH in Learn, n·P·(P+1);
 //   - search-gram: the fit rows' Gram, dual (n_f < P) K = H_f H_fᵀ and
 //     K_vf = H_v H_fᵀ, P·n_f·(n_f+1) + 2·n_v·n_f·P; primal H_fᵀH_f and H_fᵀY_f,
@@ -35,9 +35,11 @@ func ranpacPhaseRates(h *RanPAC, n, d, c int, search string) []ranpacPhaseRate {
 	fn, fnf, fnv, fc, fd := float64(n), float64(nf), float64(n-nf), float64(c), float64(d)
 	grid := float64(len(RidgeGrid))
 	var sg, k float64
+	proj := 2 * fn * fd * p
 	if search != "solve" && float64(nf) < p {
 		sg = p*fnf*(fnf+1) + 2*fnv*fnf*p
 		k = fnf
+		proj *= 2
 	} else {
 		sg = fnf*p*(p+1) + 2*fnf*p*fc
 		k = p
@@ -52,7 +54,7 @@ func ranpacPhaseRates(h *RanPAC, n, d, c int, search string) []ranpacPhaseRate {
 		ss = 8.0/3*k*k*k + 2*k*k*fc + 2*fnv*k*k + 2*fnv*k*fc*grid
 	}
 	flops := [numRanPACPhases]float64{
-		phaseProjection:  2 * (2 * fn * fd * p),
+		phaseProjection:  proj,
 		phaseGram:        fn * p * (p + 1),
 		phaseSearchGram:  sg,
 		phaseSearchSolve: ss,
