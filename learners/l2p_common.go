@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 
 	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/tune/optim"
@@ -130,27 +131,77 @@ func pClassMask(C int, classes []int) []float32 {
 //	learner.method the registry name
 //	learner.weights the SHA-256 of the pre-trained ViT checkpoint they were trained on
 //	learner.state  JSON: options, class names, classes learned, stages
+//	learner.heads  the attention heads the ViT was run with (cl --heads, resolved)
+//	learner.train_seed the training seed (Env.Seed, cl --train-seed)
 //
-// written atomically (temporary file, fsync, rename).
+// written atomically (temporary file, fsync, rename). Files written before
+// learner.heads and learner.train_seed existed lack them (see runMetadata).
 const learnerFormat = "cl.learner/1"
 
-func saveLearner(path, method, weightsSHA, state string, params []*optim.Param) error {
+// Metadata keys of what a learner's stages ran with besides the weights.
+const (
+	mdHeads     = "learner.heads"
+	mdTrainSeed = "learner.train_seed"
+)
+
+// setRunMetadata records in md the attention heads of env's ViT and the
+// training seed env.Seed: what loading the file needs besides the weights
+// (the heads), and what its later stages must use to equal one learner
+// taught every stage (the seed).
+func setRunMetadata(md map[string]string, env Env) {
+	if env.Weights != nil {
+		md[mdHeads] = strconv.Itoa(env.Weights.Heads)
+	}
+	md[mdTrainSeed] = strconv.FormatUint(env.Seed, 10)
+}
+
+// runMetadata reads what setRunMetadata wrote: heads 0 and hasSeed false
+// when the file does not record them (older files).
+func runMetadata(path string, md map[string]string) (heads int, seed uint64, hasSeed bool, err error) {
+	if v, ok := md[mdHeads]; ok {
+		if heads, err = strconv.Atoi(v); err != nil || heads < 1 {
+			return 0, 0, false, fmt.Errorf("%s: metadata %s=%q is not a head count", path, mdHeads, v)
+		}
+	}
+	if v, ok := md[mdTrainSeed]; ok {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, 0, false, fmt.Errorf("%s: metadata %s=%q is not a seed", path, mdTrainSeed, v)
+		}
+		hasSeed = true
+	}
+	return heads, seed, hasSeed, nil
+}
+
+// checkHeads refuses a learner file trained with another number of
+// attention heads than env's ViT was parsed with (heads 0: not recorded).
+func checkHeads(path, method string, heads int, env Env) error {
+	if heads == 0 || env.Weights == nil || env.Weights.Heads == heads {
+		return nil
+	}
+	return fmt.Errorf("%s: the %s learner was trained with --heads %d, but the weights were read with %d heads: give --heads %d (or leave --heads out to use the file's)",
+		path, method, heads, env.Weights.Heads, heads)
+}
+
+func saveLearner(path, method string, env Env, state string, params []*optim.Param) error {
 	f := safetensors.New()
 	for _, p := range params {
 		f.Tensors[p.Name] = safetensors.FromFloat32s(p.Shape, p.Data)
 	}
 	f.Metadata["format"] = learnerFormat
 	f.Metadata["learner.method"] = method
-	f.Metadata["learner.weights"] = weightsSHA
+	f.Metadata["learner.weights"] = env.WeightsSHA256
 	f.Metadata["learner.state"] = state
+	setRunMetadata(f.Metadata, env)
 	if err := f.WriteFile(path); err != nil {
 		return fmt.Errorf("%s: writing learner file: %w", method, err)
 	}
 	return nil
 }
 
-// loadLearner reads a learner file and checks its method and weights.
-func loadLearner(path, method, weightsSHA string) (*safetensors.File, string, error) {
+// loadLearner reads a learner file and checks its method, weights and
+// attention heads.
+func loadLearner(path, method string, env Env) (*safetensors.File, string, error) {
+	weightsSHA := env.WeightsSHA256
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading learner file: %w", err)
@@ -164,6 +215,13 @@ func loadLearner(path, method, weightsSHA string) (*safetensors.File, string, er
 	}
 	if md["learner.weights"] != weightsSHA {
 		return nil, "", fmt.Errorf("%s was trained on pre-trained weights with SHA-256 %s, but --weights has %s: its prompts only work on the backbone they were trained in", path, short(md["learner.weights"]), short(weightsSHA))
+	}
+	heads, _, _, err := runMetadata(path, md)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkHeads(path, method, heads, env); err != nil {
+		return nil, "", err
 	}
 	return f, md["learner.state"], nil
 }

@@ -108,13 +108,13 @@ func paramsOf(slots []tensorSlot) []*optim.Param {
 // (the learner-file format in l2p_common.go).
 func (c *learnerCore) save(path string, state any, slots []tensorSlot) error {
 	st, _ := json.Marshal(state)
-	return saveLearner(path, c.method, c.pe.env.WeightsSHA256, string(st), paramsOf(slots))
+	return saveLearner(path, c.method, c.pe.env, string(st), paramsOf(slots))
 }
 
 // readState opens the learner file of method at path, checks it against
 // env's weights and decodes its JSON state into state.
 func readState(env Env, path, method string, state any) (*safetensors.File, error) {
-	f, st, err := loadLearner(path, method, env.WeightsSHA256)
+	f, st, err := loadLearner(path, method, env)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,13 @@ type FileInfo struct {
 	// number of stages learned.
 	Learned []int
 	Stages  int
+	// Heads is the number of attention heads the ViT was run with (cl
+	// --heads, resolved) and TrainSeed the training seed (Env.Seed, cl
+	// --train-seed) of its stages; 0 and HasTrainSeed false in files that
+	// do not record them.
+	Heads        int
+	TrainSeed    uint64
+	HasTrainSeed bool
 }
 
 // maxHeader bounds the JSON header ReadFileInfo reads (a learner's header
@@ -110,6 +117,9 @@ func ReadFileInfo(path string) (FileInfo, error) {
 		return fi, fmt.Errorf("%s is not a cl learner file (format %q, want %q)", path, md["format"], learnerFormat)
 	}
 	fi.Method, fi.WeightsSHA256 = md["learner.method"], md["learner.weights"]
+	if fi.Heads, fi.TrainSeed, fi.HasTrainSeed, err = runMetadata(path, md); err != nil {
+		return fi, err
+	}
 	if !Stored(fi.Method) {
 		return fi, fmt.Errorf("%s holds a learner of method %q, which this cl cannot load (it loads %s)", path, fi.Method, strings.Join(StoredNames(), ", "))
 	}
@@ -146,7 +156,8 @@ var ErrOtherWeights = errors.New("trained on other pre-trained weights")
 // Open reads the learner file at path with the method it records. The
 // file's weights fingerprint is checked against env.WeightsSHA256 from its
 // header, before any tensor is read; a mismatch wraps ErrOtherWeights and
-// names the file. The caller closes the learner (Close).
+// names the file. So are the attention heads it records, against env's
+// ViT. The caller closes the learner (Close).
 func Open(env Env, path string) (Learner, FileInfo, error) {
 	fi, err := ReadFileInfo(path)
 	if err != nil {
@@ -155,6 +166,9 @@ func Open(env Env, path string) (Learner, FileInfo, error) {
 	if fi.WeightsSHA256 != env.WeightsSHA256 {
 		return nil, fi, fmt.Errorf("%s: %w: the %s learner was trained on weights with SHA-256 %s, but the given weights have %s; its %s only work in the backbone they were trained in (give that checkpoint with --weights)",
 			path, ErrOtherWeights, fi.Method, short(fi.WeightsSHA256), short(env.WeightsSHA256), trainedParts(fi.Method))
+	}
+	if err := checkHeads(path, fi.Method, fi.Heads, env); err != nil {
+		return nil, fi, err
 	}
 	l, err := loaders[fi.Method](env, path)
 	if err != nil {
