@@ -33,7 +33,7 @@ func fitLearnerFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-shuffle", Usage: "with --learner: classes in --data's order when the learner file is created"},
 		&cli.StringFlag{Name: "classes", Usage: "with --learner: learn these `NAMES` (comma-separated) as the next stage instead of the next stage of --init/--inc"},
 		&cli.IntFlag{Name: "per-class", Usage: "with --learner: at most `N` training images per class (0 = all)"},
-		&cli.Uint64Flag{Name: "train-seed", Value: 1, Usage: "with --learner: seed `N` of training (initialisation, shuffling, augmentation), as cl bench"},
+		&cli.Uint64Flag{Name: "train-seed", Value: 1, Usage: "with --learner: seed `N` of training (initialisation, shuffling, augmentation), as cl bench; later stages default to the seed the file records"},
 	), ortFlags()...)
 }
 
@@ -47,6 +47,7 @@ type fitLearnerOptions struct {
 	Classes               []string // explicit stage; nil = next stage of Init/Inc
 	PerClass              int
 	TrainSeed             uint64
+	TrainSeedSet          bool // --train-seed given (else a file's recorded seed is used)
 	Options               [][2]string
 }
 
@@ -78,7 +79,7 @@ func fitLearnerFrom(c *cli.Context) error {
 	}
 	o := fitLearnerOptions{Method: strings.ToLower(c.String("method")), Learner: c.String("learner"), Data: c.String("data"),
 		Backbone: b, Init: c.Int("init"), Inc: c.Int("inc"), Seed: uint32(seed), Shuffle: !c.Bool("no-shuffle"),
-		PerClass: c.Int("per-class"), TrainSeed: c.Uint64("train-seed"), Options: setPairs(c)}
+		PerClass: c.Int("per-class"), TrainSeed: c.Uint64("train-seed"), TrainSeedSet: c.IsSet("train-seed"), Options: setPairs(c)}
 	if s := c.String("classes"); s != "" {
 		for _, n := range strings.Split(s, ",") {
 			if n = strings.TrimSpace(n); n != "" {
@@ -119,6 +120,12 @@ func runFitLearner(ctx context.Context, o fitLearnerOptions, stdout, stderr io.W
 		}
 		if len(o.Options) > 0 {
 			return usageErrorf("--set: a learner's options are fixed when its file is created and %s already exists; write a new --learner to change them", o.Learner)
+		}
+		if fi.HasTrainSeed { // later stages keep the file's seed, as one cl bench run
+			if o.TrainSeedSet && o.TrainSeed != fi.TrainSeed {
+				return usageErrorf("--train-seed %d: %s was trained with --train-seed %d, and its next stages must use it to equal one cl bench run; give --train-seed %d or leave it out", o.TrainSeed, o.Learner, fi.TrainSeed, fi.TrainSeed)
+			}
+			o.TrainSeed = fi.TrainSeed
 		}
 	} else {
 		if o.Method == "" {

@@ -38,7 +38,7 @@ func learnerFlags(what string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "learner", Usage: "learner `FILE` (" + what + "; l2p, dualprompt, coda-prompt, ease, aper-*, ranpac-phase1: needs --weights)", TakesFile: true},
 		&cli.StringFlag{Name: "weights", Usage: "with --learner: the pre-trained ViT checkpoint `FILE` it is trained in (as cl bench --weights)", TakesFile: true},
-		&cli.IntFlag{Name: "heads", Usage: "with --learner: `N` attention heads of the checkpoint (0 = stored in .npz, else width/64)"},
+		&cli.IntFlag{Name: "heads", Usage: "with --learner: `N` attention heads of the checkpoint (0 = the learner file's, else stored in .npz, else width/64)"},
 		&cli.IntFlag{Name: "workers", Value: 2, Usage: "with --learner: `N` goroutines decoding images"},
 	}
 }
@@ -78,9 +78,18 @@ func (b learnerBackbone) env(seed uint64, log *slog.Logger) (learners.Env, error
 // openLearner reads the header of the learner file (a head file or another
 // file is refused naming it), then the weights, and loads the learner: a
 // learner trained on other weights is refused before its tensors are read.
+// Without --heads the weights are read with the heads the file records;
+// other --heads are refused.
 func openLearner(path string, b learnerBackbone, seed uint64, log *slog.Logger) (learners.Learner, learners.FileInfo, learners.Env, error) {
-	if _, err := learners.ReadFileInfo(path); err != nil {
+	fi, err := learners.ReadFileInfo(path)
+	if err != nil {
 		return nil, learners.FileInfo{}, learners.Env{}, fmt.Errorf("--learner: %w", err)
+	}
+	if fi.Heads > 0 {
+		if b.Heads != 0 && b.Heads != fi.Heads {
+			return nil, fi, learners.Env{}, usageErrorf("--heads %d: %s was trained with --heads %d (its %s learned in that attention form); give --heads %d or leave --heads out", b.Heads, path, fi.Heads, fi.Method, fi.Heads)
+		}
+		b.Heads = fi.Heads
 	}
 	env, err := b.env(seed, log)
 	if err != nil {
