@@ -133,7 +133,9 @@ func (h *FeCAM) State() (map[string]safetensors.Tensor, map[string]string, error
 }
 
 // EndStage implements Head: it re-solves the classes whose statistics
-// changed (in parallel). A class with fewer than 2 samples is an error.
+// changed (in parallel over classes with the pure-Go LAPACK; one class at a
+// time, each on all of its threads, with a native LAPACK). A class with
+// fewer than 2 samples is an error.
 func (h *FeCAM) EndStage() error {
 	var todo []int
 	for l := range h.st.dirty {
@@ -152,7 +154,16 @@ func (h *FeCAM) EndStage() error {
 	res := make([]result, len(todo))
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(todo)); w++ {
+	// One class per goroutine and core with the pure-Go LAPACK; one class at
+	// a time with a native one, whose routines run on all the library's
+	// threads already: two callers of 2-thread OpenBLAS on 2 cores took
+	// 1.8–3.0 s for 10 classes at D = 768 against 1.2–1.5 s one at a time
+	// (docs/PERFORMANCE.md).
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	if linalg.NativeLAPACK() != nil {
+		workers = min(1, len(todo))
+	}
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
