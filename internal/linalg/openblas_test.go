@@ -13,7 +13,8 @@ import (
 )
 
 // TestOpenBLASSelected checks that under the openblas tag openblas.Use
-// selects OpenBLAS and that Backend reports it.
+// selects OpenBLAS and its LAPACK and that Backend and LAPACKBackend report
+// them.
 func TestOpenBLASSelected(t *testing.T) {
 	prev := blas64.Implementation()
 	defer blas64.Use(prev)
@@ -29,4 +30,8 @@ func TestOpenBLASSelected(t *testing.T) {
 	if got := linalg.Backend(); got != linalg.OpenBLAS {
 		t.Fatalf("Backend() = %q, want %q", got, linalg.OpenBLAS)
 	}
+	if linalg.NativeLAPACK() == nil || linalg.LAPACKBackend() != "openblas LAPACK (linked)" {
+		t.Fatalf("the linked OpenBLAS's LAPACK is not selected: %q", linalg.LAPACKBackend())
+	}
+	defer linalg.SelectNative("", nil)
 }

@@ -1,4 +1,4 @@
-//go:build cgo && !openblas
+//go:build cgo
 
 #include <dlfcn.h>
 #include <stddef.h>

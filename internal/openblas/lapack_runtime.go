@@ -1,4 +1,4 @@
-//go:build cgo && !openblas
+//go:build cgo
 
 package openblas
 
