@@ -866,3 +866,40 @@ func TestRanPACStageCache(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRanPACRepeatable checks that a stage fitted twice on the same path
+// gives the same bits: losses, λ and scores (primal and dual searches; on a
+// native LAPACK also with the band reduction forced).
+func TestRanPACRepeatable(t *testing.T) {
+	const d = 16
+	x, y := ranpacData(21, 6, d, 50) // 300 rows: 240 fit
+	bands := []int{gridBandMin}
+	if linalg.NativeLAPACK() != nil {
+		bands = append(bands, 50)
+	}
+	defer func(m, kd int) { gridBandMin, gridBandKD = m, kd }(gridBandMin, gridBandKD)
+	for _, bm := range bands {
+		gridBandMin, gridBandKD = bm, 8
+		for _, m := range []string{"200", "400"} { // primal, dual
+			var losses [][]float64
+			var scores [][]float64
+			for range 2 {
+				h := newRanPACT(t, map[string]string{"M": m})
+				if err := h.Learn(x, y); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.EndStage(); err != nil {
+					t.Fatal(err)
+				}
+				sc, err := h.Scores(x[:50*d])
+				if err != nil {
+					t.Fatal(err)
+				}
+				losses, scores = append(losses, h.Losses()), append(scores, sc)
+			}
+			if !slices.Equal(losses[0], losses[1]) || !slices.Equal(scores[0], scores[1]) {
+				t.Fatalf("M=%s, band from %d: two fits differ (losses %v / %v)", m, bm, losses[0], losses[1])
+			}
+		}
+	}
+}
