@@ -253,7 +253,7 @@ func nextStage(o fitLearnerOptions, fi learners.FileInfo, names []string) ([]int
 			case !ok:
 				return nil, usageErrorf("--classes: %q is not a class of the learner's %d (%s), fixed by the --data of its first stage", n, len(names), strings.Join(names, ", "))
 			case learned[k]:
-				return nil, fmt.Errorf("--classes: %q was learned in an earlier stage of %s: %s assumes every stage brings new classes (the old classes' logits are masked while a stage trains); give the class to a new learner, or use a prototype head (cl fit --features --head)", n, o.Learner, fi.Method)
+				return nil, fmt.Errorf("--classes: %q was learned in an earlier stage of %s: %s assumes every stage brings new classes (%s); give the class to a new learner, or use a prototype head (cl fit --features --head)", n, o.Learner, fi.Method, stageAssumption(fi.Method))
 			case seen[k]:
 				return nil, usageErrorf("--classes: %q is given twice", n)
 			}
@@ -295,4 +295,12 @@ func stageNames(names []string, stage []int) string {
 		s = append(s, names[k])
 	}
 	return strings.Join(s, ",")
+}
+
+// stageAssumption says why a learner file refuses a class it has learned.
+func stageAssumption(method string) string {
+	if strings.HasPrefix(method, "aper-") || method == "ranpac-phase1" {
+		return "cl fit --learner learns the stages of a split of the classes; the adaptation ran on the first stage only"
+	}
+	return "the old classes' logits are masked while a stage trains"
 }

@@ -73,6 +73,7 @@ func (a *adapted) Save(path string) error {
 	f.Metadata["tune.method"] = a.method.Name
 	f.Metadata["tune.sigma"] = strconv.FormatFloat(float64(a.res.Sigma), 'g', -1, 32)
 	f.Metadata["tune.steps"] = strconv.Itoa(a.res.Steps)
+	setRunMetadata(f.Metadata, a.env)
 	if err := f.WriteFile(path); err != nil {
 		return fmt.Errorf("%s: writing learner file: %w", a.Method(), err)
 	}
