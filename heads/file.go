@@ -160,7 +160,7 @@ func decode(data []byte) (h Head, info Info, err error) {
 	if err := features.ValidateClasses(info.Classes); err != nil {
 		return nil, Info{}, err
 	}
-	if info.Ledger, err = decodeLedger(f); err != nil {
+	if info.Ledger, err = DecodeLedger(f); err != nil {
 		return nil, Info{}, err
 	}
 	dim, err := strconv.Atoi(md["dim"])

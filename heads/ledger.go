@@ -26,7 +26,8 @@ import (
 //
 // In a head file the ledger is the tensors "ledger.labels" I64 [n] and
 // "ledger.sha256" U8 [n, 32] and the metadata "ledger_ids" (JSON array of n
-// ids). A file without them has no ledger (Info.Ledger == nil).
+// ids). A file without them has no ledger (Info.Ledger == nil). Learner
+// files keep their head's ledger in the same layout (Encode, DecodeLedger).
 type Ledger struct {
 	entries []ledgerEntry
 }
@@ -90,21 +91,36 @@ func NewLedgerRows(set *features.Set, y []int) (LedgerRows, error) {
 	if len(y) != set.N {
 		return LedgerRows{}, fmt.Errorf("ledger: %d labels for %d rows", len(y), set.N)
 	}
-	out := make([]ledgerEntry, set.N)
-	workers := min(runtime.GOMAXPROCS(0), max(1, set.N/256))
+	return NewLedgerRowsFrom(set.X, set.D, set.IDs, y)
+}
+
+// NewLedgerRowsFrom returns the entries of the rows x, row-major [n, d]
+// float32 with n = len(y), learned as head labels y [n]. ids are the n
+// sample ids, or nil for rows without one. It is NewLedgerRows for rows
+// that are not a features.Set (a learner's features of its images).
+func NewLedgerRowsFrom(x []float32, d int, ids []string, y []int) (LedgerRows, error) {
+	n := len(y)
+	if d < 0 || len(x) != n*d {
+		return LedgerRows{}, fmt.Errorf("ledger: %d values for %d rows of dimension %d", len(x), n, d)
+	}
+	if ids != nil && len(ids) != n {
+		return LedgerRows{}, fmt.Errorf("ledger: %d sample ids for %d rows", len(ids), n)
+	}
+	out := make([]ledgerEntry, n)
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/256))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
-			buf := make([]byte, 4*set.D)
+			buf := make([]byte, 4*d)
 			for i := lo; i < hi; i++ {
-				out[i] = ledgerEntry{label: y[i], hash: rowHash(buf, set.Row(i))}
-				if set.IDs != nil {
-					out[i].id = set.IDs[i]
+				out[i] = ledgerEntry{label: y[i], hash: rowHash(buf, x[i*d:(i+1)*d])}
+				if ids != nil {
+					out[i].id = ids[i]
 				}
 			}
-		}(w*set.N/workers, (w+1)*set.N/workers)
+		}(w*n/workers, (w+1)*n/workers)
 	}
 	wg.Wait()
 	return LedgerRows{out}, nil
@@ -265,9 +281,25 @@ func (l *Ledger) encode(f *safetensors.File, h Head) error {
 	if err := l.check(h, h.Dim()); err != nil {
 		return err
 	}
+	if err := l.Encode(f); err != nil {
+		return fmt.Errorf("the %s head's state: %w", h.Method(), err)
+	}
+	return nil
+}
+
+// Encode adds the ledger to f in the head-file layout (see Ledger): the
+// tensors "ledger.labels" I64 [n] and "ledger.sha256" U8 [n, 32] and the
+// metadata "ledger_ids". Learner files keep their head's ledger this way
+// too. f must not hold those tensors already; a nil ledger adds nothing.
+// It does not check the labels against a head: a head file's Save does, a
+// learner checks them against the classes it learned.
+func (l *Ledger) Encode(f *safetensors.File) error {
+	if l == nil {
+		return nil
+	}
 	for _, n := range ledgerTensors {
 		if _, clash := f.Tensors[n]; clash {
-			return fmt.Errorf("the %s head's state has a tensor %q, which the ledger needs", h.Method(), n)
+			return fmt.Errorf("ledger: the file already has a tensor %q, which the ledger needs", n)
 		}
 	}
 	n := len(l.entries)
@@ -289,9 +321,10 @@ func (l *Ledger) encode(f *safetensors.File, h Head) error {
 	return nil
 }
 
-// decodeLedger reads the ledger of a parsed head file: nil when the file has
-// none, an error when it is partial or inconsistent.
-func decodeLedger(f *safetensors.File) (*Ledger, error) {
+// DecodeLedger reads the ledger Encode wrote into a parsed file: nil when
+// the file has none, an error when it is partial or inconsistent. Labels
+// are not checked against a head (Load does that for head files).
+func DecodeLedger(f *safetensors.File) (*Ledger, error) {
 	_, hasLabels := f.Tensors["ledger.labels"]
 	_, hasHashes := f.Tensors["ledger.sha256"]
 	idsJSON, hasIDs := f.Metadata[ledgerIDsKey]

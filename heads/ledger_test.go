@@ -5,10 +5,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cl-dev/cl/features"
+	"github.com/cl-dev/cl/internal/safetensors"
 )
 
 // ledgerSet is a feature set of 2-d rows (i, label) with the given ids.
@@ -223,6 +225,111 @@ func TestLedgerFile(t *testing.T) {
 	bad := bytes.Replace(b, []byte(`"ledger_ids"`), []byte(`"ledger_idx"`), 1)
 	if _, _, err := decode(bad); err == nil || !strings.Contains(err.Error(), "only part of it") {
 		t.Fatalf("partial ledger: %v", err)
+	}
+}
+
+// TestLedgerRowsFrom: rows given as a flat [n, d] slice give the entries
+// NewLedgerRows gives for the same feature set, each hashed by definition
+// (RowHash of the row); rows without ids have id "". Shapes that do not
+// fit are errors.
+func TestLedgerRowsFrom(t *testing.T) {
+	set := ledgerSet([]string{"a", "b", "c"}, []int{0, 2, 1})
+	want := rows(t, set, set.Labels)
+	got, err := NewLedgerRowsFrom(set.X, set.D, set.IDs, set.Labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != 3 {
+		t.Fatalf("%d rows, want 3", got.Len())
+	}
+	for i, e := range got.entries {
+		if e != want.entries[i] {
+			t.Errorf("row %d: %+v, want %+v", i, e, want.entries[i])
+		}
+		if e.hash != RowHash(set.Row(i)) || e.id != set.IDs[i] || e.label != set.Labels[i] {
+			t.Errorf("row %d: %+v is not (id, label, RowHash) of the row", i, e)
+		}
+	}
+	anon, err := NewLedgerRowsFrom(set.X, set.D, nil, set.Labels)
+	if err != nil || anon.entries[1].id != "" || anon.entries[1].hash != want.entries[1].hash {
+		t.Fatalf("rows without ids: %v %+v", err, anon.entries)
+	}
+	if _, err := NewLedgerRowsFrom(set.X[:5], set.D, nil, set.Labels); err == nil || !strings.Contains(err.Error(), "5 values for 3 rows of dimension 2") {
+		t.Errorf("short x: %v", err)
+	}
+	if _, err := NewLedgerRowsFrom(set.X, set.D, []string{"a"}, set.Labels); err == nil || !strings.Contains(err.Error(), "1 sample ids for 3 rows") {
+		t.Errorf("too few ids: %v", err)
+	}
+}
+
+// TestLedgerEncodeDecode: Encode writes into any safetensors file exactly
+// the ledger tensors and metadata a head file holds, DecodeLedger reads
+// them back entry for entry, a file without them has no ledger, and Encode
+// refuses a file that already has a ledger tensor.
+func TestLedgerEncodeDecode(t *testing.T) {
+	set := ledgerSet([]string{"a", "", "ü/ç.png"}, []int{0, 2, 2})
+	l := NewLedger()
+	l.Add(rows(t, set, set.Labels))
+
+	f := safetensors.New()
+	f.Tensors["head.w"] = safetensors.FromFloat32s([]int64{2}, []float32{1, 2})
+	f.Metadata["format"] = "other"
+	if err := l.Encode(f); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := safetensors.Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeLedger(back)
+	if err != nil || got == nil || got.Len() != l.Len() {
+		t.Fatalf("decoded %v %+v", err, got)
+	}
+	for i := range l.Len() {
+		id, y, h := got.Entry(i)
+		wid, wy, wh := l.Entry(i)
+		if id != wid || y != wy || h != wh {
+			t.Errorf("entry %d: (%q %d %x), want (%q %d %x)", i, id, y, h[:4], wid, wy, wh[:4])
+		}
+	}
+
+	// The same bytes as a head file's ledger.
+	h := NewAPER()
+	if err := h.Learn(set.X, set.Labels); err != nil {
+		t.Fatal(err)
+	}
+	info := InfoFrom(set)
+	info.Ledger = l
+	hf, err := encode(h, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ledgerTensors {
+		a, b := f.Tensors[n], hf.Tensors[n]
+		if a.DType != b.DType || !slices.Equal(a.Shape, b.Shape) || !bytes.Equal(a.Data, b.Data) {
+			t.Errorf("tensor %s: Encode wrote %v %v, the head file has %v %v", n, a.DType, a.Shape, b.DType, b.Shape)
+		}
+	}
+	if f.Metadata[ledgerIDsKey] != hf.Metadata[ledgerIDsKey] || f.Metadata[ledgerIDsKey] != `["a","","ü/ç.png"]` {
+		t.Errorf("ids %s, head file %s", f.Metadata[ledgerIDsKey], hf.Metadata[ledgerIDsKey])
+	}
+
+	// No ledger: nothing written, nothing read.
+	empty := safetensors.New()
+	var none *Ledger
+	if err := none.Encode(empty); err != nil || len(empty.Tensors) != 0 || len(empty.Metadata) != 0 {
+		t.Fatalf("nil ledger encoded: %v %v %v", err, empty.Tensors, empty.Metadata)
+	}
+	if got, err := DecodeLedger(empty); err != nil || got != nil {
+		t.Fatalf("file without a ledger: %v %+v", err, got)
+	}
+	// A file that has a ledger tensor already.
+	if err := l.Encode(f); err == nil || !strings.Contains(err.Error(), `"ledger.labels"`) {
+		t.Fatalf("encoding twice: %v", err)
 	}
 }
 

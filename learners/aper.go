@@ -90,7 +90,7 @@ type adapted struct {
 	names  []string
 	seen   []int
 	stages int
-	ledger rowLedger
+	ledger *heads.Ledger
 }
 
 func newAdapted(env Env, m tune.Method, o map[string]string, ranpac bool) (Learner, error) {
@@ -141,7 +141,7 @@ func newAdapted(env Env, m tune.Method, o map[string]string, ranpac bool) (Learn
 		}
 	}
 	a := &adapted{env: env, method: m, recipe: rec, aug: get("augment"), ranpac: ranpac, cache: map[*tune.Dataset][]float32{},
-		opts: map[string]string{}}
+		opts: map[string]string{}, ledger: heads.NewLedger()}
 	for k, v := range o {
 		a.opts[k] = v
 	}
@@ -179,8 +179,13 @@ func (a *adapted) Learn(ctx context.Context, s Stage) error {
 	if err != nil {
 		return err
 	}
-	rows := newLedgerRows(x, len(x)/max(s.Images.Len(), 1), s.Images.IDs, s.Images.Labels)
-	if err := a.ledger.checkNew(rows); err != nil {
+	rows, err := heads.NewLedgerRowsFrom(x, len(x)/max(s.Images.Len(), 1), s.Images.IDs, s.Images.Labels)
+	if err != nil {
+		return fmt.Errorf("%s: stage %d: %w", a.Method(), s.Index+1, err)
+	}
+	// A sample learned twice would count twice in the prototypes or
+	// RanPAC's statistics.
+	if err := a.ledger.CheckNew(rows); err != nil {
 		return fmt.Errorf("%s: stage %d: %w", a.Method(), s.Index+1, err)
 	}
 	if err := a.head.Learn(x, s.Images.Labels); err != nil {
@@ -189,7 +194,7 @@ func (a *adapted) Learn(ctx context.Context, s Stage) error {
 	if err := a.head.EndStage(); err != nil {
 		return err
 	}
-	a.ledger.add(rows)
+	a.ledger.Add(rows)
 	a.names = s.Names
 	have := map[int]bool{}
 	for _, c := range a.seen {

@@ -22,7 +22,8 @@ import (
 //     (adapter_down_w, ssf_*, vpt, …) with tune.SaveParams's metadata
 //     tune.sigma and tune.steps, so tune.LoadResult reads them back;
 //   - the head's state tensors (heads.Head.State) prefixed "head.";
-//   - the head's ledger in the head-file layout: "ledger.labels" I64 [n],
+//   - the head's ledger (heads.Ledger) in the head-file layout, as
+//     heads.Ledger.Encode writes it: "ledger.labels" I64 [n],
 //     "ledger.sha256" U8 [n,32] and metadata "ledger_ids" (JSON, n ids).
 //
 // The state JSON has the options New was given, the recipe the adaptation
@@ -59,7 +60,9 @@ func (a *adapted) Save(path string) error {
 	for n, t := range tensors {
 		f.Tensors[headPrefix+n] = t
 	}
-	a.ledger.encode(f)
+	if err := a.ledger.Encode(f); err != nil {
+		return fmt.Errorf("%s: %w", a.Method(), err)
+	}
 	st, err := json.Marshal(adaptedState{Options: a.opts, Recipe: a.recipe, Names: a.names, Seen: a.seen, Stages: a.stages,
 		Head: a.head.Method(), HeadParams: params, HeadDim: a.head.Dim()})
 	if err != nil {
@@ -149,8 +152,11 @@ func LoadAdapted(env Env, path string) (Learner, error) {
 	if d := a.head.Dim(); d != a.headDim() {
 		return nil, fmt.Errorf("%s: the %s head has dimension %d, the backbones give %d", path, st.Head, d, a.headDim())
 	}
-	if a.ledger, err = decodeRowLedger(f); err != nil {
+	if a.ledger, err = heads.DecodeLedger(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if a.ledger == nil {
+		return nil, fmt.Errorf("%s: the file has no ledger of the rows its head learned (tensors ledger.labels, ledger.sha256 and metadata ledger_ids): it was not written by cl fit --learner; fit the learner again", path)
 	}
 	if err := checkAdaptedState(st, a.head, a.ledger); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -192,7 +198,7 @@ func loadAdaptedHead(f *safetensors.File, st adaptedState) (h heads.Head, err er
 // checkAdaptedState verifies that the classes learned are class names'
 // labels, that the head scores exactly them, and that every ledger row's
 // label is one of them.
-func checkAdaptedState(st adaptedState, h heads.Head, l rowLedger) error {
+func checkAdaptedState(st adaptedState, h heads.Head, l *heads.Ledger) error {
 	if st.Stages < 1 || len(st.Seen) == 0 {
 		return fmt.Errorf("state records %d stages and %d classes learned: a saved learner has learned stage 1", st.Stages, len(st.Seen))
 	}
@@ -208,9 +214,9 @@ func checkAdaptedState(st adaptedState, h heads.Head, l rowLedger) error {
 	for _, c := range st.Seen {
 		in[c] = true
 	}
-	for i, y := range l.labels {
-		if !in[y] {
-			return fmt.Errorf("ledger: row %d (sample %q) has class %d, which the learner has not learned", i, l.ids[i], y)
+	for i := range l.Len() {
+		if id, y, _ := l.Entry(i); !in[y] {
+			return fmt.Errorf("ledger: row %d (sample %q) has class %d, which the learner has not learned", i, id, y)
 		}
 	}
 	return nil

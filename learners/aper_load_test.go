@@ -3,6 +3,7 @@ package learners
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -136,8 +137,9 @@ func TestAdaptedSaveOpen(t *testing.T) {
 			// Images learned before: the ledger refuses them.
 			again := stages[0]
 			again.Index = 2
-			if err := two.Learn(ctx, again); err == nil || !strings.Contains(err.Error(), "was learned in an earlier stage") {
-				t.Fatalf("relearning stage 1's images: %v", err)
+			wantErr := fmt.Sprintf("stage 3: row 0 (sample %q) was already learned by the head", again.Images.IDs[0])
+			if err := two.Learn(ctx, again); err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Fatalf("relearning stage 1's images: %v, want %q", err, wantErr)
 			}
 		})
 	}
@@ -197,6 +199,17 @@ func TestAdaptedRefusals(t *testing.T) {
 	}
 	if _, _, err := Open(env, bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "ledger") {
 		t.Fatalf("bad ledger: %v", err)
+	}
+	// No ledger at all.
+	f, _ = safetensors.ReadFile(path)
+	delete(f.Tensors, "ledger.labels")
+	delete(f.Tensors, "ledger.sha256")
+	delete(f.Metadata, "ledger_ids")
+	if err := f.WriteFile(bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(env, bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "has no ledger") {
+		t.Fatalf("no ledger: %v", err)
 	}
 }
 
