@@ -32,6 +32,7 @@ func l2pDefaults() map[string]string {
 		"lr": "0.001875", "batch": "16", "epochs": "5",
 		"train-select": SelectPerSample, "test-select": SelectPerSample, "vote-batch": "16",
 		"eval-batch": "32",
+		"align":      AlignNone, "align-samples": "256", "align-steps": "300", "align-lr": "0.01", "align-shrink": "0.1",
 	}
 }
 
@@ -44,6 +45,15 @@ type L2POptions struct {
 	// VoteBatch is the number of consecutive test images that vote together.
 	TrainSelect, TestSelect string
 	VoteBatch, EvalBatch    int
+	// Align is AlignNone or AlignGaussian (l2p_align.go): after every
+	// stage, re-fit the head of all classes seen on AlignSamples features
+	// per class drawn from their stored Gaussians (covariance shrunk by
+	// AlignShrink), AlignSteps full-batch Adam steps at AlignLR. Files
+	// written before the option existed have "" (= none).
+	Align                string
+	AlignSamples         int
+	AlignSteps           int
+	AlignLR, AlignShrink float64
 }
 
 func parseL2P(o map[string]string) (L2POptions, error) {
@@ -58,6 +68,12 @@ func parseL2P(o map[string]string) (L2POptions, error) {
 		TrainSelect: p.choice("train-select", SelectPerSample, SelectBatchVote),
 		TestSelect:  p.choice("test-select", SelectPerSample, SelectBatchVote),
 		VoteBatch:   p.size("vote-batch"), EvalBatch: p.size("eval-batch"),
+		Align:        p.choice("align", AlignNone, AlignGaussian),
+		AlignSamples: p.size("align-samples"), AlignSteps: p.count("align-steps"),
+		AlignLR: p.number("align-lr", 0), AlignShrink: p.number("align-shrink", 0),
+	}
+	if r.AlignShrink > 1 {
+		p.fail("align-shrink", "a number in [0, 1]")
 	}
 	if p.err != nil {
 		return r, p.err
@@ -82,6 +98,9 @@ type L2P struct {
 	// Trained state besides the head: Prompts [pool,length,W], Keys
 	// [pool,W].
 	Prompts, Keys []float32
+	// AlignMean [C,W] and AlignCov [C,W,W] are the stored class statistics
+	// of align=gaussian (nil otherwise; zero for classes not yet seen).
+	AlignMean, AlignCov []float32
 }
 
 // NewL2P returns an untrained L2P learner.
@@ -98,6 +117,9 @@ func NewL2P(env Env, o map[string]string) (*L2P, error) {
 }
 
 func newL2P(core learnerCore, opt L2POptions) *L2P {
+	if opt.Align == "" { // a file written before the option existed
+		opt.Align = AlignNone
+	}
 	g := promptGraph{vit.Options{Variant: vit.Prompt, Tokens: opt.TopK * opt.Length}, "prompt", vit.PromptMeanName}
 	return &L2P{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt}
 }
@@ -116,6 +138,10 @@ func (l *L2P) init(C int) {
 	l.Keys = pUniform(l.rng, l.opt.Pool*W, -1, 1)
 	l.HeadW = pTruncNormal(l.rng, W*C, 0.02)
 	l.HeadB = make([]float32, C)
+	if l.opt.Align == AlignGaussian {
+		l.AlignMean = make([]float32, C*W)
+		l.AlignCov = make([]float32, C*W*W)
+	}
 }
 
 // selectRows returns the pool rows of every image of a batch with queries q.
@@ -144,8 +170,12 @@ func (l *L2P) input(idx [][]int) ort.Tensor {
 	return ort.Tensor{Shape: []int64{int64(len(idx)), int64(l.tokens()), int64(l.pe.w.Width)}, F32: l.compose(idx)}
 }
 
-// slots are the trained tensors: prompts, keys and head.
-func (l *L2P) slots() []tensorSlot {
+// slots are the tensors of the learner file: the trained ones and, with
+// align=gaussian, the class statistics.
+func (l *L2P) slots() []tensorSlot { return append(l.trainedSlots(), l.statSlots()...) }
+
+// trainedSlots are the trained tensors: prompts, keys and head.
+func (l *L2P) trainedSlots() []tensorSlot {
 	W := int64(l.pe.w.Width)
 	return append([]tensorSlot{
 		{"prompts", []int64{int64(l.opt.Pool), int64(l.opt.Length), W}, &l.Prompts},
@@ -153,7 +183,7 @@ func (l *L2P) slots() []tensorSlot {
 	}, l.headSlots()...)
 }
 
-func (l *L2P) params() []*optim.Param { return paramsOf(l.slots()) }
+func (l *L2P) params() []*optim.Param { return paramsOf(l.trainedSlots()) }
 
 // newOptimizer is PILOT's: Adam (β 0.9, 0.999, ε 1e-8, no weight decay),
 // constant learning rate, over prompts, keys and head.
@@ -188,7 +218,9 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 	return applyStep("l2p", opt, res, labels, l.classes())
 }
 
-// Learn implements Learner: one stage of training with a fresh optimizer.
+// Learn implements Learner: one stage of training with a fresh optimizer;
+// with align=gaussian, then the stage's class statistics and the head's
+// alignment (l2p_align.go).
 func (l *L2P) Learn(ctx context.Context, s Stage) error {
 	if err := promptStageGuard("l2p", s, l.seen, l.names); err != nil {
 		return err
@@ -197,7 +229,16 @@ func (l *L2P) Learn(ctx context.Context, s Stage) error {
 		l.names = s.Names
 		l.init(len(s.Names))
 	}
-	return l.trainStage(ctx, s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch}, l.newOptimizer, l.step)
+	if err := l.trainStage(ctx, s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch}, l.newOptimizer, l.step); err != nil {
+		return err
+	}
+	if l.opt.Align != AlignGaussian {
+		return nil
+	}
+	if err := l.recordStats(ctx, s); err != nil {
+		return err
+	}
+	return l.alignHead(s.Index)
 }
 
 // Scores implements Learner: logits of the seen classes, prompts selected

@@ -42,6 +42,9 @@ type testSelector interface {
 //	CL_PROMPTS_REAL='l2p,l2p:train-select=batch-vote' CL_PROMPTS_PER_CLASS=60 CL_PROMPTS_TEST_PER_CLASS=40 \
 //	  go test ./learners/ -run TestPromptsRealData -v -timeout 0
 //
+// CL_PROMPTS_TEST_SELECT (e.g. "per-sample") limits the test selections
+// scored. An L2P with align=gaussian is also scored with its unaligned
+// head (same prompts, same features; row "per-sample,unaligned-head").
 // It needs ../shared/data/vit-tiny-augreg and /usr/share/datasets/fashion-mnist.
 func TestPromptsRealData(t *testing.T) {
 	spec := os.Getenv("CL_PROMPTS_REAL")
@@ -155,13 +158,29 @@ func TestPromptsRealData(t *testing.T) {
 			}
 			if _, ok := l.(testSelector); ok {
 				modes = []string{SelectPerSample, SelectBatchVote}
+				if v := os.Getenv("CL_PROMPTS_TEST_SELECT"); v != "" {
+					modes = strings.Split(v, ",")
+				}
 			}
 			if _, ok := l.(*DualPrompt); ok {
 				modes = []string{SelectPerSample, SelectBatchVote, SelectPerSample + ",match=all", SelectBatchVote + ",match=all"}
 			}
 		}
+		// An aligned L2P is also scored with the head as training left it
+		// (the prompts are the same either way, l2p_align.go): rawW, rawB
+		// hold each stage's columns before the alignment, and both heads
+		// read the same per-sample features.
+		aligned, _ := l.(*L2P)
+		if aligned != nil && aligned.opt.Align != AlignGaussian {
+			aligned = nil
+		}
+		var rawW, rawB []float32
+		allModes := modes
+		if aligned != nil {
+			allModes = append(append([]string(nil), modes...), SelectPerSample+",unaligned-head")
+		}
 		correct := map[string][][]int{}
-		for _, md := range modes {
+		for _, md := range allModes {
 			correct[md] = make([][]int, B)
 			for i := range correct[md] {
 				correct[md][i] = make([]int, B)
@@ -187,7 +206,31 @@ func TestPromptsRealData(t *testing.T) {
 				s.Classes = append(s.Classes, k)
 			}
 			t1 := time.Now()
-			if err := l.Learn(ctx, s); err != nil {
+			if aligned != nil {
+				// Learn's steps, with the head copied before the alignment.
+				aligned.opt.Align = AlignNone
+				err := l.Learn(ctx, s)
+				aligned.opt.Align = AlignGaussian
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rawW == nil {
+					rawW, rawB = make([]float32, len(aligned.HeadW)), make([]float32, len(aligned.HeadB))
+				}
+				C := len(rawB)
+				for _, c := range s.Classes {
+					rawB[c] = aligned.HeadB[c]
+					for i := 0; i < w.Width; i++ {
+						rawW[i*C+c] = aligned.HeadW[i*C+c]
+					}
+				}
+				if err := aligned.recordStats(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+				if err := aligned.alignHead(s.Index); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := l.Learn(ctx, s); err != nil {
 				t.Fatal(err)
 			}
 			trainSec += time.Since(t1).Seconds()
@@ -211,16 +254,30 @@ func TestPromptsRealData(t *testing.T) {
 					}
 				}
 				t2 := time.Now()
-				sc, cols, err := l.Scores(ctx, Eval{Images: ev, Features: gatherRows(testF, w.Width, trows), Dim: w.Width, N: len(trows)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				testSec += time.Since(t2).Seconds()
-				for j, i := range trows {
-					if cols[argmax(sc[j*len(cols):(j+1)*len(cols)])] == testG[i] {
-						correct[md][split.Stage(testG[i])][st]++
+				count := func(md string, sc []float64, cols []int) {
+					for j, i := range trows {
+						if cols[argmax(sc[j*len(cols):(j+1)*len(cols)])] == testG[i] {
+							correct[md][split.Stage(testG[i])][st]++
+						}
 					}
 				}
+				if aligned != nil && md == SelectPerSample {
+					f, err := aligned.featuresOf(ctx, ev, gatherRows(testF, w.Width, trows), w.Width)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cols := pSortedInts(aligned.seen)
+					C := aligned.classes()
+					count(md, appendLinearScores(nil, f, w.Width, aligned.HeadW, aligned.HeadB, C, cols), cols)
+					count(md+",unaligned-head", appendLinearScores(nil, f, w.Width, rawW, rawB, C, cols), cols)
+				} else {
+					sc, cols, err := l.Scores(ctx, Eval{Images: ev, Features: gatherRows(testF, w.Width, trows), Dim: w.Width, N: len(trows)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					count(md, sc, cols)
+				}
+				testSec += time.Since(t2).Seconds()
 				if sl, ok := l.(interface {
 					Selections(context.Context, Eval) ([][]int, error)
 				}); ok {
@@ -229,7 +286,7 @@ func TestPromptsRealData(t *testing.T) {
 				}
 			}
 		}
-		for _, md := range modes {
+		for _, md := range allModes {
 			r := protocol.ComputeMetrics(correct[md], total)
 			t.Logf("RESULT %-40s test-select=%-10s Ā %.2f  A_B %.2f  F %.2f  curve %v  final-per-stage %v  train %.0f s, test %.0f s",
 				m, md, r.AvgAccuracy, r.LastAccuracy, r.Forgetting, r.CurveRounded, newAcc(r), trainSec, testSec)
