@@ -82,7 +82,7 @@ func shrunk(S *mat.SymDense, gamma float64) *mat.SymDense {
 }
 
 // sampleGaussian draws n rows [n,W] from N(mean, cov) with rng: mean + L·z,
-// L the Cholesky factor of cov, z standard normal. A covariance that is
+// L the Cholesky factor of cov, z standard normal (drawn row by row). A covariance that is
 // not positive definite (all zero: one image) gets a ridge of 1e-9·(1 + its
 // largest diagonal) until it factorises.
 func sampleGaussian(rng *rand.Rand, mean []float64, cov *mat.SymDense, n int) ([]float64, error) {
@@ -104,19 +104,17 @@ func sampleGaussian(rng *rand.Rand, mean []float64, cov *mat.SymDense, n int) ([
 	}
 	var L mat.TriDense
 	ch.LTo(&L)
-	out := make([]float64, n*W)
-	z := make([]float64, W)
+	z := mat.NewDense(n, W, nil)
+	zd := z.RawMatrix().Data
+	for i := range zd {
+		zd[i] = rng.NormFloat64()
+	}
+	var x mat.Dense
+	x.Mul(z, L.T())
+	out := x.RawMatrix().Data
 	for s := 0; s < n; s++ {
-		for j := range z {
-			z[j] = rng.NormFloat64()
-		}
-		row := out[s*W : (s+1)*W]
-		for i := 0; i < W; i++ {
-			v := mean[i]
-			for j := 0; j <= i; j++ {
-				v += L.At(i, j) * z[j]
-			}
-			row[i] = v
+		for i, m := range mean {
+			out[s*W+i] += m
 		}
 	}
 	return out, nil
