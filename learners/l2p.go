@@ -38,6 +38,7 @@ func l2pDefaults() map[string]string {
 		"train-select": SelectPerSample, "test-select": SelectPerSample, "vote-batch": "16",
 		"eval-batch": "32",
 		"align":      AlignGaussian, "align-samples": "256", "align-steps": "300", "align-lr": "0.01", "align-shrink": "0.1",
+		"freeze": FreezeNone,
 	}
 }
 
@@ -59,6 +60,9 @@ type L2POptions struct {
 	AlignSamples         int
 	AlignSteps           int
 	AlignLR, AlignShrink float64
+	// Freeze is FreezeNone or FreezeUsed (l2p_freeze.go): pool rows a
+	// stage selected get no update in later stages.
+	Freeze string
 }
 
 func parseL2P(o map[string]string) (L2POptions, error) {
@@ -76,6 +80,7 @@ func parseL2P(o map[string]string) (L2POptions, error) {
 		Align:        p.choice("align", AlignNone, AlignGaussian),
 		AlignSamples: p.size("align-samples"), AlignSteps: p.count("align-steps"),
 		AlignLR: p.number("align-lr", 0), AlignShrink: p.number("align-shrink", 0),
+		Freeze: p.choice("freeze", FreezeNone, FreezeUsed),
 	}
 	if r.AlignShrink > 1 {
 		p.fail("align-shrink", "a number in [0, 1]")
@@ -106,6 +111,10 @@ type L2P struct {
 	// AlignMean [C,W] and AlignCov [C,W,W] are the stored class statistics
 	// of align=gaussian (nil otherwise; zero for classes not yet seen).
 	AlignMean, AlignCov []float32
+	// frozen are the pool rows frozen (freeze=used), ascending; used the
+	// rows the stage in training has selected so far.
+	frozen []int
+	used   map[int]bool
 }
 
 // NewL2P returns an untrained L2P learner.
@@ -124,6 +133,9 @@ func NewL2P(env Env, o map[string]string) (*L2P, error) {
 func newL2P(core learnerCore, opt L2POptions) *L2P {
 	if opt.Align == "" { // a file written before the option existed
 		opt.Align = AlignNone
+	}
+	if opt.Freeze == "" {
+		opt.Freeze = FreezeNone
 	}
 	g := promptGraph{vit.Options{Variant: vit.Prompt, Tokens: opt.TopK * opt.Length}, "prompt", vit.PromptMeanName}
 	return &L2P{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt}
@@ -218,6 +230,8 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 		}
 	}
 	r, gk := keyPull(q, l.Keys, W, idx, l.opt.Pull)
+	l.zeroFrozen(gp, gk)
+	l.noteUsed(idx)
 	out.grads["prompts"], out.grads["keys"] = gp, gk
 	res := &stepResult{Loss: out.loss - l.opt.Pull*r, Idx: idx, Logits: out.logits, Grads: out.grads}
 	return applyStep("l2p", opt, res, labels, l.classes())
@@ -234,9 +248,11 @@ func (l *L2P) Learn(ctx context.Context, s Stage) error {
 		l.names = s.Names
 		l.init(len(s.Names))
 	}
+	l.used = nil
 	if err := l.trainStage(ctx, s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch}, l.newOptimizer, l.step); err != nil {
 		return err
 	}
+	l.freezeUsed()
 	if l.opt.Align != AlignGaussian {
 		return nil
 	}
@@ -267,14 +283,25 @@ func (l *L2P) Selections(ctx context.Context, e Eval) ([][]int, error) {
 // classes learned and the pre-trained weights' SHA-256 (learner file
 // format in docs/TRAINING.md).
 func (l *L2P) Save(path string) error {
-	return l.save(path, stateOf(&l.promptBase, l.opt), l.slots())
+	return l.save(path, l2pState{stateOf(&l.promptBase, l.opt), l.frozen}, l.slots())
 }
 
 // LoadL2P reads a learner file written by Save; the weights in env must be
 // the ones it was trained on.
 func LoadL2P(env Env, path string) (*L2P, error) {
-	var st promptState[L2POptions]
-	return loadPrompt(env, path, "l2p", l2pStream, &st, &st, newL2P)
+	var st l2pState
+	l, err := loadPrompt(env, path, "l2p", l2pStream, &st, &st.promptState, newL2P)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range st.Frozen {
+		if j < 0 || j >= l.opt.Pool {
+			l.Close()
+			return nil, fmt.Errorf("%s: frozen pool row %d outside the pool of %d rows", path, j, l.opt.Pool)
+		}
+	}
+	l.frozen = st.Frozen
+	return l, nil
 }
 
 // SetTestSelect switches the test-time selection (SelectPerSample or

@@ -3,8 +3,10 @@ package learners
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -398,4 +400,92 @@ func TestL2PAlignBadOptions(t *testing.T) {
 			t.Errorf("%v: error %v, want one containing %q", c.o, err, c.want)
 		}
 	}
+}
+
+// TestL2PFreezeUsed on the tiny ViT: with freeze=used the pool rows that
+// stage 1 selected (prompts and keys) are bit-identical after stage 2,
+// the frozen rows are saved, and a learner loaded after stage 1 learns
+// stage 2 to the same file as one that never stopped.
+func TestL2PFreezeUsed(t *testing.T) {
+	env := tinyEnv(t)
+	ctx := context.Background()
+	stages := tinyStages(4, 5)
+	o := map[string]string{"pool": "4", "length": "1", "top-k": "2", "epochs": "1", "batch": "8", "freeze": FreezeUsed, "align-samples": "16", "align-steps": "20"}
+	a, err := NewL2P(env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Learn(ctx, stages[0]); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.frozen) == 0 {
+		t.Fatalf("stage 1 froze no row")
+	}
+	dir := t.TempDir()
+	p1 := filepath.Join(dir, "1.safetensors")
+	if err := a.Save(p1); err != nil {
+		t.Fatal(err)
+	}
+	W, L := env.Weights.Width, 1
+	frozen1 := mustLoadFrozen(t, env, p1)
+	if fmt.Sprint(frozen1) != fmt.Sprint(a.frozen) {
+		t.Fatalf("file holds frozen rows %v, learner %v", frozen1, a.frozen)
+	}
+	p0, k0 := append([]float32(nil), a.Prompts...), append([]float32(nil), a.Keys...)
+	if err := a.Learn(ctx, stages[1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []int{0, 1, 2, 3} {
+		same := true
+		for i := j * L * W; i < (j+1)*L*W; i++ {
+			same = same && a.Prompts[i] == p0[i]
+		}
+		for i := j * W; i < (j+1)*W; i++ {
+			same = same && a.Keys[i] == k0[i]
+		}
+		if wasFrozen := containsInt(frozen1, j); wasFrozen && !same {
+			t.Fatalf("pool row %d, frozen after stage 1, changed in stage 2", j)
+		} else if !wasFrozen && containsInt(a.frozen, j) && same {
+			t.Fatalf("pool row %d, used in stage 2, did not change", j)
+		}
+	}
+	b, err := LoadL2P(env, p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Learn(ctx, stages[1]); err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := filepath.Join(dir, "a.safetensors"), filepath.Join(dir, "b.safetensors")
+	if err := a.Save(pa); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Save(pb); err != nil {
+		t.Fatal(err)
+	}
+	ra, _ := os.ReadFile(pa)
+	rb, _ := os.ReadFile(pb)
+	if string(ra) != string(rb) {
+		t.Fatalf("resumed learner file differs from the uninterrupted one")
+	}
+}
+
+func mustLoadFrozen(t *testing.T, env Env, path string) []int {
+	l, err := LoadL2P(env, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.frozen
+}
+
+func containsInt(v []int, x int) bool {
+	for _, y := range v {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }
