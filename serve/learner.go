@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -115,56 +114,15 @@ func (s *LearnerServer) staged() error {
 		s.info.Method, s.info.File, s.info.File)
 }
 
-// routes is Server.routes for this table: one handler per path, 405 with
-// Allow for other methods, 404 JSON for other paths, every route counted.
-func (s *LearnerServer) routes() {
-	s.mux = http.NewServeMux()
-	byPath := map[string][]route{}
-	var order []string
-	for _, rt := range s.table() {
-		if byPath[rt.path] == nil {
-			order = append(order, rt.path)
-		}
-		byPath[rt.path] = append(byPath[rt.path], rt)
-	}
-	for _, p := range order {
-		rts := byPath[p]
-		var allow []string
-		for _, rt := range rts {
-			allow = append(allow, rt.method)
-		}
-		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			for _, rt := range rts {
-				if r.Method == rt.method || (rt.method == "GET" && r.Method == "HEAD") {
-					s.serveRoute(rt, w, r)
-					return
-				}
-			}
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeErr(w, errf(405, "method_not_allowed", "%s %s: use %s", r.Method, p, strings.Join(allow, " or ")))
-		})
-		pattern := p
-		if p == "/" {
-			pattern = "/{$}"
-		}
-		s.mux.Handle(pattern, s.met.instrument(p, h))
-	}
-	s.mux.Handle("/", s.met.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, errf(404, "not_found", "no route %s (GET /openapi.json lists them)", r.URL.Path))
-	})))
-}
+// routes builds the mux of the table as Server.routes does.
+func (s *LearnerServer) routes() { s.mux = newMux(s.table(), s.met, s.serveRoute) }
 
 func (s *LearnerServer) serveRoute(rt route, w http.ResponseWriter, r *http.Request) {
 	if rt.limited {
-		select {
-		case s.sem <- struct{}{}:
-			defer func() { <-s.sem }()
-		default:
-			s.met.rejected.WithLabelValues("too_many_requests").Inc()
-			w.Header().Set("Retry-After", "1")
-			writeErr(w, errf(503, "busy", "the server is handling %d requests (--max-concurrent); retry later", s.cfg.MaxConcurrent))
+		if !admit(w, s.sem, s.met, s.cfg.MaxConcurrent) {
 			return
 		}
+		defer func() { <-s.sem }()
 	}
 	rt.h(w, r)
 }
@@ -306,38 +264,7 @@ func (s *LearnerServer) handleReady(w http.ResponseWriter, r *http.Request) {
 // requests in flight (at most Config.ShutdownTimeout). With tlsCfg != nil
 // it serves HTTPS.
 func (s *LearnerServer) Serve(ctx context.Context, l net.Listener, tlsCfg *tls.Config) error {
-	hs := &http.Server{
-		Handler: s.Handler(), ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: s.cfg.ReadTimeout,
-		WriteTimeout: s.cfg.WriteTimeout, IdleTimeout: s.cfg.IdleTimeout, MaxHeaderBytes: 64 << 10, TLSConfig: tlsCfg,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if tlsCfg != nil {
-			errc <- hs.ServeTLS(l, "", "")
-		} else {
-			errc <- hs.Serve(l)
-		}
-	}()
-	var err error
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		s.log.Info("shutting down: draining requests in flight")
-		s.ready.Store(false)
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-		err = hs.Shutdown(sctx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("requests still running after %v were cut off", s.cfg.ShutdownTimeout)
-			hs.Close()
-		}
-	}
-	s.Close()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return serveHTTP(ctx, l, tlsCfg, s.cfg, s.Handler(), s.log, &s.ready, s.Close)
 }
 
 // Close marks the server not ready; there is nothing to write.

@@ -43,11 +43,17 @@ func handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Write(openAPIDoc)
 }
 
-func (s *Server) routes() {
-	s.mux = http.NewServeMux()
+func (s *Server) routes() { s.mux = newMux(s.table(), s.met, s.serveRoute) }
+
+// newMux builds the mux of a route table: one handler per path that runs
+// the route of the request's method through serve (GET also answers HEAD),
+// 405 with Allow for other methods, 404 JSON for paths not in the table;
+// every path is counted in met under its own label, the rest as "other".
+func newMux(table []route, met *metrics, serve func(route, http.ResponseWriter, *http.Request)) *http.ServeMux {
+	mux := http.NewServeMux()
 	byPath := map[string][]route{}
 	var order []string
-	for _, rt := range s.table() {
+	for _, rt := range table {
 		if byPath[rt.path] == nil {
 			order = append(order, rt.path)
 		}
@@ -62,7 +68,7 @@ func (s *Server) routes() {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			for _, rt := range rts {
 				if r.Method == rt.method || (rt.method == "GET" && r.Method == "HEAD") {
-					s.serveRoute(rt, w, r)
+					serve(rt, w, r)
 					return
 				}
 			}
@@ -73,11 +79,28 @@ func (s *Server) routes() {
 		if p == "/" {
 			pattern = "/{$}" // only "/" itself; other paths fall through to the 404 below
 		}
-		s.mux.Handle(pattern, s.met.instrument(p, h))
+		mux.Handle(pattern, met.instrument(p, h))
 	}
-	s.mux.Handle("/", s.met.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", met.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errf(404, "not_found", "no route %s (GET /openapi.json lists them)", r.URL.Path))
 	})))
+	return mux
+}
+
+// admit takes one of sem's slots (Config.MaxConcurrent of them) for a
+// limited route; the caller releases it with <-sem. When every slot is
+// taken it counts the rejection, answers 503 busy with Retry-After and
+// returns false.
+func admit(w http.ResponseWriter, sem chan struct{}, met *metrics, maxConcurrent int) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		met.rejected.WithLabelValues("too_many_requests").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeErr(w, errf(503, "busy", "the server is handling %d requests (--max-concurrent); retry later", maxConcurrent))
+		return false
+	}
 }
 
 func (s *Server) serveRoute(rt route, w http.ResponseWriter, r *http.Request) {
@@ -91,15 +114,10 @@ func (s *Server) serveRoute(rt route, w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.limited {
-		select {
-		case s.sem <- struct{}{}:
-			defer func() { <-s.sem }()
-		default:
-			s.met.rejected.WithLabelValues("too_many_requests").Inc()
-			w.Header().Set("Retry-After", "1")
-			writeErr(w, errf(503, "busy", "the server is handling %d requests (--max-concurrent); retry later", s.cfg.MaxConcurrent))
+		if !admit(w, s.sem, s.met, s.cfg.MaxConcurrent) {
 			return
 		}
+		defer func() { <-s.sem }()
 	}
 	rt.h(w, r)
 }

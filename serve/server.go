@@ -167,15 +167,25 @@ func (s *Server) failure() error {
 // Config.ShutdownTimeout), flushes the journal and writes a snapshot. With
 // tlsCfg != nil it serves HTTPS.
 func (s *Server) Serve(ctx context.Context, l net.Listener, tlsCfg *tls.Config) error {
+	return serveHTTP(ctx, l, tlsCfg, s.cfg, s.Handler(), s.log, &s.ready, s.Close)
+}
+
+// serveHTTP serves h on l with cfg's timeouts (HTTPS with tlsCfg != nil)
+// until ctx is done; then it marks the server not ready, drains the
+// requests in flight for at most cfg.ShutdownTimeout and calls closeFn. It
+// returns the first error of serving, draining and closeFn; nil after a
+// clean shutdown.
+func serveHTTP(ctx context.Context, l net.Listener, tlsCfg *tls.Config, cfg Config, h http.Handler, log *slog.Logger,
+	ready *atomic.Bool, closeFn func() error) error {
 	hs := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.WriteTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         tlsCfg,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -190,17 +200,17 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, tlsCfg *tls.Config) 
 	case err := <-errc:
 		serveErr = err
 	case <-ctx.Done():
-		s.log.Info("shutting down: draining requests in flight")
-		s.ready.Store(false)
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		log.Info("shutting down: draining requests in flight")
+		ready.Store(false)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		serveErr = hs.Shutdown(sctx)
 		cancel()
 		if errors.Is(serveErr, context.DeadlineExceeded) {
-			serveErr = fmt.Errorf("requests still running after %v were cut off", s.cfg.ShutdownTimeout)
+			serveErr = fmt.Errorf("requests still running after %v were cut off", cfg.ShutdownTimeout)
 			hs.Close()
 		}
 	}
-	if err := s.Close(); err != nil && serveErr == nil {
+	if err := closeFn(); err != nil && serveErr == nil {
 		serveErr = err
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
