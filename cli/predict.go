@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"strconv"
 	"strings"
@@ -94,10 +95,8 @@ type predictOptions struct {
 
 func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
-	if o.Out != "" {
-		if err := atomicfile.CheckWritable(o.Out); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
+	if err := checkOut(o.Out); err != nil {
+		return err
 	}
 	h, info, err := heads.Load(o.Head)
 	if err != nil {
@@ -147,29 +146,55 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 			}
 		}
 	}
+	err = writePredictions(ctx, o.Out, stdout, set.N, o.Top, func(i int, rec []string) {
+		rec[1] = ""
+		if i < len(set.IDs) {
+			rec[1] = set.IDs[i]
+		}
+		rec[2] = ""
+		if l := set.Labels[i]; l != features.Unlabelled {
+			rec[2] = set.Classes[l]
+		}
+		for r := 0; r < o.Top; r++ {
+			rec[3+r] = info.Classes[pred[i*o.Top+r]]
+		}
+	})
+	if err != nil {
+		return err
+	}
+	logPredicted(log, set.N, elapsed, 0, []any{"threads", threads}, rows, right, o.Out)
+	return nil
+}
+
+// checkOut checks early that --out FILE can be written ("" is stdout).
+func checkOut(out string) error {
+	if out != "" {
+		if err := atomicfile.CheckWritable(out); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	return nil
+}
+
+// writePredictions writes the CSV of cl predict, a header
+// row,id,label,pred_1…pred_top and n rows, atomically to out, or to stdout
+// when out is "". fill sets rec[1] (the row's id), rec[2] (its label, ""
+// when unlabelled) and rec[3:] (the top class names, best first) of row i;
+// rec[0] is i.
+func writePredictions(ctx context.Context, out string, stdout io.Writer, n, top int, fill func(i int, rec []string)) error {
 	write := func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		head := []string{"row", "id", "label"}
-		for r := 1; r <= o.Top; r++ {
+		for r := 1; r <= top; r++ {
 			head = append(head, "pred_"+strconv.Itoa(r))
 		}
 		if err := cw.Write(head); err != nil {
 			return err
 		}
 		rec := make([]string, len(head))
-		for i := 0; i < set.N; i++ {
+		for i := 0; i < n; i++ {
 			rec[0] = strconv.Itoa(i)
-			rec[1] = ""
-			if i < len(set.IDs) {
-				rec[1] = set.IDs[i]
-			}
-			rec[2] = ""
-			if l := set.Labels[i]; l != features.Unlabelled {
-				rec[2] = set.Classes[l]
-			}
-			for r := 0; r < o.Top; r++ {
-				rec[3+r] = info.Classes[pred[i*o.Top+r]]
-			}
+			fill(i, rec)
 			if err := cw.Write(rec); err != nil {
 				return err
 			}
@@ -177,25 +202,35 @@ func runPredict(ctx context.Context, o predictOptions, stdout, stderr io.Writer)
 		cw.Flush()
 		return cw.Error()
 	}
-	if o.Out != "" {
+	var err error
+	if out != "" {
 		if err := ctx.Err(); err != nil {
-			return interrupted(err, o.Out)
+			return interrupted(err, out)
 		}
-		err = atomicfile.WriteFile(o.Out, write)
+		err = atomicfile.WriteFile(out, write)
 	} else {
 		err = write(stdout)
 	}
 	if err != nil {
 		return fmt.Errorf("writing predictions: %w", err)
 	}
-	attrs := []any{"rows", set.N, "seconds", fmt.Sprintf("%.3f", elapsed.Seconds()),
-		"rows_per_s", fmt.Sprintf("%.0f", float64(set.N)/max(elapsed.Seconds(), 1e-9)), "threads", threads}
+	return nil
+}
+
+// logPredicted logs the summary of a prediction run: n rows in elapsed
+// (rows_per_s with rateDigits decimals), the attributes who (what
+// predicted), the top-1 accuracy over the rows labelled with a class the
+// predictor knows (rows of them, right of them correct; left out when rows
+// is 0) and out.
+func logPredicted(log *slog.Logger, n int, elapsed time.Duration, rateDigits int, who []any, rows, right int, out string) {
+	attrs := []any{"rows", n, "seconds", fmt.Sprintf("%.3f", elapsed.Seconds()),
+		"rows_per_s", strconv.FormatFloat(float64(n)/max(elapsed.Seconds(), 1e-9), 'f', rateDigits, 64)}
+	attrs = append(attrs, who...)
 	if rows > 0 {
 		attrs = append(attrs, "top1_percent", fmt.Sprintf("%.2f", 100*float64(right)/float64(rows)), "labelled_known_rows", rows)
 	}
-	if o.Out != "" {
-		attrs = append(attrs, "out", o.Out)
+	if out != "" {
+		attrs = append(attrs, "out", out)
 	}
 	log.Info("predicted", attrs...)
-	return nil
 }

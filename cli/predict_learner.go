@@ -2,16 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/internal/atomicfile"
 	"github.com/cl-dev/cl/learners"
 	"github.com/cl-dev/cl/tune"
 )
@@ -53,10 +50,8 @@ func predictLearnerFrom(c *cli.Context) error {
 
 func runPredictLearner(ctx context.Context, o predictLearnerOptions, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
-	if o.Out != "" {
-		if err := atomicfile.CheckWritable(o.Out); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
+	if err := checkOut(o.Out); err != nil {
+		return err
 	}
 	l, fi, _, err := openLearner(o.Learner, o.Backbone, 0, log)
 	if err != nil {
@@ -99,48 +94,16 @@ func runPredictLearner(ctx context.Context, o predictLearnerOptions, stdout, std
 			}
 		}
 	}
-	write := func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		head := []string{"row", "id", "label"}
-		for r := 1; r <= o.Top; r++ {
-			head = append(head, "pred_"+strconv.Itoa(r))
+	err = writePredictions(ctx, o.Out, stdout, d.Len(), o.Top, func(i int, rec []string) {
+		rec[1], rec[2] = d.IDs[i], labels[i]
+		for r := 0; r < o.Top; r++ {
+			rec[3+r] = fi.Names[cols[pred[i*o.Top+r]]]
 		}
-		if err := cw.Write(head); err != nil {
-			return err
-		}
-		rec := make([]string, len(head))
-		for i := 0; i < d.Len(); i++ {
-			rec[0], rec[1], rec[2] = strconv.Itoa(i), d.IDs[i], labels[i]
-			for r := 0; r < o.Top; r++ {
-				rec[3+r] = fi.Names[cols[pred[i*o.Top+r]]]
-			}
-			if err := cw.Write(rec); err != nil {
-				return err
-			}
-		}
-		cw.Flush()
-		return cw.Error()
-	}
-	if o.Out != "" {
-		if err := ctx.Err(); err != nil {
-			return interrupted(err, o.Out)
-		}
-		err = atomicfile.WriteFile(o.Out, write)
-	} else {
-		err = write(stdout)
-	}
+	})
 	if err != nil {
-		return fmt.Errorf("writing predictions: %w", err)
+		return err
 	}
-	attrs := []any{"rows", d.Len(), "seconds", fmt.Sprintf("%.3f", elapsed.Seconds()),
-		"rows_per_s", fmt.Sprintf("%.1f", float64(d.Len())/max(elapsed.Seconds(), 1e-9)), "learner", o.Learner}
-	if rows > 0 {
-		attrs = append(attrs, "top1_percent", fmt.Sprintf("%.2f", 100*float64(right)/float64(rows)), "labelled_known_rows", rows)
-	}
-	if o.Out != "" {
-		attrs = append(attrs, "out", o.Out)
-	}
-	log.Info("predicted", attrs...)
+	logPredicted(log, d.Len(), elapsed, 1, []any{"learner", o.Learner}, rows, right, o.Out)
 	return nil
 }
 
