@@ -8,17 +8,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cl-dev/cl/extract/data"
 	"github.com/cl-dev/cl/learners"
 )
 
 // `cl eval --learner`: a learner file's accuracy on labelled images.
 
 func evalLearnerFlags() []cli.Flag {
-	return append(append(learnerFlags("to evaluate, instead of --head"),
-		&cli.StringFlag{Name: "data", Usage: "with --learner: labelled test images `SPEC` (" + data.Specs + ")"},
-		&cli.IntFlag{Name: "per-class", Usage: "with --learner: at most `N` images per class (0 = all)"},
-	), ortFlags()...)
+	return learnerImageFlags("to evaluate, instead of --head", "labelled test images",
+		&cli.IntFlag{Name: "per-class", Usage: "with --learner: at most `N` images per class (0 = all)"})
 }
 
 // evalLearnerOptions is everything `cl eval --learner` needs.

@@ -23,10 +23,17 @@ import (
 // dualprompt, coda-prompt, ease, aper-*, ranpac-phase1) from images, kept
 // in a learner file.
 
+// learnerImageFlags are the flags of a command that runs a learner file on
+// images: learnerFlags(what), --data (images: what the images are, as
+// "labelled test images"), more, and the ONNX Runtime flags.
+func learnerImageFlags(what, images string, more ...cli.Flag) []cli.Flag {
+	fl := append(learnerFlags(what), &cli.StringFlag{Name: "data", Usage: "with --learner: " + images + " `SPEC` (" + data.Specs + ")"})
+	return append(append(fl, more...), ortFlags()...)
+}
+
 // fitLearnerFlags are fit's flags for learner files.
 func fitLearnerFlags() []cli.Flag {
-	return append(append(learnerFlags("to create, or to load and teach the next stage"),
-		&cli.StringFlag{Name: "data", Usage: "with --learner: labelled training images `SPEC` (" + data.Specs + ")"},
+	return learnerImageFlags("to create, or to load and teach the next stage", "labelled training images",
 		&cli.IntFlag{Name: "init", Usage: "with --learner: `N` classes in the first stage (0 = --inc), as cl bench"},
 		&cli.IntFlag{Name: "inc", Value: 10, Usage: "with --learner: `N` classes per later stage"},
 		&cli.Int64Flag{Name: "seed", Value: 1993, Usage: "with --learner: class-order seed `N` (numpy legacy MT19937, as cl bench), used when the learner file is created"},
@@ -34,7 +41,7 @@ func fitLearnerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "classes", Usage: "with --learner: learn these `NAMES` (comma-separated) as the next stage instead of the next stage of --init/--inc"},
 		&cli.IntFlag{Name: "per-class", Usage: "with --learner: at most `N` training images per class (0 = all)"},
 		&cli.Uint64Flag{Name: "train-seed", Value: 1, Usage: "with --learner: seed `N` of training (initialisation, shuffling, augmentation), as cl bench; later stages default to the seed the file records"},
-	), ortFlags()...)
+	)
 }
 
 // fitLearnerOptions is everything `cl fit --learner` needs.
