@@ -29,10 +29,7 @@ func TestAdaptedSaveOpen(t *testing.T) {
 	ev := Eval{Images: test, N: test.Len()}
 	dir := t.TempDir()
 	small := map[string]string{"epochs": "2", "batch": "8", "augment": "none"}
-	for _, c := range []struct {
-		name string
-		o    map[string]string
-	}{
+	for _, c := range []storedCase{
 		{"aper-adapter", map[string]string{"epochs": "2", "batch": "8", "augment": "pilot"}},
 		{"aper-ssf", small},
 		{"aper-vpt-deep", small},
@@ -40,18 +37,7 @@ func TestAdaptedSaveOpen(t *testing.T) {
 		{"ranpac-phase1", map[string]string{"epochs": "2", "batch": "8", "augment": "none", "M": "64"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if !Stored(c.name) {
-				t.Fatalf("%s not Stored", c.name)
-			}
-			spec, _ := Lookup(c.name)
-			l, err := spec.New(env, c.o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer Close(l)
-			if err := l.Learn(ctx, stages[0]); err != nil {
-				t.Fatal(err)
-			}
+			l := learnedStored(t, env, c, stages[0])
 			p1 := filepath.Join(dir, c.name+"-1.safetensors")
 			if err := l.Save(p1); err != nil {
 				t.Fatal(err)
@@ -69,11 +55,7 @@ func TestAdaptedSaveOpen(t *testing.T) {
 			}
 
 			// Stage 2 learned by the learner opened from stage 1's file.
-			back, fi, err := Open(env, p1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer Close(back)
+			back, fi := openStored(t, env, p1, c.name)
 			if fi.Method != c.name || fi.Stages != 1 || len(fi.Learned) != 2 || strings.Join(fi.Names, ",") != "h,v,d,c" {
 				t.Fatalf("stage-1 file info %+v", fi)
 			}
@@ -90,14 +72,7 @@ func TestAdaptedSaveOpen(t *testing.T) {
 			if fi.Method != c.name || fi.WeightsSHA256 != env.WeightsSHA256 || fi.Stages != 2 || len(fi.Learned) != 4 {
 				t.Fatalf("stage-2 file info %+v", fi)
 			}
-			two, _, err := Open(env, p2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer Close(two)
-			if two.Method() != c.name {
-				t.Fatalf("opened %s as %s", c.name, two.Method())
-			}
+			two, _ := openStored(t, env, p2, c.name)
 			sameScores(t, "opened", two, ev, want, wcols)
 			Forget(two, test)
 			if n := len(two.(*adapted).cache); n != 0 {
@@ -124,8 +99,7 @@ func TestAdaptedSaveOpen(t *testing.T) {
 			}
 
 			// Other weights.
-			other := env
-			other.WeightsSHA256 = "0123456789abcdef"
+			other := otherWeights(env)
 			if _, _, err := Open(other, p2); !errors.Is(err, ErrOtherWeights) || !strings.Contains(err.Error(), p2) ||
 				!strings.Contains(err.Error(), "adapted parameters") {
 				t.Fatalf("Open with other weights: %v", err)
@@ -151,12 +125,7 @@ func TestAdaptedRefusals(t *testing.T) {
 	env := tinyEnv(t)
 	ctx := context.Background()
 	stages := tinyStages(2, 3)
-	spec, _ := Lookup("aper-ssf")
-	l, err := spec.New(env, map[string]string{"epochs": "1", "batch": "8", "augment": "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(l)
+	l := learnedStored(t, env, storedCase{"aper-ssf", map[string]string{"epochs": "1", "batch": "8", "augment": "none"}})
 	if err := l.Learn(ctx, stages[1]); err == nil || !strings.Contains(err.Error(), "stage 2 given after 0 stages learned") {
 		t.Fatalf("stage 2 first: %v", err)
 	}
@@ -210,27 +179,5 @@ func TestAdaptedRefusals(t *testing.T) {
 	}
 	if _, _, err := Open(env, bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "has no ledger") {
 		t.Fatalf("no ledger: %v", err)
-	}
-}
-
-// sameScores fails unless l scores ev bit for bit as want (columns wcols).
-func sameScores(t *testing.T, what string, l Learner, ev Eval, want []float64, wcols []int) {
-	t.Helper()
-	got, cols, err := l.Scores(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want) || len(cols) != len(wcols) {
-		t.Fatalf("%s: %d scores of %v, want %d of %v", what, len(got), cols, len(want), wcols)
-	}
-	for i := range cols {
-		if cols[i] != wcols[i] {
-			t.Fatalf("%s: columns %v, want %v", what, cols, wcols)
-		}
-	}
-	for i := range want {
-		if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
-			t.Fatalf("%s: score %d is %v, want %v", what, i, got[i], want[i])
-		}
 	}
 }
