@@ -17,6 +17,7 @@ import (
 	"mime/multipart"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/cl-dev/cl/models/ort"
 	"github.com/cl-dev/cl/models/vit"
 	"github.com/cl-dev/cl/protocol"
+	"github.com/cl-dev/cl/tune"
 )
 
 // textureFolder writes an ImageFolder of 32×32 grey PNGs in four classes
@@ -124,6 +126,247 @@ func benchStages(t *testing.T, spec string) ([]learners.Stage, []string) {
 	return out, names
 }
 
+// twoStageFixture is the data of the two-stage learner-file tests: folders
+// of textures to train on (6 images a class) and to test on (3 a class),
+// the environment cl fit builds for the tiny ViT, the two stages cl bench
+// cuts from train (2 classes each), their class names in stage order, and
+// the test images labelled with those classes' indices.
+type twoStageFixture struct {
+	train, test string
+	env         learners.Env
+	stages      []learners.Stage
+	names       []string
+	testSet     *tune.Dataset
+}
+
+func newTwoStageFixture(t *testing.T) twoStageFixture {
+	t.Helper()
+	fx := twoStageFixture{train: textureFolder(t, 6, 3), test: textureFolder(t, 3, 9), env: tinyLearnerEnv(t)}
+	fx.stages, fx.names = benchStages(t, fx.train)
+	testSet, err := loadBenchImages(context.Background(), "--test-data", fx.test, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	global := map[string]int{}
+	for k, n := range fx.names {
+		global[n] = k
+	}
+	for i, y := range testSet.Labels {
+		testSet.Labels[i] = global[testSet.Classes[y]]
+	}
+	testSet.Classes = fx.names
+	fx.testSet = testSet
+	return fx
+}
+
+// taughtDirectly is a method learner with the options of sets (cl fit's
+// --set K=V), closed when the test ends, taught the fixture's two stages
+// without cl fit.
+func (fx twoStageFixture) taughtDirectly(t *testing.T, method string, sets []string) learners.Learner {
+	t.Helper()
+	spec, _ := learners.Lookup(method)
+	opts := map[string]string{}
+	for _, s := range sets {
+		k, v, _ := strings.Cut(s, "=")
+		opts[k] = v
+	}
+	ref, err := spec.New(fx.env, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { learners.Close(ref) })
+	for _, s := range fx.stages {
+		if err := ref.Learn(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ref
+}
+
+// checkLearnerFile checks the learner file path that cl fit taught the
+// fixture's two stages against ref, the method learner taught them
+// directly: the file holds both stages and all four classes, scores the
+// test images bit for bit as ref, and cl eval's accuracies and cl
+// predict's top-2 are the ranking of those scores.
+func (fx twoStageFixture) checkLearnerFile(t *testing.T, path, method string, ref learners.Learner) {
+	t.Helper()
+	ctx := context.Background()
+	ev := learners.Eval{Images: fx.testSet, N: fx.testSet.Len()}
+	want, wcols, err := ref.Scores(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, fi, err := learners.Open(fx.env, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer learners.Close(l)
+	if fi.Method != method || fi.Stages != 2 || len(fi.Learned) != 4 || strings.Join(fi.Names, ",") != strings.Join(fx.names, ",") {
+		t.Fatalf("file info %+v", fi)
+	}
+	got, cols, err := l.Scores(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(cols) != len(wcols) {
+		t.Fatalf("%d scores for %v, direct %d for %v", len(got), cols, len(want), wcols)
+	}
+	for i := range want {
+		if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+			t.Fatalf("score %d: cl fit's learner %v, taught directly %v", i, got[i], want[i])
+		}
+	}
+	// Reference ranking and accuracy from the direct scores.
+	n, names := fx.testSet.Len(), fx.names
+	top := rankScores(want, len(cols), 2)
+	right := 0
+	for i, y := range fx.testSet.Labels {
+		if cols[top[2*i]] == y {
+			right++
+		}
+	}
+	rep := evalLearner(t, path, fx.test)
+	if rep.Learner != path || rep.Method != method || rep.Rows != n || rep.K != 4 || rep.Top5 != 100 ||
+		math.Abs(rep.Top1-100*float64(right)/float64(n)) > 1e-9 || len(rep.PerClass) != 4 {
+		t.Fatalf("eval %+v; want top-1 %v", rep, 100*float64(right)/float64(n))
+	}
+	out, stderr, err := runCLErr("predict", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--data", fx.test, "--top", "2")
+	if err != nil {
+		t.Fatalf("predict: %v\n%s", err, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n+1 || strings.Join(recs[0], ",") != "row,id,label,pred_1,pred_2" {
+		t.Fatalf("predict CSV header %v, %d rows", recs[0], len(recs))
+	}
+	for i, r := range recs[1:] {
+		if r[1] != fx.testSet.IDs[i] || r[2] != names[fx.testSet.Labels[i]] || r[3] != names[cols[top[2*i]]] || r[4] != names[cols[top[2*i+1]]] {
+			t.Fatalf("predict row %d: %v; want id %s label %s, top %s %s", i, r, fx.testSet.IDs[i], names[fx.testSet.Labels[i]], names[cols[top[2*i]]], names[cols[top[2*i+1]]])
+		}
+	}
+}
+
+// evalLearner runs cl eval --learner path --json on the images of the
+// folder data (tiny ViT, 3 heads, 1 thread) and returns its report.
+func evalLearner(t *testing.T, path, data string) EvalReport {
+	t.Helper()
+	out, stderr, err := runCLErr("eval", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--data", data, "--json")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	var rep EvalReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// otherCheckpoint writes dir/other.safetensors: the tiny ViT's tensors
+// with other bytes in the file (and so another SHA-256).
+func otherCheckpoint(t *testing.T, dir string) string {
+	t.Helper()
+	f, err := safetensors.ReadFile(tinyViTWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Metadata["note"] = "another checkpoint"
+	other := filepath.Join(dir, "other.safetensors")
+	if err := f.WriteFile(other); err != nil {
+		t.Fatal(err)
+	}
+	return other
+}
+
+// learnerScoresOf opens the learner file path and returns its file info
+// and its scores (row-major, columns cols) of the image files, decoded by
+// the learner itself: the reference of cl serve --learner.
+func learnerScoresOf(t *testing.T, env learners.Env, path string, files []string) (learners.FileInfo, []float64, []int) {
+	t.Helper()
+	l, fi, err := learners.Open(env, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer learners.Close(l)
+	src, err := data.OpenPaths(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := loadAll(context.Background(), src)
+	src.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, cols, err := l.Scores(context.Background(), learners.Eval{Images: d, N: d.Len()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi, want, cols
+}
+
+// startServeLearner starts `cl serve --learner path` (tiny ViT, 3 heads,
+// 1 thread) on a free port, stopped when the test ends, and returns its
+// URL.
+func startServeLearner(t *testing.T, path string) string {
+	t.Helper()
+	cmd := clProcess("serve", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--listen", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logb bytes.Buffer
+	cmd.Stderr = &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "listening on ") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("cl serve --learner did not start: %q %v\n%s", line, err, logb.String())
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+}
+
+// servedPredictions is the reply of /v1/predict.
+type servedPredictions struct {
+	Predictions []struct {
+		Name string
+		Top  []struct {
+			Class string
+			Score float64
+		}
+	}
+}
+
+// predictServed posts the image files (named class/file) in one multipart
+// request to url's /v1/predict?top=k and fails unless it answers 200 with
+// one prediction per file.
+func predictServed(t *testing.T, url string, files []string, k int) servedPredictions {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, f := range files {
+		w, _ := mw.CreateFormFile("image", filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f))
+		b, _ := os.ReadFile(f)
+		w.Write(b)
+	}
+	mw.Close()
+	resp, err := httpc.Post(url+"/v1/predict?top="+strconv.Itoa(k), mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep servedPredictions
+	err = json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(rep.Predictions) != len(files) {
+		t.Fatalf("serve predict: status %d, %v, %+v", resp.StatusCode, err, rep)
+	}
+	return rep
+}
+
 // TestFitLearnerStages: two stages of `cl fit --learner` from images (l2p
 // and ease on the tiny ViT) give a learner file whose scores equal, bit for
 // bit, those of the same learner taught the same two stages directly (as
@@ -133,23 +376,8 @@ func benchStages(t *testing.T, spec string) ([]learners.Stage, []string) {
 // naming the file.
 func TestFitLearnerStages(t *testing.T) {
 	needORTLib(t)
-	ctx := context.Background()
-	train := textureFolder(t, 6, 3)
-	test := textureFolder(t, 3, 9)
-	env := tinyLearnerEnv(t)
-	stages, names := benchStages(t, train)
-	testSet, err := loadBenchImages(ctx, "--test-data", test, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	global := map[string]int{}
-	for k, n := range names {
-		global[n] = k
-	}
-	for i, y := range testSet.Labels {
-		testSet.Labels[i] = global[testSet.Classes[y]]
-	}
-	testSet.Classes = names
+	fx := newTwoStageFixture(t)
+	train, test, names := fx.train, fx.test, fx.names
 	common := []string{"--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--data", train, "--inc", "2"}
 	for _, c := range []struct {
 		method string
@@ -175,18 +403,9 @@ func TestFitLearnerStages(t *testing.T) {
 			if _, _, err := runCLErr(append(args, "--set", "epochs=2")...); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "fixed when its file is created") {
 				t.Fatalf("--set on an existing learner: %v", err)
 			}
-			evalArgs := []string{"eval", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--data", test, "--json"}
 			top1 := func() float64 {
 				t.Helper()
-				out, stderr, err := runCLErr(evalArgs...)
-				if err != nil {
-					t.Fatalf("eval: %v\n%s", err, stderr)
-				}
-				var rep EvalReport
-				if err := json.Unmarshal([]byte(out), &rep); err != nil {
-					t.Fatal(err)
-				}
-				return rep.Top1
+				return evalLearner(t, path, test).Top1
 			}
 			acc1 := top1()
 			out2, stderr, err := runCLErr(append([]string{"fit", "--learner", path}, common...)...)
@@ -219,84 +438,9 @@ func TestFitLearnerStages(t *testing.T) {
 				t.Fatalf("stage 2: %q", out2)
 			}
 
-			// The same two stages taught directly.
-			spec, _ := learners.Lookup(c.method)
-			opts := map[string]string{}
-			for _, s := range c.sets {
-				k, v, _ := strings.Cut(s, "=")
-				opts[k] = v
-			}
-			ref, err := spec.New(env, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer learners.Close(ref)
-			for _, s := range stages {
-				if err := ref.Learn(ctx, s); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, wcols, err := ref.Scores(ctx, learners.Eval{Images: testSet, N: testSet.Len()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, fi, err := learners.Open(env, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer learners.Close(l)
-			if fi.Method != c.method || fi.Stages != 2 || len(fi.Learned) != 4 || strings.Join(fi.Names, ",") != strings.Join(names, ",") {
-				t.Fatalf("file info %+v", fi)
-			}
-			got, cols, err := l.Scores(ctx, learners.Eval{Images: testSet, N: testSet.Len()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) || len(cols) != len(wcols) {
-				t.Fatalf("%d scores for %v, direct %d for %v", len(got), cols, len(want), wcols)
-			}
-			for i := range want {
-				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
-					t.Fatalf("score %d: cl fit's learner %v, taught directly %v", i, got[i], want[i])
-				}
-			}
-			// Reference ranking and accuracy from the direct scores.
-			C := len(cols)
-			top := rankScores(want, C, 2)
-			right := 0
-			for i, y := range testSet.Labels {
-				if cols[top[2*i]] == y {
-					right++
-				}
-			}
-			out, stderr, err = runCLErr("eval", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--data", test, "--json")
-			if err != nil {
-				t.Fatalf("eval: %v\n%s", err, stderr)
-			}
-			var rep EvalReport
-			if err := json.Unmarshal([]byte(out), &rep); err != nil {
-				t.Fatal(err)
-			}
-			if rep.Learner != path || rep.Method != c.method || rep.Rows != testSet.Len() || rep.K != 4 || rep.Top5 != 100 ||
-				math.Abs(rep.Top1-100*float64(right)/float64(testSet.Len())) > 1e-9 || len(rep.PerClass) != 4 {
-				t.Fatalf("eval %+v; want top-1 %v", rep, 100*float64(right)/float64(testSet.Len()))
-			}
-			out, stderr, err = runCLErr("predict", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--data", test, "--top", "2")
-			if err != nil {
-				t.Fatalf("predict: %v\n%s", err, stderr)
-			}
-			recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(recs) != testSet.Len()+1 || strings.Join(recs[0], ",") != "row,id,label,pred_1,pred_2" {
-				t.Fatalf("predict CSV header %v, %d rows", recs[0], len(recs))
-			}
-			for i, r := range recs[1:] {
-				if r[1] != testSet.IDs[i] || r[2] != names[testSet.Labels[i]] || r[3] != names[cols[top[2*i]]] || r[4] != names[cols[top[2*i+1]]] {
-					t.Fatalf("predict row %d: %v; want id %s label %s, top %s %s", i, r, testSet.IDs[i], names[testSet.Labels[i]], names[cols[top[2*i]]], names[cols[top[2*i+1]]])
-				}
-			}
+			// The same two stages taught directly: the file, cl eval and cl
+			// predict against them.
+			fx.checkLearnerFile(t, path, c.method, fx.taughtDirectly(t, c.method, c.sets))
 
 			// Refusals.
 			if _, _, err := runCLErr(append([]string{"fit", "--learner", path}, common...)...); err == nil || !strings.Contains(err.Error(), "no next stage") {
@@ -328,15 +472,7 @@ func TestLearnerFileRefusals(t *testing.T) {
 	}
 	// Another backbone: the same tensors with other bytes (and so another
 	// SHA-256) in the file.
-	f, err := safetensors.ReadFile(tinyViTWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Metadata["note"] = "another checkpoint"
-	other := filepath.Join(dir, "other.safetensors")
-	if err := f.WriteFile(other); err != nil {
-		t.Fatal(err)
-	}
+	other := otherCheckpoint(t, dir)
 	before, _ := os.ReadFile(path)
 	for _, args := range [][]string{
 		append([]string{"fit", "--learner", path, "--weights", other}, common...),
@@ -387,77 +523,16 @@ func TestServeLearner(t *testing.T) {
 	}
 	// The reference: the learner file's scores of the files, decoded by the
 	// learner itself.
-	env := tinyLearnerEnv(t)
-	l, fi, err := learners.Open(env, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer learners.Close(l)
-	src, err := data.OpenPaths(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _, err := loadAll(context.Background(), src)
-	src.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, cols, err := l.Scores(context.Background(), learners.Eval{Images: d, N: d.Len()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fi, want, cols := learnerScoresOf(t, tinyLearnerEnv(t), path, files)
 	predCSV, stderr, err := runCLErr(append([]string{"predict", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--top", "2"}, files...)...)
 	if err != nil {
 		t.Fatalf("predict: %v\n%s", err, stderr)
 	}
 	recs, _ := csv.NewReader(strings.NewReader(predCSV)).ReadAll()
 
-	cmd := clProcess("serve", "--learner", path, "--weights", tinyViTWeights, "--heads", "3", "--threads", "1", "--listen", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logb bytes.Buffer
-	cmd.Stderr = &logb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "listening on ") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("cl serve --learner did not start: %q %v\n%s", line, err, logb.String())
-	}
-	url := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-
+	url := startServeLearner(t, path)
 	// Multipart predict of the four files.
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	for _, f := range files {
-		w, _ := mw.CreateFormFile("image", filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f))
-		b, _ := os.ReadFile(f)
-		w.Write(b)
-	}
-	mw.Close()
-	resp, err := httpc.Post(url+"/v1/predict?top=2", mw.FormDataContentType(), &body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep struct {
-		Predictions []struct {
-			Name string
-			Top  []struct {
-				Class string
-				Score float64
-			}
-		}
-	}
-	err = json.NewDecoder(resp.Body).Decode(&rep)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || len(rep.Predictions) != 4 {
-		t.Fatalf("predict: status %d, %v, %+v", resp.StatusCode, err, rep)
-	}
+	rep := predictServed(t, url, files, 2)
 	C := len(cols)
 	for i, p := range rep.Predictions {
 		if len(p.Top) != 2 || p.Top[0].Class != recs[i+1][3] || p.Top[1].Class != recs[i+1][4] {
@@ -487,7 +562,7 @@ func TestServeLearner(t *testing.T) {
 			t.Fatalf("%s: %d %s", route, resp.StatusCode, b)
 		}
 	}
-	resp, err = httpc.Post(url+"/v1/predict", "application/json", strings.NewReader(`{"features": [[1, 2, 3]]}`))
+	resp, err := httpc.Post(url+"/v1/predict", "application/json", strings.NewReader(`{"features": [[1, 2, 3]]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
