@@ -216,6 +216,9 @@ func fitHeadColumns(hw, hb []float32, C int, cols []int, x []float64, y []int, o
 		}
 	}
 	after, _, _ = eval()
+	if o.Steps == 0 {
+		before = after
+	}
 	for j, c := range cols {
 		for i := 0; i < W; i++ {
 			hw[i*C+c] = pw.Data[i*k+j]
