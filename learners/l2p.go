@@ -17,20 +17,22 @@ import (
 // tokens with the [CLS] position embedding); a linear head reads the mean
 // of the prompt outputs. Loss: cross-entropy over the stage's classes (other
 // logits at −inf) minus pull·Σ cos(query, selected keys)/B. Adam with a
-// constant learning rate, re-created every stage. By default the head is
-// then re-fitted on features drawn from stored class Gaussians
-// (align=gaussian, l2p_align.go).
+// constant learning rate, re-created every stage. By default the pool rows
+// a stage used are then frozen (freeze=used, l2p_freeze.go) and the head is
+// re-fitted on features drawn from stored class Gaussians (align=gaussian,
+// l2p_align.go).
 func init() {
 	Register(Spec{Name: "l2p", NeedsImages: true, Options: l2pDefaults(),
-		Summary: "L2P: prompt pool with cosine key matching, prompts after [CLS], linear head on the prompt outputs (Adam), re-fitted after each stage on stored class Gaussians",
+		Summary: "L2P: prompt pool with cosine key matching, prompts after [CLS], linear head on the prompt outputs (Adam); pool rows frozen once used, head re-fitted after each stage on stored class Gaussians",
 		New:     func(env Env, o map[string]string) (Learner, error) { return NewL2P(env, o) }})
 }
 
-// l2pDefaults are PILOT's l2p.json values, except the selection and the
-// classifier alignment (docs/TRAINING.md: batch voting in training
-// collapses on small data, and without alignment the head favours the last
-// stage's classes; PILOT: train-select=batch-vote test-select=batch-vote
-// align=none).
+// l2pDefaults are PILOT's l2p.json values, except the selection, the
+// classifier alignment and the frozen pool rows (docs/TRAINING.md: batch
+// voting in training collapses on small data, without alignment the head
+// favours the last stage's classes, and without freezing later stages
+// rewrite the prompts old classes were recorded under; PILOT:
+// train-select=batch-vote test-select=batch-vote align=none freeze=none).
 func l2pDefaults() map[string]string {
 	return map[string]string{
 		"pool": "10", "length": "5", "top-k": "5", "pull": "0.1",
@@ -38,7 +40,7 @@ func l2pDefaults() map[string]string {
 		"train-select": SelectPerSample, "test-select": SelectPerSample, "vote-batch": "16",
 		"eval-batch": "32",
 		"align":      AlignGaussian, "align-samples": "256", "align-steps": "300", "align-lr": "0.01", "align-shrink": "0.1",
-		"freeze": FreezeNone,
+		"freeze": FreezeUsed,
 	}
 }
 

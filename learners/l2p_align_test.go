@@ -231,8 +231,8 @@ func TestFitHeadColumns(t *testing.T) {
 // stage's masked loss never reads an old column), records the statistics
 // of exactly the classes seen (those of featuresOf, the features Scores
 // reads), re-fits every seen column, and saves and loads the statistics;
-// a file without the option (written before it existed) loads as
-// align=none.
+// a file without the options (written before they existed) loads as
+// align=none freeze=none.
 func TestL2PAlignment(t *testing.T) {
 	env := tinyEnv(t)
 	ctx := context.Background()
@@ -356,10 +356,14 @@ func TestL2PAlignment(t *testing.T) {
 	}
 	opts := st["options"].(map[string]any)
 	for k := range opts {
-		if strings.HasPrefix(k, "Align") {
+		if strings.HasPrefix(k, "Align") || k == "Freeze" {
 			delete(opts, k)
 		}
 	}
+	if _, ok := st["frozen"]; !ok {
+		t.Fatalf("the file of a learner with freeze=used has no frozen rows")
+	}
+	delete(st, "frozen")
 	raw, _ := json.Marshal(st)
 	sf.Metadata["learner.state"] = string(raw)
 	if err := sf.WriteFile(old); err != nil {
@@ -370,8 +374,8 @@ func TestL2PAlignment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if o.opt.Align != AlignNone || o.AlignMean != nil {
-		t.Fatalf("an old file loads with align=%q", o.opt.Align)
+	if o.opt.Align != AlignNone || o.AlignMean != nil || o.opt.Freeze != FreezeNone || o.frozen != nil {
+		t.Fatalf("an old file loads with align=%q freeze=%q frozen rows %v", o.opt.Align, o.opt.Freeze, o.frozen)
 	}
 	so, _, err := o.Scores(ctx, Eval{Images: test, N: test.Len()})
 	if err != nil {
