@@ -9,12 +9,16 @@
 # GFLOP/s per phase of both sides, both peak memories, both λ, the fraction
 # of identical predictions and the load average. Run from the repository root.
 set -eu
+# Both sides run OpenBLAS with the CPU's own kernels: an OPENBLAS_CORETYPE or
+# OPENBLAS_L2_SIZE in the environment (this project's machines set Haswell)
+# would hold one side to other kernels (AVX2 instead of AVX-512: half the rate).
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 M=${1:-2000}; N=${2:-5000}; ROUNDS=${3:-1}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 i=0
 while [ "$i" -lt "$ROUNDS" ]; do
 	RANPAC_BENCH_M=$M RANPAC_BENCH_N=$N RANPAC_BENCH_DIR=$dir \
 		go test ./heads -run '^$' -bench '^BenchmarkRanPACStage$' -benchtime 1x -benchmem -count 1 -timeout 0 | grep -E '^Benchmark' >&2
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_ranpac.py "$dir"
+	/usr/bin/python3 scripts/bench_ranpac.py "$dir"
 	i=$((i + 1))
 done

@@ -9,12 +9,16 @@
 # the fraction of identical predictions, the load average. Run from the
 # repository root.
 set -eu
+# Both sides run OpenBLAS with the CPU's own kernels: an OPENBLAS_CORETYPE or
+# OPENBLAS_L2_SIZE in the environment (this project's machines set Haswell)
+# would hold one side to other kernels (AVX2 instead of AVX-512: half the rate).
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 METHOD=${1:-fecam}; N=${2:-6000}; D=${3:-768}; C=${4:-10}; ROUNDS=${5:-1}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 i=0
 while [ "$i" -lt "$ROUNDS" ]; do
 	STATHEAD_BENCH_METHOD=$METHOD STATHEAD_BENCH_N=$N STATHEAD_BENCH_D=$D STATHEAD_BENCH_C=$C STATHEAD_BENCH_DIR=$dir \
 		go test ./heads -run '^$' -bench '^BenchmarkStatHeadFit$' -benchtime 1x -count 1 -timeout 0 | grep -E '^Benchmark' >&2
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_stathead.py "$dir"
+	/usr/bin/python3 scripts/bench_stathead.py "$dir"
 	i=$((i + 1))
 done
