@@ -205,13 +205,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("--state: %w", err)
 	}
-	var tlsCfg *tls.Config
-	if o.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-		if err != nil {
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsCfg, err := o.tlsConfig()
+	if err != nil {
+		return err
 	}
 	if os.Getenv("CL_SERVE_SPIN") == "" {
 		o.ORT.NoSpinning = true
@@ -246,4 +242,17 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	log.Info("stopped cleanly: journal flushed, snapshot written")
 	return nil
+}
+
+// tlsConfig loads --tls-cert and --tls-key (nil without --tls-cert: plain
+// HTTP).
+func (o serveOptions) tlsConfig() (*tls.Config, error) {
+	if o.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -80,13 +79,9 @@ func (s *learnerScorer) Score(ctx context.Context, imgs []*imageproc.RGB) ([]flo
 // can change it), the request limits of o.Config.
 func runServeLearner(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
-	var tlsCfg *tls.Config
-	if o.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-		if err != nil {
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsCfg, err := o.tlsConfig()
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	b := o.LearnerBackbone
