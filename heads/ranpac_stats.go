@@ -89,10 +89,16 @@ func (h *RanPAC) accumulateInto(x []float32, y []int, n int, sign float64, keep 
 		e := min(s+learnChunk, n)
 
 		t0 := time.Now()
+		if keep != nil && h.cfg.M > 0 {
+			// Project straight into keep: copying H there afterwards cost as
+			// much as the Gram itself at M = 2000, N = 20000 (a large,
+			// non-preemptible memmove that the collector waits on).
+			scratch.out = keep[s*p : e*p]
+		}
 		hm := h.projectInto(x[s*h.d:e*h.d], e-s, scratch)
 		t1 := time.Now()
 		h.timing.since(phaseProjection, t0)
-		if keep != nil {
+		if keep != nil && h.cfg.M == 0 {
 			copy(keep[s*p:e*p], hm.Data)
 		}
 		linalg.SyrkUpper(true, sign, hm, h.g, p)
