@@ -51,6 +51,9 @@ for p in $(go list ./internal/...); do
   case " $cgo_only_internal " in *" $p "*) ;; *) pure+=("$p") ;; esac
 done
 CGO_ENABLED=0 go vet "${pure[@]}"
+# The whole tree still builds without cgo (models/ort then refuses ONNX Runtime with ErrNoCgo).
+CGO_ENABLED=0 go build ./...
+CGO_ENABLED=0 go test -count=1 -run '^TestNoCgo$' ./models/ort
 # Prediction does not pull in plotting: only package report (and what imports it: cli) may import gonum/plot.
 if go list -deps ./heads/... ./protocol ./serve ./learners | grep -q '^gonum.org/v1/plot'; then
   echo "test.sh: heads, protocol, serve or learners imports gonum/plot; tables and plots belong in package report" >&2

@@ -1,9 +1,10 @@
+//go:build cgo
+
 package ort
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -16,25 +17,6 @@ import (
 	"github.com/cl-dev/cl/models"
 	"github.com/cl-dev/cl/models/onnxpb"
 )
-
-// Options choose the ONNX Runtime library, device and threads of a Backbone.
-type Options struct {
-	// ORTLib is the --ort-lib value; "" = $CL_ORT_LIB, then the default
-	// install location (see FindLib).
-	ORTLib string
-	// Device is "cpu" (default when ""), "cuda" or "cuda:N".
-	Device string
-	// Threads is the intra-op thread count; 0 = ONNX Runtime's default (all
-	// physical cores).
-	Threads int
-	// Manifest, when set, overrides the manifest stored in the model.
-	Manifest *models.Manifest
-	// NoSpinning stops ONNX Runtime's idle threads from spin-waiting for
-	// work (session.intra_op/inter_op.allow_spinning = 0): slower for one
-	// caller alone, but it leaves the CPU to other work between runs (the
-	// server's decoding and HTTP).
-	NoSpinning bool
-}
 
 // Backbone is a frozen feature extractor: float32 images [N,3,S,S] in,
 // float32 features [N,D] out. It is safe for concurrent use by several
@@ -184,9 +166,6 @@ func (b *Backbone) Path() string { return b.path }
 
 // Device is where the session runs.
 func (b *Backbone) Device() Device { return b.device }
-
-// ErrClosed is returned by Run after Close.
-var ErrClosed = errors.New("backbone is closed")
 
 // Run computes features for n images: x is [n,3,S,S] row-major float32
 // (len n·3·S·S); the result is a new [n,D] row-major slice. ONNX Runtime

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	onnxrt "github.com/yalue/onnxruntime_go"
 )
 
 // Version is the ONNX Runtime release that scripts/install-onnxruntime.sh
@@ -73,6 +71,9 @@ var ortState struct {
 // returns the path of the library in use. A missing or incompatible library
 // gives an error that names the path and the command that installs it.
 func Init(flag string) (string, error) {
+	if !haveCgo {
+		return "", ErrNoCgo
+	}
 	path, src := FindLib(flag, os.Getenv)
 	ortState.mu.Lock()
 	defer ortState.mu.Unlock()
@@ -87,8 +88,7 @@ func Init(flag string) (string, error) {
 			"install it with: %s   (or point %s / --ort-lib at a libonnxruntime.so of version %s or newer)",
 			path, src, errors.Unwrap(err), InstallCommand, LibEnv, Version)
 	}
-	onnxrt.SetSharedLibraryPath(path)
-	if err := onnxrt.InitializeEnvironment(onnxrt.WithLogLevelError()); err != nil {
+	if err := loadLibrary(path); err != nil {
 		return "", fmt.Errorf("cannot load ONNX Runtime from %s (from %s): %v\n"+
 			"cl needs ONNX Runtime %s or newer (C API 24); install it with: %s",
 			path, src, err, Version, InstallCommand)
@@ -105,7 +105,7 @@ func VersionLoaded() string {
 	if ortState.path == "" {
 		return ""
 	}
-	return onnxrt.GetVersion()
+	return libraryVersion()
 }
 
 func sameFile(a, b string) bool {
