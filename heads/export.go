@@ -196,17 +196,7 @@ func loadInference(spec Spec) Loader {
 }
 
 func loadRanPACInference(t map[string]safetensors.Tensor, params map[string]string) (Head, error) {
-	cfg := DefaultRanPACConfig()
-	var pairs [][2]string
-	for _, o := range Options(&cfg) {
-		if v, ok := params[o.Key]; ok {
-			pairs = append(pairs, [2]string{o.Key, v})
-		}
-	}
-	if err := ParseInto(&cfg, pairs); err != nil {
-		return nil, err
-	}
-	h, err := NewRanPAC(cfg)
+	h, err := newRanPACFromParams(params)
 	if err != nil {
 		return nil, err
 	}

@@ -94,17 +94,7 @@ func (h *RanPAC) State() (map[string]safetensors.Tensor, map[string]string, erro
 // D×M, G) and the projection's hash (streamed, no allocation); every loaded
 // statistic must be finite. Errors name the tensor or parameter.
 func loadRanPAC(t map[string]safetensors.Tensor, params map[string]string) (Head, error) {
-	cfg := DefaultRanPACConfig()
-	var pairs [][2]string
-	for _, o := range Options(&cfg) {
-		if v, ok := params[o.Key]; ok {
-			pairs = append(pairs, [2]string{o.Key, v})
-		}
-	}
-	if err := ParseInto(&cfg, pairs); err != nil {
-		return nil, err
-	}
-	h, err := NewRanPAC(cfg)
+	h, err := newRanPACFromParams(params)
 	if err != nil {
 		return nil, err
 	}
@@ -286,4 +276,20 @@ func columnNorms(w []float64, p, c int) []float64 {
 		out[j] = math.Sqrt(s)
 	}
 	return out
+}
+
+// newRanPACFromParams builds an empty RanPAC from the configuration keys a
+// head file's parameters carry (the others are ignored here).
+func newRanPACFromParams(params map[string]string) (*RanPAC, error) {
+	cfg := DefaultRanPACConfig()
+	var pairs [][2]string
+	for _, o := range Options(&cfg) {
+		if v, ok := params[o.Key]; ok {
+			pairs = append(pairs, [2]string{o.Key, v})
+		}
+	}
+	if err := ParseInto(&cfg, pairs); err != nil {
+		return nil, err
+	}
+	return NewRanPAC(cfg)
 }
