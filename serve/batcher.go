@@ -28,7 +28,14 @@ type batchJob struct {
 	out  []float32 // [n, D], set before done is closed
 	err  error
 	done chan struct{}
+	// start and end bracket the backbone call that ran the job's images
+	// (set before done is closed): queued → start is the job's wait.
+	start, end time.Time
 }
+
+// jobTimes is when a job was queued and when its backbone call started and
+// ended (Server-Timing's queue and backbone phases).
+type jobTimes struct{ queued, start, end time.Time }
 
 // batcher gathers the images of concurrent requests into backbone batches
 // of up to maxBatch images. A worker that holds a job waits for more only
@@ -109,14 +116,18 @@ func (b *batcher) run(ctx context.Context, x []float32, n int) ([]float32, error
 	if err := b.reserve(n); err != nil {
 		return nil, err
 	}
-	return b.runReserved(ctx, x, n)
+	return b.runReserved(ctx, x, n, nil)
 }
 
 // runReserved computes the features of n images whose room was reserved.
 // It returns ctx's error if the caller gives up (the images still run;
-// their result is dropped).
-func (b *batcher) runReserved(ctx context.Context, x []float32, n int) ([]float32, error) {
+// their result is dropped). tm, when not nil, receives the job's times once
+// it has run.
+func (b *batcher) runReserved(ctx context.Context, x []float32, n int, tm *jobTimes) ([]float32, error) {
 	j := &batchJob{x: x, n: n, done: make(chan struct{})}
+	if tm != nil {
+		tm.queued = time.Now()
+	}
 	select {
 	case b.jobs <- j:
 	case <-b.stop:
@@ -125,6 +136,9 @@ func (b *batcher) runReserved(ctx context.Context, x []float32, n int) ([]float3
 	}
 	select {
 	case <-j.done:
+		if tm != nil {
+			tm.start, tm.end = j.start, j.end
+		}
 		return j.out, j.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -206,8 +220,10 @@ func (b *batcher) runBatch(batch []*batchJob, size int) {
 			b.onBatch(size, time.Since(start))
 		}
 	}
+	end := time.Now()
 	off := 0
 	for _, j := range batch {
+		j.start, j.end = start, end
 		if err != nil {
 			j.err = err
 		} else {

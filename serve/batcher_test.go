@@ -60,7 +60,7 @@ func TestBatcherGathers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			y, err := b.runReserved(context.Background(), x[i*per:(i+1)*per], 1)
+			y, err := b.runReserved(context.Background(), x[i*per:(i+1)*per], 1, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -143,7 +143,7 @@ func TestBatcherLoneRequest(t *testing.T) {
 	// Two requests reserved: the first waits for the second.
 	run := func(i int, done chan<- struct{}) {
 		go func() {
-			if _, err := b.runReserved(ctx, x[i*per:(i+1)*per], 1); err != nil {
+			if _, err := b.runReserved(ctx, x[i*per:(i+1)*per], 1, nil); err != nil {
 				t.Error(err)
 			}
 			done <- struct{}{}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cl-dev/cl/heads"
 )
@@ -24,11 +25,12 @@ type inputs struct {
 
 // features returns the inputs' feature rows [n, D], running images through
 // the batcher.
-func (s *Server) features(ctx context.Context, in inputs) ([]float32, error) {
+// tm, when not nil, receives the batch job's times.
+func (s *Server) features(ctx context.Context, in inputs, tm *jobTimes) ([]float32, error) {
 	if in.feats != nil {
 		return in.feats, nil
 	}
-	return s.b.runReserved(ctx, in.images, in.n)
+	return s.b.runReserved(ctx, in.images, in.n, tm)
 }
 
 // decodeImages decodes and preprocesses parts into one [n, 3, S, S] slice.
@@ -125,27 +127,30 @@ func (s *Server) topParam(r *http.Request, def int) (int, error) {
 }
 
 func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
+	tm := predictTiming{start: time.Now()}
 	top, err := s.topParam(r, 5)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	in, err := s.readPredict(w, r, &top)
+	in, err := s.readPredict(w, r, &top, &tm)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	x, err := s.features(r.Context(), in)
+	x, err := s.features(r.Context(), in, &tm.job)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	tm.back = time.Now()
 	s.recycle(in)
 	res, version, err := s.m.score(x, in.n, top)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	tm.scored = time.Now()
 	rep := predictReply{ModelVersion: version, Predictions: make([]prediction, in.n)}
 	for i := range res {
 		rep.Predictions[i].Top = res[i]
@@ -153,10 +158,13 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 			rep.Predictions[i].Name = in.names[i]
 		}
 	}
+	tm.header(w)
 	writeJSON(w, 200, rep)
 }
 
-func (s *Server) readPredict(w http.ResponseWriter, r *http.Request, top *int) (inputs, error) {
+// readPredict reads a predict body; tm.read is set once it is read (before
+// images are decoded).
+func (s *Server) readPredict(w http.ResponseWriter, r *http.Request, top *int, tm *predictTiming) (inputs, error) {
 	mt, params := mediaType(r)
 	switch {
 	case strings.HasPrefix(mt, "image/"):
@@ -164,18 +172,21 @@ func (s *Server) readPredict(w http.ResponseWriter, r *http.Request, top *int) (
 		if err != nil {
 			return inputs{}, err
 		}
+		tm.read = time.Now()
 		return s.decodeImages([]part{{data: body}})
 	case mt == "multipart/form-data":
 		_, parts, err := readMultipart(w, r, params, s.cfg.MaxBody, s.cfg.MaxImages, "")
 		if err != nil {
 			return inputs{}, err
 		}
+		tm.read = time.Now()
 		return s.decodeImages(parts)
 	case mt == "application/json":
 		body, err := readBody(w, r, s.cfg.MaxBody)
 		if err != nil {
 			return inputs{}, err
 		}
+		tm.read = time.Now()
 		var req predictRequest
 		if err := decodeJSON(body, &req); err != nil {
 			return inputs{}, err
@@ -318,7 +329,7 @@ func (s *Server) readLearn(w http.ResponseWriter, r *http.Request) ([]newSample,
 	default:
 		return nil, unsupported(mt)
 	}
-	x, err := s.features(context.Background(), in)
+	x, err := s.features(context.Background(), in, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -19,9 +19,11 @@ type backboneTimes struct {
 	// Preprocess: decoding the image as sent (PNG for raw pixels) and the
 	// model's preprocessing (resize, crop, normalise) into [3, S, S].
 	PreprocessMedianMs float64 `json:"preprocess_median_ms"`
+	PreprocessP99Ms    float64 `json:"preprocess_p99_ms"`
 	// Image: decode, preprocess and backbone of one image, as one call of
 	// cl extract costs per image without batching.
 	ImageMedianMs float64 `json:"image_median_ms"`
+	ImageP99Ms    float64 `json:"image_p99_ms"`
 }
 
 // timeBackbone opens model with the server's session options (threads;
@@ -59,7 +61,8 @@ func timeBackbone(model string, threads int, spin bool, imgs []encoded, runs, wa
 		}
 	}
 	return backboneTimes{Runs: runs, BackboneMedianMs: quantileMs(run, 0.5), BackboneP99Ms: quantileMs(run, 0.99),
-		PreprocessMedianMs: quantileMs(pre, 0.5), ImageMedianMs: quantileMs(all, 0.5)}, nil
+		PreprocessMedianMs: quantileMs(pre, 0.5), PreprocessP99Ms: quantileMs(pre, 0.99),
+		ImageMedianMs: quantileMs(all, 0.5), ImageP99Ms: quantileMs(all, 0.99)}, nil
 }
 
 // quantileMs is the q-quantile of d (the element at rank ⌊q·n⌋ of the

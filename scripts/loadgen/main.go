@@ -50,6 +50,9 @@ type result struct {
 	P99ms        float64 `json:"p99_ms"`
 	// P99OverRef is P99ms over each --ref-ms time, by name.
 	P99OverRef map[string]float64 `json:"p99_over_ref,omitempty"`
+	// Phases is where the requests' time went, from the server's
+	// Server-Timing header (phases.go).
+	Phases []phase `json:"phases,omitempty"`
 }
 
 // parseRefs parses --ref-ms NAME=MS,… (in order).
@@ -105,8 +108,8 @@ func main() {
 		if *asJSON {
 			json.NewEncoder(os.Stdout).Encode(t)
 		} else {
-			fmt.Printf("backbone_median_ms %.3f\nbackbone_p99_ms %.3f\npreprocess_median_ms %.3f\nimage_median_ms %.3f\nruns %d\n",
-				t.BackboneMedianMs, t.BackboneP99Ms, t.PreprocessMedianMs, t.ImageMedianMs, t.Runs)
+			fmt.Printf("backbone_median_ms %.3f\nbackbone_p99_ms %.3f\npreprocess_median_ms %.3f\npreprocess_p99_ms %.3f\nimage_median_ms %.3f\nimage_p99_ms %.3f\nruns %d\n",
+				t.BackboneMedianMs, t.BackboneP99Ms, t.PreprocessMedianMs, t.PreprocessP99Ms, t.ImageMedianMs, t.ImageP99Ms, t.Runs)
 		}
 		return
 	}
@@ -142,6 +145,13 @@ func main() {
 				fmt.Printf(", p99/%s %.2f×", n, r.P99OverRef[n])
 			}
 			fmt.Println()
+			if len(r.Phases) > 0 {
+				fmt.Print("  phases ms (median; mean of the slowest 1%):")
+				for _, p := range r.Phases {
+					fmt.Printf(" %s %.3f; %.3f", p.Name, p.MedianMs, p.TailMeanMs)
+				}
+				fmt.Println()
+			}
 		}
 	}
 	if *asJSON {
@@ -230,6 +240,7 @@ func run(url string, imgs []encoded, c, n int, d time.Duration) result {
 	var next atomic.Int64
 	var errs atomic.Int64
 	lat := make([][]time.Duration, c)
+	timed := make([][]timedRequest, c)
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -245,9 +256,11 @@ func run(url string, imgs []encoded, c, n int, d time.Duration) result {
 				im := imgs[int(i)%len(imgs)]
 				t0 := time.Now()
 				resp, err := client.Post(url+"/v1/predict?top=1", im.ctype, bytes.NewReader(im.body))
+				var st string
 				if err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
+					st = resp.Header.Get("Server-Timing")
 					if resp.StatusCode != 200 {
 						err = fmt.Errorf("status %d", resp.StatusCode)
 					}
@@ -256,16 +269,23 @@ func run(url string, imgs []encoded, c, n int, d time.Duration) result {
 					errs.Add(1)
 					continue
 				}
-				lat[w] = append(lat[w], time.Since(t0))
+				el := time.Since(t0)
+				lat[w] = append(lat[w], el)
+				tr := parseServerTiming(st)
+				tr.latency = el
+				timed[w] = append(timed[w], tr)
 			}
 		}()
 	}
 	wg.Wait()
 	el := time.Since(start)
 	var all []time.Duration
-	for _, l := range lat {
+	var reqs []timedRequest
+	for w, l := range lat {
 		all = append(all, l...)
+		reqs = append(reqs, timed[w]...)
 	}
 	return result{Concurrency: c, Requests: len(all) + int(errs.Load()), Errors: int(errs.Load()), Seconds: el.Seconds(),
-		ImagesPerSec: float64(len(all)) / el.Seconds(), P50ms: quantileMs(all, 0.50), P99ms: quantileMs(all, 0.99)}
+		ImagesPerSec: float64(len(all)) / el.Seconds(), P50ms: quantileMs(all, 0.50), P99ms: quantileMs(all, 0.99),
+		Phases: phases(reqs)}
 }

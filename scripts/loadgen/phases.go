@@ -1,0 +1,78 @@
+package main
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// timedRequest is one answered request: its latency at the client and the
+// phases of the server's Server-Timing header (name → milliseconds).
+type timedRequest struct {
+	latency time.Duration
+	phases  map[string]float64
+	order   []string
+}
+
+// phase is where requests' time went in one part of serving: the median
+// over all requests, and the mean over the slowest 1% (those at or above
+// the p99 latency), in milliseconds. "outside" is the client's latency less
+// the server's total: the HTTP client, the connection and the kernel.
+type phase struct {
+	Name       string  `json:"name"`
+	MedianMs   float64 `json:"median_ms"`
+	TailMeanMs float64 `json:"slowest_1pct_mean_ms"`
+}
+
+// parseServerTiming parses name;dur=MS entries ("" or malformed entries are
+// skipped).
+func parseServerTiming(h string) timedRequest {
+	r := timedRequest{phases: map[string]float64{}}
+	for _, e := range strings.Split(h, ",") {
+		name, dur, ok := strings.Cut(strings.TrimSpace(e), ";dur=")
+		v, err := strconv.ParseFloat(dur, 64)
+		if !ok || err != nil {
+			continue
+		}
+		r.phases[name] = v
+		r.order = append(r.order, name)
+	}
+	return r
+}
+
+// phases summarises reqs' Server-Timing phases (nil when the server sent
+// none), in the server's order, then "outside".
+func phases(reqs []timedRequest) []phase {
+	var names []string
+	for _, r := range reqs {
+		if len(r.order) > len(names) {
+			names = r.order
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].latency < reqs[j].latency })
+	tail := reqs[min(len(reqs)-1, int(0.99*float64(len(reqs)))):]
+	value := func(r timedRequest, n string) float64 {
+		if n == "outside" {
+			return float64(r.latency.Nanoseconds())/1e6 - r.phases["total"]
+		}
+		return r.phases[n]
+	}
+	var out []phase
+	for _, n := range append(append([]string(nil), names...), "outside") {
+		v := make([]float64, len(reqs))
+		for i, r := range reqs {
+			v[i] = value(r, n)
+		}
+		sort.Float64s(v)
+		sum := 0.0
+		for _, r := range tail {
+			sum += value(r, n)
+		}
+		out = append(out, phase{Name: n, MedianMs: v[len(v)/2], TailMeanMs: sum / float64(len(tail))})
+	}
+	return out
+}
