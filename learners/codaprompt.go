@@ -22,18 +22,22 @@ import (
 // slice by Gram–Schmidt against every earlier component. A linear head on
 // the prompted [CLS], cross-entropy over the stage's classes, optional
 // orthogonality penalty (off in PILOT). Adam with PILOT's CODA cosine
-// schedule, re-created per stage.
+// schedule, re-created per stage. By default the head is then re-fitted on
+// features drawn from stored class Gaussians (align=gaussian,
+// codaprompt_align.go).
 func init() {
 	Register(Spec{Name: "coda-prompt", NeedsImages: true, Options: codaDefaults(),
-		Summary: "CODA-Prompt: attention-weighted sums of prompt components as prefixes in blocks 0-4, components allotted per task (Adam)",
+		Summary: "CODA-Prompt: attention-weighted sums of prompt components as prefixes in blocks 0-4, components allotted per task (Adam); head re-fitted after each stage on stored class Gaussians",
 		New:     func(env Env, o map[string]string) (Learner, error) { return NewCODAPrompt(env, o) }})
 }
 
+// codaDefaults are PILOT's coda-prompt values, except the classifier
+// alignment (docs/TRAINING.md; PILOT: align=none).
 func codaDefaults() map[string]string {
-	return map[string]string{
+	return withAlign(map[string]string{
 		"components": "100", "length": "8", "layers": "0,1,2,3,4", "ortho": "0", "tasks": "0",
 		"lr": "0.001", "batch": "128", "epochs": "20", "eval-batch": "32",
-	}
+	})
 }
 
 // CODAOptions are the parsed options.
@@ -45,6 +49,9 @@ type CODAOptions struct {
 	// run's classes divided by the first stage's, rounded up).
 	Tasks                    int
 	Batch, Epochs, EvalBatch int
+	// AlignOptions: the classifier alignment after every stage
+	// (prompt_align.go).
+	AlignOptions
 }
 
 func parseCODA(o map[string]string, depth int) (CODAOptions, error) {
@@ -55,7 +62,7 @@ func parseCODA(o map[string]string, depth int) (CODAOptions, error) {
 	r := CODAOptions{Components: p.integer("components", 1, 1<<16), Length: p.integer("length", 1, 4096),
 		Layers: p.ints("layers"), Ortho: p.number("ortho", 0), Tasks: p.integer("tasks", 0, 1<<16),
 		LR: p.number("lr", 0), Batch: p.size("batch"), Epochs: p.count("epochs"),
-		EvalBatch: p.size("eval-batch")}
+		EvalBatch: p.size("eval-batch"), AlignOptions: p.align()}
 	if p.err != nil {
 		return r, p.err
 	}
@@ -100,6 +107,7 @@ func NewCODAPrompt(env Env, o map[string]string) (*CODAPrompt, error) {
 }
 
 func newCODA(core learnerCore, opt CODAOptions) *CODAPrompt {
+	opt.AlignOptions = opt.AlignOptions.orNone() // files written before the option existed
 	g := promptGraph{vit.Options{Variant: vit.Prefix, Tokens: opt.Length / 2, Layers: opt.Layers}, "prefix", vit.OutputName}
 	return &CODAPrompt{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt}
 }
@@ -119,6 +127,7 @@ func (c *CODAPrompt) allocate(C int) {
 	b := 1 / math.Sqrt(float64(W))
 	c.HeadW = pUniform(c.rng, W*C, -b, b)
 	c.HeadB = pUniform(c.rng, C, -b, b)
+	c.allocStats(c.opt.Align, C)
 }
 
 // GramSchmidt initialises components [s, f) of every layer of x
@@ -437,20 +446,28 @@ func (c *CODAPrompt) Learn(ctx context.Context, s Stage) error {
 		return err
 	}
 	t := c.stages
-	return c.trainStage(ctx, s, epochPlan{Epochs: c.opt.Epochs, Batch: c.opt.Batch, LRDigits: 2},
+	err := c.trainStage(ctx, s, epochPlan{Epochs: c.opt.Epochs, Batch: c.opt.Batch, LRDigits: 2},
 		func() (*optim.Optimizer, error) { return c.newOptimizer(t) },
 		func(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error) {
 			r, _, err := c.step(opt, t, x, q, labels, mask)
 			return r, err
 		})
+	if err != nil {
+		return err
+	}
+	return c.alignStage(ctx, s)
 }
 
 // Scores implements Learner: components [0, f) of the last stage learned.
 func (c *CODAPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	return c.scores(ctx, e, c.opt.EvalBatch, func(q []float32, _ int) ort.Tensor {
-		_, f := c.span(c.stages - 1)
-		return c.input(c.weights(q, f))
-	})
+	return c.scores(ctx, e, c.opt.EvalBatch, c.prompt)
+}
+
+// prompt is the prefix input of images with queries q: the weighted sum of
+// the components of every stage learned so far.
+func (c *CODAPrompt) prompt(q []float32, _ int) ort.Tensor {
+	_, f := c.span(c.stages - 1)
+	return c.input(c.weights(q, f))
 }
 
 // codaState is the learner file's JSON record: promptState and the number
@@ -460,9 +477,13 @@ type codaState struct {
 	Tasks int `json:"tasks"`
 }
 
-// slots are the trained tensors: every component's prompt, key and
+// slots are the tensors of the learner file: the trained ones and, with
+// align=gaussian, the class statistics.
+func (c *CODAPrompt) slots() []tensorSlot { return append(c.trainedSlots(), c.classStatSlots(c.opt.Align)...) }
+
+// trainedSlots are the trained tensors: every component's prompt, key and
 // attention vector, and the head.
-func (c *CODAPrompt) slots() []tensorSlot {
+func (c *CODAPrompt) trainedSlots() []tensorSlot {
 	P, L, W, Lp := int64(c.opt.Components), int64(len(c.opt.Layers)), int64(c.pe.w.Width), int64(c.opt.Length)
 	return append([]tensorSlot{
 		{"prompts", []int64{P, L, Lp, W}, &c.Prompts},
@@ -471,7 +492,7 @@ func (c *CODAPrompt) slots() []tensorSlot {
 	}, c.headSlots()...)
 }
 
-func (c *CODAPrompt) allParams() []*optim.Param { return paramsOf(c.slots()) }
+func (c *CODAPrompt) allParams() []*optim.Param { return paramsOf(c.trainedSlots()) }
 
 // Save implements Learner.
 func (c *CODAPrompt) Save(path string) error {

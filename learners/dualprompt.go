@@ -21,9 +21,11 @@ import (
 // (cross-entropy over the stage's classes minus pull·cos(query, key)).
 // Before stage t > 0 the E-prompt of slot t−1 is copied into slot t
 // (shared_prompt_pool). Adam, constant learning rate, re-created per stage.
+// By default the head is then re-fitted on features drawn from stored class
+// Gaussians (align=gaussian, dualprompt_align.go).
 func init() {
 	Register(Spec{Name: "dualprompt", NeedsImages: true, Options: dualDefaults(),
-		Summary: "DualPrompt: shared G-prompt (blocks 0-1) and per-task E-prompts (blocks 2-4) as prefixes, E-prompt chosen by key at test time (Adam)",
+		Summary: "DualPrompt: shared G-prompt (blocks 0-1) and per-task E-prompts (blocks 2-4) as prefixes, E-prompt chosen by key at test time (Adam); head re-fitted after each stage on stored class Gaussians",
 		New:     func(env Env, o map[string]string) (Learner, error) { return NewDualPrompt(env, o) }})
 }
 
@@ -41,13 +43,17 @@ const (
 	LayoutPILOT = "pilot"
 )
 
+// dualDefaults are PILOT's dualprompt.json values, except the layout, the
+// test selection, the matching and the classifier alignment
+// (docs/TRAINING.md; PILOT: layout=pilot test-select=batch-vote match=all
+// align=none).
 func dualDefaults() map[string]string {
-	return map[string]string{
+	return withAlign(map[string]string{
 		"g-layers": "0,1", "e-layers": "2,3,4", "g-length": "5", "e-length": "5", "pool": "10",
 		"pull": "0.1", "lr": "0.001", "batch": "24", "epochs": "5", "shared-pool": "true",
 		"layout": LayoutKeyValue, "test-select": SelectPerSample, "vote-batch": "24", "eval-batch": "32",
 		"match": "trained",
-	}
+	})
 }
 
 // DualOptions are the parsed options.
@@ -63,6 +69,9 @@ type DualOptions struct {
 	// trained so far) or "all" (every slot of the pool, PILOT's: untrained
 	// slots keep their random keys and prompts).
 	Match string
+	// AlignOptions: the classifier alignment after every stage
+	// (prompt_align.go).
+	AlignOptions
 }
 
 func parseDual(o map[string]string, depth int) (DualOptions, error) {
@@ -77,7 +86,7 @@ func parseDual(o map[string]string, depth int) (DualOptions, error) {
 		Layout:     p.choice("layout", LayoutKeyValue, LayoutPILOT),
 		TestSelect: p.choice("test-select", SelectPerSample, SelectBatchVote),
 		VoteBatch:  p.size("vote-batch"), EvalBatch: p.size("eval-batch"),
-		Match: p.choice("match", "trained", "all")}
+		Match: p.choice("match", "trained", "all"), AlignOptions: p.align()}
 	gLen := p.integer("g-length", 0, 4096)
 	if p.err != nil {
 		return r, p.err
@@ -132,6 +141,7 @@ func NewDualPrompt(env Env, o map[string]string) (*DualPrompt, error) {
 }
 
 func newDual(core learnerCore, opt DualOptions) *DualPrompt {
+	opt.AlignOptions = opt.AlignOptions.orNone() // files written before the option existed
 	layers := pSortedInts(append(append([]int(nil), opt.GLayers...), opt.ELayers...))
 	g := promptGraph{vit.Options{Variant: vit.Prefix, Tokens: opt.Length, Layers: layers}, "prefix", vit.OutputName}
 	return &DualPrompt{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt, layers: layers}
@@ -150,6 +160,7 @@ func (d *DualPrompt) init(C int) {
 	d.Keys = pUniform(d.rng, d.opt.Pool*W, -1, 1)
 	d.HeadW = pTruncNormal(d.rng, W*C, 0.02)
 	d.HeadB = make([]float32, C)
+	d.allocStats(d.opt.Align, C)
 }
 
 // source says where sample b's row (0 = keys, 1 = values) of an E-prompt
@@ -230,8 +241,12 @@ func indexOfInt(v []int, x int) int {
 	return -1
 }
 
-// slots are the trained tensors: G-prompt, E-prompts, keys and head.
-func (d *DualPrompt) slots() []tensorSlot {
+// slots are the tensors of the learner file: the trained ones and, with
+// align=gaussian, the class statistics.
+func (d *DualPrompt) slots() []tensorSlot { return append(d.trainedSlots(), d.classStatSlots(d.opt.Align)...) }
+
+// trainedSlots are the trained tensors: G-prompt, E-prompts, keys and head.
+func (d *DualPrompt) trainedSlots() []tensorSlot {
 	W, Lp := int64(d.pe.w.Width), int64(d.opt.Length)
 	return append([]tensorSlot{
 		{"g-prompt", []int64{int64(len(d.opt.GLayers)), 2, Lp, W}, &d.GPrompt},
@@ -240,7 +255,7 @@ func (d *DualPrompt) slots() []tensorSlot {
 	}, d.headSlots()...)
 }
 
-func (d *DualPrompt) params() []*optim.Param { return paramsOf(d.slots()) }
+func (d *DualPrompt) params() []*optim.Param { return paramsOf(d.trainedSlots()) }
 
 func (d *DualPrompt) newOptimizer() (*optim.Optimizer, error) {
 	var ps []*optim.Param
@@ -325,20 +340,32 @@ func (d *DualPrompt) Learn(ctx context.Context, s Stage) error {
 		d.init(len(s.Names))
 	}
 	task := d.stages
-	return d.trainStage(ctx, s, epochPlan{Epochs: d.opt.Epochs, Batch: d.opt.Batch}, d.newOptimizer,
+	err := d.trainStage(ctx, s, epochPlan{Epochs: d.opt.Epochs, Batch: d.opt.Batch}, d.newOptimizer,
 		func(opt *optim.Optimizer, x, q []float32, labels []int64, mask []float32) (*stepResult, error) {
 			return d.step(opt, x, q, labels, mask, task)
 		})
+	if err != nil {
+		return err
+	}
+	return d.alignStage(ctx, s)
 }
 
 // Scores implements Learner.
 func (d *DualPrompt) Scores(ctx context.Context, e Eval) ([]float64, []int, error) {
-	bs := d.opt.EvalBatch
-	if d.opt.TestSelect == SelectBatchVote || d.opt.Layout == LayoutPILOT {
-		bs = d.opt.VoteBatch // PILOT's layout mixes the samples of a batch
-	}
-	return d.scores(ctx, e, bs, func(q []float32, _ int) ort.Tensor { return d.input(d.match(q, d.opt.TestSelect)) })
+	return d.scores(ctx, e, d.testBatch(), d.testPrompt)
 }
+
+// testBatch is the number of test images a graph call takes.
+func (d *DualPrompt) testBatch() int {
+	if d.opt.TestSelect == SelectBatchVote || d.opt.Layout == LayoutPILOT {
+		return d.opt.VoteBatch // PILOT's layout mixes the samples of a batch
+	}
+	return d.opt.EvalBatch
+}
+
+// testPrompt is the prefix input of test images with queries q: the
+// E-prompt matched by key (test-select).
+func (d *DualPrompt) testPrompt(q []float32, _ int) ort.Tensor { return d.input(d.match(q, d.opt.TestSelect)) }
 
 // Selections returns the E-prompt every image of e selects, as 1-element
 // rows (diagnostics).

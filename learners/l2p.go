@@ -110,9 +110,6 @@ type L2P struct {
 	// Trained state besides the head: Prompts [pool,length,W], Keys
 	// [pool,W].
 	Prompts, Keys []float32
-	// AlignMean [C,W] and AlignCov [C,W,W] are the stored class statistics
-	// of align=gaussian (nil otherwise; zero for classes not yet seen).
-	AlignMean, AlignCov []float32
 	// frozen are the pool rows frozen (freeze=used), ascending; used the
 	// rows the stage in training has selected so far.
 	frozen []int

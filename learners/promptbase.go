@@ -23,6 +23,10 @@ type promptBase struct {
 	// HeadW [W,C] (x·W orientation) and HeadB [C]: the linear head over
 	// the run's C classes.
 	HeadW, HeadB []float32
+	// AlignMean [C,W] and AlignCov [C,W,W] are the stored class statistics
+	// of align=gaussian (prompt_align.go; nil otherwise, zero for classes
+	// not yet seen).
+	AlignMean, AlignCov []float32
 	// seen are the global labels learned, in stage order; stages the
 	// number of stages learned.
 	seen   []int
@@ -132,36 +136,19 @@ func (b *promptBase) trainStage(ctx context.Context, s Stage, plan epochPlan, ne
 
 // scores is Scores of a prompt learner: the head's logits of the classes
 // learned (cols, ascending) for every image of e, row-major
-// [e.Images.Len(), len(cols)], from the prompted ViT, bs images a call.
-// prompt returns the prompt input of n images from their frozen queries
-// q [n,W].
+// [e.Images.Len(), len(cols)], from the prompted ViT (features), bs images
+// a call. prompt returns the prompt input of n images from their frozen
+// queries q [n,W].
 func (b *promptBase) scores(ctx context.Context, e Eval, bs int, prompt func(q []float32, n int) ort.Tensor) ([]float64, []int, error) {
 	if err := evalGuard(b.method, b.stages > 0, e, "the prompted ViT"); err != nil {
 		return nil, nil, err
 	}
-	if err := b.sessions(); err != nil {
-		return nil, nil, err
-	}
-	W, C := b.pe.w.Width, b.classes()
-	q, err := b.pe.datasetQueries(ctx, e.Images, e.Features, e.Dim)
+	f, err := b.features(ctx, e.Images, e.Features, e.Dim, bs, prompt)
 	if err != nil {
 		return nil, nil, err
 	}
 	cols := pSortedInts(b.seen)
-	scores := make([]float64, 0, e.Images.Len()*len(cols))
-	err = b.pe.inOrder(ctx, e.Images, bs, func(bt *tune.Batch) error {
-		n := bt.N()
-		out, err := b.fwd.Run([]ort.Tensor{b.pe.images(bt.X, n), prompt(pRows(q, W, bt.Rows), n)})
-		if err != nil {
-			return err
-		}
-		scores = appendLinearScores(scores, out[0].F32, W, b.HeadW, b.HeadB, C, cols)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return scores, cols, nil
+	return appendLinearScores(make([]float64, 0, e.Images.Len()*len(cols)), f, b.pe.w.Width, b.HeadW, b.HeadB, b.classes(), cols), cols, nil
 }
 
 // appendLinearScores appends f·W + b for the columns cols of every row of
