@@ -43,9 +43,11 @@ type testSelector interface {
 //	  go test ./learners/ -run TestPromptsRealData -v -timeout 0
 //
 // CL_PROMPTS_TEST_SELECT (e.g. "per-sample") limits the test selections
-// scored. An L2P with align=gaussian is also scored with its unaligned
-// head (same prompts, same features; row "per-sample,unaligned-head").
-// It needs ../shared/data/vit-tiny-augreg and /usr/share/datasets/fashion-mnist.
+// scored (DualPrompt: also with ",match=all"). A learner with
+// align=gaussian (l2p, dualprompt, coda-prompt) is also scored with its
+// unaligned head, the head as training left each stage's columns (same
+// prompts, same features; rows "…,unaligned-head"), and after the last
+// stage by alignDiagnostic. It needs ../shared/data/vit-tiny-augreg and /usr/share/datasets/fashion-mnist.
 func TestPromptsRealData(t *testing.T) {
 	spec := os.Getenv("CL_PROMPTS_REAL")
 	if spec == "" {
@@ -164,20 +166,25 @@ func TestPromptsRealData(t *testing.T) {
 			}
 			if _, ok := l.(*DualPrompt); ok {
 				modes = []string{SelectPerSample, SelectBatchVote, SelectPerSample + ",match=all", SelectBatchVote + ",match=all"}
+				if v := os.Getenv("CL_PROMPTS_TEST_SELECT"); v != "" {
+					modes = strings.Split(v, ",")
+				}
 			}
 		}
-		// An aligned L2P is also scored with the head as training left it
-		// (the prompts are the same either way, l2p_align.go): rawW, rawB
-		// hold each stage's columns before the alignment, and both heads
-		// read the same per-sample features.
-		aligned, _ := l.(*L2P)
-		if aligned != nil && aligned.opt.Align != AlignGaussian {
+		// An aligned learner is also scored with the head as training left
+		// it (the prompts are the same either way, prompt_align.go): rawW,
+		// rawB hold each stage's columns before the alignment, and both
+		// heads read the same test features.
+		aligned, _ := l.(headAligner)
+		if aligned != nil && aligned.alignOptions().Align != AlignGaussian {
 			aligned = nil
 		}
 		var rawW, rawB []float32
 		allModes := modes
 		if aligned != nil {
-			allModes = append(append([]string(nil), modes...), SelectPerSample+",unaligned-head")
+			for _, md := range modes {
+				allModes = append(allModes, unalignedRow(md))
+			}
 		}
 		correct := map[string][][]int{}
 		for _, md := range allModes {
@@ -209,26 +216,24 @@ func TestPromptsRealData(t *testing.T) {
 			t1 := time.Now()
 			if aligned != nil {
 				// Learn's steps, with the head copied before the alignment.
-				aligned.opt.Align = AlignNone
+				aligned.setAlign(AlignNone)
 				err := l.Learn(ctx, s)
-				aligned.opt.Align = AlignGaussian
+				aligned.setAlign(AlignGaussian)
 				if err != nil {
 					t.Fatal(err)
 				}
+				b := aligned.base()
 				if rawW == nil {
-					rawW, rawB = make([]float32, len(aligned.HeadW)), make([]float32, len(aligned.HeadB))
+					rawW, rawB = make([]float32, len(b.HeadW)), make([]float32, len(b.HeadB))
 				}
 				C := len(rawB)
 				for _, c := range s.Classes {
-					rawB[c] = aligned.HeadB[c]
+					rawB[c] = b.HeadB[c]
 					for i := 0; i < w.Width; i++ {
-						rawW[i*C+c] = aligned.HeadW[i*C+c]
+						rawW[i*C+c] = b.HeadW[i*C+c]
 					}
 				}
-				if err := aligned.recordStats(ctx, s); err != nil {
-					t.Fatal(err)
-				}
-				if err := aligned.alignHead(s.Index); err != nil {
+				if err := aligned.alignStage(ctx, s); err != nil {
 					t.Fatal(err)
 				}
 			} else if err := l.Learn(ctx, s); err != nil {
@@ -263,15 +268,17 @@ func TestPromptsRealData(t *testing.T) {
 						}
 					}
 				}
-				if aligned != nil && md == SelectPerSample {
-					f, err := aligned.featuresOf(ctx, ev, gatherRows(testF, w.Width, trows), w.Width)
+				if aligned != nil {
+					// Scores of both heads from the features Scores reads.
+					f, err := aligned.testFeatures(ctx, ev, gatherRows(testF, w.Width, trows), w.Width)
 					if err != nil {
 						t.Fatal(err)
 					}
-					cols := pSortedInts(aligned.seen)
-					C := aligned.classes()
-					count(md, appendLinearScores(nil, f, w.Width, aligned.HeadW, aligned.HeadB, C, cols), cols)
-					count(md+",unaligned-head", appendLinearScores(nil, f, w.Width, rawW, rawB, C, cols), cols)
+					b := aligned.base()
+					cols := pSortedInts(b.seen)
+					C := b.classes()
+					count(md, appendLinearScores(nil, f, w.Width, b.HeadW, b.HeadB, C, cols), cols)
+					count(unalignedRow(md), appendLinearScores(nil, f, w.Width, rawW, rawB, C, cols), cols)
 				} else {
 					sc, cols, err := l.Scores(ctx, Eval{Images: ev, Features: gatherRows(testF, w.Width, trows), Dim: w.Width, N: len(trows)})
 					if err != nil {
@@ -294,53 +301,88 @@ func TestPromptsRealData(t *testing.T) {
 				m, md, r.AvgAccuracy, r.LastAccuracy, r.Forgetting, r.CurveRounded, newAcc(r), trainSec, testSec)
 		}
 		if aligned != nil {
-			alignDiagnostic(t, aligned, learned, test, testF, testG, split.Stage)
+			alignDiagnostic(t, l, learned, test, testF, testG, split.Stage)
 		}
 	}
 	_ = heads.Lookup
 }
 
-// alignDiagnostic separates the two causes of an aligned L2P's remaining
-// forgetting after its last stage: it records every class's statistics
-// again from its training images (stages) under the final prompts, which
-// a continual learner cannot do (the images are gone), aligns the head on
-// them and logs the final accuracy of each stage's test classes. What
-// this gains over the stored statistics is the cost of the prompts'
-// drift; what stays below SimpleCIL is the head's. It changes l's head
-// and statistics.
-func alignDiagnostic(t *testing.T, l *L2P, stages []Stage, test *tune.Dataset, testF []float32, testG []int, stageOf func(int) int) {
+// unalignedRow names the scoring of test selection md with the unaligned
+// head.
+func unalignedRow(md string) string {
+	if md == "" {
+		return "unaligned-head"
+	}
+	return md + ",unaligned-head"
+}
+
+// alignDiagnostic separates the two causes of an aligned learner's
+// remaining forgetting after its last stage: it records every class's
+// statistics again from its training images (stages) under the final
+// prompts, which a continual learner cannot do (the images are gone),
+// aligns the head on them and logs the final accuracy of each stage's test
+// classes. What this gains over the stored statistics is the cost of the
+// prompts' drift; what stays below SimpleCIL is the head's. The features
+// are the test-time ones (per-sample selection, DualPrompt's E-prompt
+// matched by key over the trained ones); for DualPrompt also the
+// training-time ones (the final G-prompt with each stage's own E-prompt,
+// as the statistics are recorded): what that gains is the G-prompt's
+// drift alone. It changes l's head, statistics and test selection.
+func alignDiagnostic(t *testing.T, l Learner, stages []Stage, test *tune.Dataset, testF []float32, testG []int, stageOf func(int) int) {
 	ctx := context.Background()
-	for _, s := range stages {
-		if err := l.recordStats(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+	a := l.(headAligner)
+	b := a.base()
+	if ts, ok := l.(testSelector); ok {
+		ts.SetTestSelect(SelectPerSample)
 	}
-	if err := l.alignHead(len(stages) - 1); err != nil {
-		t.Fatal(err)
+	kinds := []string{"test-time features"}
+	dp, _ := l.(*DualPrompt)
+	if dp != nil {
+		dp.opt.Match = "trained"
+		kinds = append(kinds, "training-time features (own E-prompt forced)")
 	}
-	W := l.pe.w.Width
-	f, err := l.featuresOf(ctx, test, testF, W)
+	W := b.pe.w.Width
+	f, err := a.testFeatures(ctx, test, testF, W)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cols := pSortedInts(l.seen)
-	sc := appendLinearScores(nil, f, W, l.HeadW, l.HeadB, l.classes(), cols)
-	right, all := make([]int, len(stages)), make([]int, len(stages))
-	var r, n int
-	for i, y := range testG {
-		k := stageOf(y)
-		all[k]++
-		n++
-		if cols[argmax(sc[i*len(cols):(i+1)*len(cols)])] == y {
-			right[k]++
-			r++
+	for _, kind := range kinds {
+		for k, s := range stages {
+			var x []float32
+			if kind == kinds[0] {
+				x, err = a.testFeatures(ctx, s.Images, s.Features, s.Dim)
+			} else {
+				x, err = dp.statFeatures(ctx, s.Images, s.Features, s.Dim, k)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.recordClassStats(s, x); err != nil {
+				t.Fatal(err)
+			}
 		}
+		if err := b.refitHead(len(stages)-1, a.alignOptions()); err != nil {
+			t.Fatal(err)
+		}
+		cols := pSortedInts(b.seen)
+		sc := appendLinearScores(nil, f, W, b.HeadW, b.HeadB, b.classes(), cols)
+		right, all := make([]int, len(stages)), make([]int, len(stages))
+		var r, n int
+		for i, y := range testG {
+			k := stageOf(y)
+			all[k]++
+			n++
+			if cols[argmax(sc[i*len(cols):(i+1)*len(cols)])] == y {
+				right[k]++
+				r++
+			}
+		}
+		acc := make([]float64, len(stages))
+		for k := range acc {
+			acc[k] = protocol.RoundPILOT(100 * float64(right[k]) / float64(all[k]))
+		}
+		t.Logf("RESULT diagnostic %s: head aligned at the end on statistics re-recorded under the final prompts (%s): A_B %.2f  final-per-stage %v", b.method, kind, protocol.RoundPILOT(100*float64(r)/float64(n)), acc)
 	}
-	acc := make([]float64, len(stages))
-	for k := range acc {
-		acc[k] = protocol.RoundPILOT(100 * float64(right[k]) / float64(all[k]))
-	}
-	t.Logf("RESULT diagnostic: head aligned at the end on statistics re-recorded under the final prompts: A_B %.2f  final-per-stage %v", protocol.RoundPILOT(100*float64(r)/float64(n)), acc)
 }
 
 // selectionSummary counts the distinct selections and the most frequent.
