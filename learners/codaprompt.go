@@ -479,7 +479,9 @@ type codaState struct {
 
 // slots are the tensors of the learner file: the trained ones and, with
 // align=gaussian, the class statistics.
-func (c *CODAPrompt) slots() []tensorSlot { return append(c.trainedSlots(), c.classStatSlots(c.opt.Align)...) }
+func (c *CODAPrompt) slots() []tensorSlot {
+	return append(c.trainedSlots(), c.classStatSlots(c.opt.Align)...)
+}
 
 // trainedSlots are the trained tensors: every component's prompt, key and
 // attention vector, and the head.

@@ -243,7 +243,9 @@ func indexOfInt(v []int, x int) int {
 
 // slots are the tensors of the learner file: the trained ones and, with
 // align=gaussian, the class statistics.
-func (d *DualPrompt) slots() []tensorSlot { return append(d.trainedSlots(), d.classStatSlots(d.opt.Align)...) }
+func (d *DualPrompt) slots() []tensorSlot {
+	return append(d.trainedSlots(), d.classStatSlots(d.opt.Align)...)
+}
 
 // trainedSlots are the trained tensors: G-prompt, E-prompts, keys and head.
 func (d *DualPrompt) trainedSlots() []tensorSlot {
@@ -365,7 +367,9 @@ func (d *DualPrompt) testBatch() int {
 
 // testPrompt is the prefix input of test images with queries q: the
 // E-prompt matched by key (test-select).
-func (d *DualPrompt) testPrompt(q []float32, _ int) ort.Tensor { return d.input(d.match(q, d.opt.TestSelect)) }
+func (d *DualPrompt) testPrompt(q []float32, _ int) ort.Tensor {
+	return d.input(d.match(q, d.opt.TestSelect))
+}
 
 // Selections returns the E-prompt every image of e selects, as 1-element
 // rows (diagnostics).

@@ -222,4 +222,3 @@ func TestFitHeadColumns(t *testing.T) {
 		t.Fatalf("gradient norm %v after the fit: not at the optimum", g)
 	}
 }
-
