@@ -181,8 +181,8 @@ func ranpacData(seed uint64, c, d, per int) ([]float32, []int) {
 	for i := range means {
 		means[i] = rng.NormFloat64()
 	}
-	var x []float32
-	var y []int
+	x := make([]float32, 0, c*per*d) // allocated once: the benchmarks' peak RSS is then the head's, not append's garbage
+	y := make([]int, 0, c*per)
 	for _, i := range rng.Perm(c * per) {
 		l := i % c
 		for j := 0; j < d; j++ {
