@@ -52,6 +52,8 @@ func init() {
 			&cli.DurationFlag{Name: "max-delay", Value: d.MaxDelay, Usage: "how long (`DURATION`) a batch waits for more images"},
 			&cli.IntFlag{Name: "queue", Value: d.QueueImages, Usage: "`N` images that may wait for the backbone (more: 503)"},
 			&cli.IntFlag{Name: "batch-workers", Value: d.BatchWorkers, Usage: "`N` backbone batches run at once"},
+			&cli.BoolFlag{Name: "queue-lone", Usage: "send a lone request through a batch worker too (by default it runs the backbone on its own goroutine, sparing two thread hand-offs)"},
+			&cli.BoolFlag{Name: "ort-spin", Usage: "let ONNX Runtime's idle threads spin-wait for work (as $CL_SERVE_SPIN=1; by default they sleep, leaving the CPU to decoding and HTTP)"},
 			&cli.Int64Flag{Name: "max-body", Value: d.MaxBody, Usage: "largest request body in `BYTES`"},
 			&cli.Int64Flag{Name: "max-pixels", Value: d.MaxPixels, Usage: "largest image in `PIXELS` (width × height), checked before decoding"},
 			&cli.IntFlag{Name: "max-images", Value: d.MaxImages, Usage: "most images or feature rows per request (`N`)"},
@@ -81,7 +83,7 @@ func init() {
 			cfg := serve.Config{
 				StateDir: c.String("state"), Insecure: c.Bool("insecure-no-auth"),
 				MaxBatch: c.Int("max-batch"), MaxDelay: c.Duration("max-delay"), QueueImages: c.Int("queue"),
-				BatchWorkers: c.Int("batch-workers"), MaxBody: c.Int64("max-body"), MaxPixels: c.Int64("max-pixels"),
+				BatchWorkers: c.Int("batch-workers"), QueueLone: c.Bool("queue-lone"), MaxBody: c.Int64("max-body"), MaxPixels: c.Int64("max-pixels"),
 				MaxImages: c.Int("max-images"), MaxConcurrent: c.Int("max-concurrent"), MaxSamples: c.Int("max-samples"),
 				SnapshotEvery: c.Int("snapshot-every"), ResolveDelay: c.Duration("resolve-delay"),
 				ResolveMaxDelay: c.Duration("resolve-max-delay"), ReadTimeout: c.Duration("read-timeout"),
@@ -111,7 +113,7 @@ func init() {
 			o := serveOptions{
 				Model: c.String("model"), Head: c.String("head"), Method: strings.ToLower(c.String("method")), Set: setPairs(c),
 				Listen: c.String("listen"), TokenFile: c.String("token-file"), TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
-				Config: cfg, ORT: backboneOptions(c),
+				Config: cfg, ORT: backboneOptions(c), Spin: c.Bool("ort-spin") || os.Getenv("CL_SERVE_SPIN") != "",
 			}
 			if learner {
 				b, err := learnerBackboneFrom(c)
@@ -134,6 +136,9 @@ type serveOptions struct {
 	TLSCert, TLSKey     string
 	Config              serve.Config
 	ORT                 ort.Options
+	// Spin lets ONNX Runtime's idle threads spin (--ort-spin or
+	// $CL_SERVE_SPIN); by default they sleep (ort.Options.NoSpinning).
+	Spin bool
 	// Learner, when set, is a learner file served instead of Model and a
 	// head (cl serve --learner), in the ViT of LearnerBackbone.
 	Learner         string
@@ -209,9 +214,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if os.Getenv("CL_SERVE_SPIN") == "" {
-		o.ORT.NoSpinning = true
-	}
+	o.ORT.NoSpinning = !o.Spin
 	bb, err := ort.Open(o.Model, o.ORT)
 	if err != nil {
 		return fmt.Errorf("--model: %w", err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -85,7 +84,7 @@ func runServeLearner(ctx context.Context, o serveOptions, stdout, stderr io.Writ
 	}
 	start := time.Now()
 	b := o.LearnerBackbone
-	b.Session.NoSpinning = os.Getenv("CL_SERVE_SPIN") == "" // as the backbone of cl serve
+	b.Session.NoSpinning = !o.Spin // as the backbone of cl serve
 	l, fi, env, err := openLearner(o.Learner, b, 0, log)
 	if err != nil {
 		return err
