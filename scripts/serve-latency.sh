@@ -5,23 +5,23 @@
 #
 #   scripts/serve-latency.sh MODEL.onnx [ROUNDS] [REQUESTS]
 #
-# For each of ROUNDS rounds, for each setting of CONFIGS in turn:
-#   1. the reference: RUNS direct single-image calls of the backbone with the
-#      setting's session options (scripts/loadgen --time-backbone): the
-#      backbone's Run alone, and decode + preprocessing + Run ("image"), median
-#      and p99;
-#   2. right after, cl serve with that setting (an empty SimpleCIL head taught
-#      100 images), REQUESTS one-image predicts at concurrency 1 (after 20
-#      warm-up requests): p50, p99, and where the slowest 1% spent their time
-#      (the server's Server-Timing header);
-#   and the load average before each. One line per round and setting, then per
-#   setting the median over the rounds of each column.
+# One cl serve per setting of CONFIGS (each an empty SimpleCIL head taught 100
+# images), all running at once; then ROUNDS rounds of scripts/loadgen --streams,
+# which takes turns, at concurrency 1: one predict of one image to each server,
+# and one direct decode + preprocess + Run of the same image on the backbone
+# in its own process with each setting's session options (the reference:
+# "bb" the Run alone, "img" the three together), REQUESTS turns each (after 20
+# warm-up turns). Every stream sees the same moments of the machine, which a
+# shared, loaded machine needs for a fair comparison. One line per round and
+# setting, then per setting the median over the rounds of each column, and the
+# load average.
 #
 # CONFIGS (default "threads=2 threads=1") is a space-separated list of
 # settings, each comma-separated keys: threads=N (--threads, for the server
-# and the reference), spin (let idle ONNX Runtime threads spin: CL_SERVE_SPIN=1
-# and loadgen --spin), gogc=N (the server's GOGC), procs=N (the server's
-# GOMAXPROCS), and any other key=value is passed to cl serve as --key value.
+# and the reference), spin (let idle ONNX Runtime threads spin: cl serve
+# --ort-spin and loadgen --spin), gogc=N (the server's GOGC), procs=N (the
+# server's GOMAXPROCS); any other key=value is passed to cl serve as
+# --key value, and a bare key as --key (e.g. queue-lone).
 #
 # Columns: p99/bb50 = served p99 over the backbone median (the goal, ≤ 1.2);
 # p99/bb99 = over the backbone's own p99; p99/img50 and p99/img99 = over
@@ -30,15 +30,14 @@
 # requests spent in the backbone, in decode, and outside the server's handler
 # (client, connection, kernel).
 #
-# Defaults: ROUNDS=3, REQUESTS=1000, RUNS=300. On MobileNetV2 int8 with the two
-# default settings this takes about 1 minute (ViT-Ti: about 3). Images:
+# Defaults: ROUNDS=3, REQUESTS=1000. On MobileNetV2 int8 with the two default
+# settings this takes about 1 minute (ViT-Ti: about 3). Images:
 # Fashion-MNIST test images sent as 28×28 grey PNGs (apt-get install
 # dataset-fashion-mnist). Needs ONNX Runtime (scripts/install-onnxruntime.sh).
 set -euo pipefail
 model=${1:?usage: scripts/serve-latency.sh MODEL.onnx [ROUNDS] [REQUESTS]}
 rounds=${2:-3}
 requests=${3:-1000}
-runs=${RUNS:-300}
 configs=${CONFIGS:-threads=2 threads=1}
 model=$(realpath "$model")
 cd "$(dirname "$0")/.."
@@ -47,54 +46,73 @@ fm=/usr/share/datasets/fashion-mnist
 [ -f "$fm/t10k-images-idx3-ubyte.gz" ] || { echo "serve-latency: no Fashion-MNIST in $fm: apt-get install -y dataset-fashion-mnist" >&2; exit 1; }
 spec=idx:$fm/t10k-images-idx3-ubyte.gz,$fm/t10k-labels-idx1-ubyte.gz
 port=${PORT:-18092}
-url=http://127.0.0.1:$port
 work=$(mktemp -d)
 pid=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  for p in $pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-echo "serve-latency: $(basename "$model"), $rounds rounds of {$configs}, $requests requests at concurrency 1, $runs reference calls, $(nproc) CPUs"
+echo "serve-latency: $(basename "$model"), settings {$configs}, $rounds rounds of $requests turns at concurrency 1, $(nproc) CPUs"
 if [ -n "${CL:-}" ]; then cp "$CL" "$work/cl"; else go build -o "$work/cl" ./cmd/cl; fi # CL=BINARY: a cl already built
 go build -o "$work/loadgen" ./scripts/loadgen
 
+# Start one server per setting; streams: s<i>=URL, and one reference per
+# distinct (threads, spin): r<threads>[s]=backbone:THREADS[:spin].
+pids=() streams= refs= i=0
+declare -A refof
+for cfg in $configs; do
+  i=$((i + 1))
+  threads=0 spin= env=() flags=()
+  for kv in ${cfg//,/ }; do
+    k=${kv%%=*} v=${kv#*=}
+    case $k in
+      threads) threads=$v ;;
+      spin) spin=:spin; flags+=(--ort-spin) ;;
+      gogc) env+=(GOGC="$v") ;;
+      procs) env+=(GOMAXPROCS="$v") ;;
+      *) if [ "$kv" = "$k" ]; then flags+=(--"$k"); else flags+=(--"$k" "$v"); fi ;;
+    esac
+  done
+  p=$((port + i))
+  env "${env[@]}" "$work/cl" serve --model "$model" --method simplecil --state "$work/state$i" --listen "127.0.0.1:$p" \
+    --insecure-no-auth --threads "$threads" "${flags[@]}" >"$work/serve$i.out" 2>"$work/serve$i.log" &
+  pids+=($!)
+  r=r$threads${spin:+s}
+  refof[s$i]=$r
+  streams="$streams,s$i=http://127.0.0.1:$p"
+  case ",$refs," in *",$r="*) ;; *) refs="$refs,$r=backbone:$threads$spin" ;; esac
+done
+for i in $(seq ${#pids[@]}); do
+  for _ in $(seq 600); do grep -q listening "$work/serve$i.out" && break; sleep 0.1; done
+  grep -q listening "$work/serve$i.out" || { echo "cl serve (setting $i) did not start:"; cat "$work/serve$i.log"; exit 1; }
+done
+pid="${pids[*]}"
+
 fmt="%-5s %-28s %5s %6s %6s %6s %6s %6s %6s %7s %7s %7s %7s %6s %6s %6s\n"
 printf "$fmt" round setting load bb50 bb99 img50 img99 p50 p99 p99/bb50 p99/bb99 p99/img50 p99/img99 tailbb taildec tailout | tee "$work/table"
+learn=100
 for r in $(seq "$rounds"); do
+  la=$(cut -d' ' -f1 /proc/loadavg)
+  "$work/loadgen" --streams "${streams#,}$refs" --ref-model "$model" --data "$spec" --images 256 --learn "$learn" \
+    --requests "$requests" >"$work/lg.txt"
+  learn=0
+  i=0
   for cfg in $configs; do
-    threads=0 ref=() env=() flags=()
-    for kv in ${cfg//,/ }; do
-      k=${kv%%=*} v=${kv#*=}
-      case $k in
-        threads) threads=$v ;;
-        spin) ref+=(--spin); env+=(CL_SERVE_SPIN=1) ;;
-        gogc) env+=(GOGC="$v") ;;
-        procs) env+=(GOMAXPROCS="$v") ;;
-        *) flags+=(--"$k" "$v") ;;
-      esac
-    done
-    la=$(cut -d' ' -f1 /proc/loadavg)
-    "$work/loadgen" --time-backbone "$model" --threads "$threads" "${ref[@]}" --data "$spec" --images 256 --runs "$runs" >"$work/bb.txt"
-    get() { awk -v k="$1" '$1 == k {print $2}' "$work/bb.txt"; }
-    bb50=$(get backbone_median_ms) bb99=$(get backbone_p99_ms) img50=$(get image_median_ms) img99=$(get image_p99_ms)
-    rm -rf "$work/state"
-    env "${env[@]}" "$work/cl" serve --model "$model" --method simplecil --state "$work/state" --listen "127.0.0.1:$port" \
-      --insecure-no-auth --threads "$threads" "${flags[@]}" >"$work/serve.out" 2>"$work/serve.log" &
-    pid=$!
-    for _ in $(seq 600); do grep -q listening "$work/serve.out" && break; sleep 0.1; done
-    grep -q listening "$work/serve.out" || { echo "cl serve did not start:"; cat "$work/serve.log"; exit 1; }
-    "$work/loadgen" --url "$url" --data "$spec" --images 256 --learn 100 --concurrency 1 --requests "$requests" \
-      --duration 120s >"$work/lg.txt"
-    kill -TERM "$pid"; wait "$pid" || true; pid=
-    awk -v r="$r" -v cfg="$cfg" -v la="$la" -v bb50="$bb50" -v bb99="$bb99" -v img50="$img50" -v img99="$img99" -v fmt="$fmt" '
-      /^concurrency/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i+1); if ($i == "p99") p99 = $(i+1) } }
-      /phases ms/ { for (i = 1; i <= NF; i++) { if ($i == "backbone") tb = $(i+2); if ($i == "decode") td = $(i+2); if ($i == "outside") to = $(i+2) } }
+    i=$((i + 1))
+    awk -v s="s$i" -v ref="${refof[s$i]}" -v r="$r" -v cfg="$cfg" -v la="$la" -v fmt="$fmt" '
+      # stream NAME: N turns (E errors), p50 X ms, p99 Y ms[, backbone p50 A ms, p99 B ms]
+      $1 == "stream" && $2 == ref":" { img50 = $8; img99 = $11; bb50 = $15; bb99 = $18 }
+      $1 == "stream" && $2 == s":" { p50 = $8; p99 = $11 }
+      $1 == s && $2 == "phases" { for (k = 1; k <= NF; k++) { if ($k == "backbone") tb = $(k+2); if ($k == "decode") td = $(k+2); if ($k == "outside") to = $(k+2) } }
       END { printf fmt, r, cfg, la, bb50, bb99, img50, img99, p50, p99, sprintf("%.2f", p99/bb50), sprintf("%.2f", p99/bb99),
               sprintf("%.2f", p99/img50), sprintf("%.2f", p99/img99), tb, td, to }' "$work/lg.txt" | tee -a "$work/table"
   done
 done
+for p in $pid; do kill -TERM "$p"; done
+for p in $pid; do wait "$p" || true; done
+pid=
 echo "medians over the rounds:"
 for cfg in $configs; do
   awk -v cfg="$cfg" -v fmt="$fmt" '

@@ -8,6 +8,11 @@
 //	go run ./scripts/loadgen --url http://127.0.0.1:8080 --data idx:IMAGES,LABELS --images 512 \
 //	    --concurrency 1,8,64 --requests 2000 --duration 60s
 //
+// With --streams it interleaves, at concurrency 1, one request to each of
+// several servers and one direct call of the backbone (--ref-model, the
+// reference), turn by turn with the same image, so that every stream sees the
+// same moments of a shared machine (scripts/serve-latency.sh).
+//
 // With --time-backbone MODEL.onnx it contacts no server: it times --runs
 // direct single-image calls of the backbone on ONNX Runtime (--threads; idle
 // threads not spinning, as cl serve runs it, unless --spin) on the same
@@ -89,6 +94,8 @@ func main() {
 	threads := flag.Int("threads", 0, "--time-backbone: ONNX Runtime intra-op threads (0 = all cores), as cl serve --threads")
 	spin := flag.Bool("spin", false, "--time-backbone: let idle ONNX Runtime threads spin (cl serve with CL_SERVE_SPIN=1)")
 	runs := flag.Int("runs", 300, "--time-backbone: measured calls (after --warmup calls)")
+	streams := flag.String("streams", "", "interleave, at concurrency 1, turns of NAME=URL (a server) and NAME=backbone:THREADS[:spin] (--ref-model called directly: the reference), --requests turns each")
+	refModel := flag.String("ref-model", "", "--streams: the backbone (.onnx) of backbone streams")
 	flag.Parse()
 	if *spec == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: --data is required")
@@ -98,6 +105,23 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
+	}
+	if *streams != "" {
+		ss, err := parseStreams(*streams, *refModel)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: --streams:", err)
+			os.Exit(2)
+		}
+		for _, s := range ss {
+			if s.url != "" {
+				if err := teach(s.url, *token, imgs[:min(*learn, len(imgs))]); err != nil {
+					fmt.Fprintln(os.Stderr, "loadgen: --learn:", s.url, err)
+					os.Exit(1)
+				}
+			}
+		}
+		interleave(ss, imgs, *requests, *warmup)
+		return
 	}
 	if *model != "" {
 		t, err := timeBackbone(*model, *threads, *spin, imgs, *runs, *warmup)
