@@ -320,14 +320,18 @@ func unalignedRow(md string) string {
 // remaining forgetting after its last stage: it records every class's
 // statistics again from its training images (stages) under the final
 // prompts, which a continual learner cannot do (the images are gone),
-// aligns the head on them and logs the final accuracy of each stage's test
-// classes. What this gains over the stored statistics is the cost of the
+// re-fits the head on them and logs the final accuracy of each stage's
+// test classes. The control re-fits on the stored statistics instead, from
+// the same head and with the same random stream: the head fit does not
+// converge on separable samples (its loss goes to 0), so another
+// align-steps from the aligned head change the accuracy by themselves.
+// What the re-recorded statistics gain over the control is the cost of the
 // prompts' drift; what stays below SimpleCIL is the head's. The features
 // are the test-time ones (per-sample selection, DualPrompt's E-prompt
 // matched by key over the trained ones); for DualPrompt also the
 // training-time ones (the final G-prompt with each stage's own E-prompt,
-// as the statistics are recorded): what that gains is the G-prompt's
-// drift alone. It changes l's head, statistics and test selection.
+// as the statistics are recorded): what they gain is the G-prompt's drift
+// alone. It changes l's head, statistics and test selection.
 func alignDiagnostic(t *testing.T, l Learner, stages []Stage, test *tune.Dataset, testF []float32, testG []int, stageOf func(int) int) {
 	ctx := context.Background()
 	a := l.(headAligner)
@@ -335,7 +339,7 @@ func alignDiagnostic(t *testing.T, l Learner, stages []Stage, test *tune.Dataset
 	if ts, ok := l.(testSelector); ok {
 		ts.SetTestSelect(SelectPerSample)
 	}
-	kinds := []string{"test-time features"}
+	kinds := []string{"control: the stored statistics", "test-time features"}
 	dp, _ := l.(*DualPrompt)
 	if dp != nil {
 		dp.opt.Match = "trained"
@@ -346,12 +350,18 @@ func alignDiagnostic(t *testing.T, l Learner, stages []Stage, test *tune.Dataset
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range kinds {
+	hw, hb := append([]float32(nil), b.HeadW...), append([]float32(nil), b.HeadB...)
+	for ki, kind := range kinds {
+		copy(b.HeadW, hw)
+		copy(b.HeadB, hb)
 		for k, s := range stages {
 			var x []float32
-			if kind == kinds[0] {
+			switch ki {
+			case 0:
+				continue
+			case 1:
 				x, err = a.testFeatures(ctx, s.Images, s.Features, s.Dim)
-			} else {
+			default:
 				x, err = dp.statFeatures(ctx, s.Images, s.Features, s.Dim, k)
 			}
 			if err != nil {
@@ -381,7 +391,7 @@ func alignDiagnostic(t *testing.T, l Learner, stages []Stage, test *tune.Dataset
 		for k := range acc {
 			acc[k] = protocol.RoundPILOT(100 * float64(right[k]) / float64(all[k]))
 		}
-		t.Logf("RESULT diagnostic %s: head aligned at the end on statistics re-recorded under the final prompts (%s): A_B %.2f  final-per-stage %v", b.method, kind, protocol.RoundPILOT(100*float64(r)/float64(n)), acc)
+		t.Logf("RESULT diagnostic %s: the aligned head re-fitted once more at the end (%s): A_B %.2f  final-per-stage %v", b.method, kind, protocol.RoundPILOT(100*float64(r)/float64(n)), acc)
 	}
 }
 
