@@ -138,7 +138,12 @@ func (h *RanPAC) Learn(x []float32, y []int) error {
 	cache := h.stageCache(n)
 	h.accumulateInto(x, y, n, 1, cache)
 	h.stageH = cache
-	h.stageX = append(h.stageX, x...)
+	if len(h.stageX) == 0 {
+		h.stageX = largeSlice[float32](len(x))
+		copy(h.stageX, x)
+	} else {
+		h.stageX = append(h.stageX, x...)
+	}
 	h.stageY = append(h.stageY, y...)
 	h.wo = nil
 	return nil

@@ -64,7 +64,7 @@ func projectionHashOf(seed uint64, d, m int) string {
 func (h *RanPAC) setDim(d int) {
 	h.setProjection(d)
 	p := h.Width()
-	h.g = make([]float64, p*p)
+	h.g = largeFloats(p * p)
 }
 
 // setProjection fixes D and generates the projection: RanPACProjection's
@@ -74,7 +74,7 @@ func (h *RanPAC) setProjection(d int) {
 	h.d = d
 	if h.cfg.M > 0 {
 		rng := rand.New(rand.NewPCG(h.cfg.Seed, 0x5eed))
-		h.proj = make([]float64, d*h.cfg.M)
+		h.proj = largeFloats(d * h.cfg.M)
 		for i := range h.proj {
 			h.proj[i] = float64(float32(rng.NormFloat64()))
 		}
@@ -90,9 +90,9 @@ func (h *RanPAC) project(x []float32, n int) blas64.General {
 type projectScratch struct{ x64, out []float64 }
 
 func (h *RanPAC) newProjectScratch(rows int) *projectScratch {
-	s := &projectScratch{x64: make([]float64, rows*h.d)}
+	s := &projectScratch{x64: largeFloats(rows * h.d)}
 	if h.cfg.M > 0 {
-		s.out = make([]float64, rows*h.cfg.M)
+		s.out = largeFloats(rows * h.cfg.M)
 	}
 	return s
 }
@@ -133,13 +133,13 @@ const kernelBlock = 1024
 // H = ReLU(xs·W) (or xs itself when M = 0).
 func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.General) {
 	d, nv := h.d, n-nf
-	x64 := make([]float64, len(xs))
+	x64 := largeFloats(len(xs))
 	for i, v := range xs {
 		x64[i] = float64(v)
 	}
 	xm := blas64.General{Rows: n, Cols: d, Stride: d, Data: x64}
-	k := make([]float64, nf*nf)
-	kvf := blas64.General{Rows: nv, Cols: nf, Stride: nf, Data: make([]float64, nv*nf)}
+	k := largeFloats(nf * nf)
+	kvf := blas64.General{Rows: nv, Cols: nf, Stride: nf, Data: largeFloats(nv * nf)}
 	add := func(hb blas64.General) {
 		hf := blas64.General{Rows: nf, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[:nf*hb.Stride]}
 		hv := blas64.General{Rows: nv, Cols: hb.Cols, Stride: hb.Stride, Data: hb.Data[nf*hb.Stride:]}
@@ -151,7 +151,7 @@ func (h *RanPAC) stageKernels(xs []float32, n, nf int) ([]float64, blas64.Genera
 		add(xm)
 		return k, kvf
 	}
-	scratch := make([]float64, n*min(kernelBlock, h.cfg.M))
+	scratch := largeFloats(n * min(kernelBlock, h.cfg.M))
 	report := h.phase("λ search: kernels")
 	for m0 := 0; m0 < h.cfg.M; m0 += kernelBlock {
 		if report != nil {

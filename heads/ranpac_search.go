@@ -33,11 +33,18 @@ func (h *RanPAC) selectLosses() []float64 {
 	n := len(h.stageY)
 	order := RanPACSplitOrder(h.cfg.Seed, h.stages, n, h.cfg.Split == "shuffled")
 	d := h.d
-	xs := make([]float32, n*d)
 	ys := make([]int, n)
 	for i, r := range order {
-		copy(xs[i*d:(i+1)*d], h.stageX[r*d:(r+1)*d])
 		ys[i] = h.stageY[r]
+	}
+	// xs is the stage's rows in that order [n, D], built only where the
+	// search projects them (not where it reorders Learn's H).
+	xs := func() []float32 {
+		xs := largeSlice[float32](n * d)
+		for i, r := range order {
+			copy(xs[i*d:(i+1)*d], h.stageX[r*d:(r+1)*d])
+		}
+		return xs
 	}
 	// One-hot columns: the classes present in this stage; the others are
 	// zero in Y and in every W_λ and add nothing to the squared error.
@@ -66,7 +73,7 @@ func (h *RanPAC) selectLosses() []float64 {
 		// the validation predictions are K_vf (K + λI)⁻¹ Y_fit. K and K_vf
 		// are summed over column blocks of the projection, so the stage's
 		// n × M matrix H never exists (400 MB at n = 5000, M = 10⁴).
-		k, kvf := h.stageKernels(xs, n, nf)
+		k, kvf := h.stageKernels(xs(), n, nf)
 		t0 := time.Now()
 		sums = gridLosses(k, nf, yf, kvf, yv, RidgeGrid, h.phase("λ search: reduction"))
 		h.timing.since(phaseSearchSolve, t0)
@@ -75,7 +82,7 @@ func (h *RanPAC) selectLosses() []float64 {
 	t0 := time.Now()
 	hAll, ok := h.cachedStageH(order)
 	if !ok {
-		hAll = h.project(xs, n)
+		hAll = h.project(xs(), n)
 	}
 	h.timing.since(phaseProjection, t0)
 	hf := blas64.General{Rows: nf, Cols: p, Stride: p, Data: hAll.Data[:nf*p]}
@@ -83,7 +90,7 @@ func (h *RanPAC) selectLosses() []float64 {
 	switch {
 	case h.cfg.Search == "solve":
 		t0 := time.Now()
-		a := make([]float64, p*p)
+		a := largeFloats(p * p)
 		linalg.SyrkUpper(true, 1, hf, a, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
@@ -93,7 +100,7 @@ func (h *RanPAC) selectLosses() []float64 {
 		sums = solveLosses(a, p, b, hv, yv, RidgeGrid, h.phase("λ search: solves"))
 	default:
 		t0 := time.Now()
-		a := make([]float64, p*p)
+		a := largeFloats(p * p)
 		linalg.SyrkUpper(true, 1, hf, a, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
@@ -129,7 +136,7 @@ func (h *RanPAC) stageCache(n int) []float64 {
 		(h.cfg.Search != "solve" && int(float64(n)*0.8) < p) {
 		return nil
 	}
-	return make([]float64, n*p)
+	return largeFloats(n * p)
 }
 
 // cachedStageH returns H of the buffered rows in the given order (a

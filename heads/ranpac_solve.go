@@ -135,7 +135,7 @@ func ridgeSolveProgress(g []float64, n int, lam float64, b blas64.General, progr
 	}, progress) {
 		return w, "cholesky", nil
 	}
-	a := make([]float64, n*n)
+	a := largeFloats(n * n)
 	copy(a, g) // g is fully symmetric after linalg.CholInPlace
 	for i := 0; i < n; i++ {
 		a[i*n+i] += lam

@@ -62,6 +62,9 @@ func (h *RanPAC) check(op string, x []float32, y []int, learn bool) (int, error)
 }
 
 func ranpacFinite(op string, x []float32, d int) error {
+	if allFinite(x) {
+		return nil
+	}
 	for i, v := range x {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return fmt.Errorf("ranpac: %s: row %d, column %d is %v; remove or repair that sample", op, i/d, i%d, v)
@@ -127,7 +130,7 @@ func (h *RanPAC) accumulateInto(x []float32, y []int, n int, sign float64, keep 
 			}
 			gcl := h.gc[l]
 			if gcl == nil {
-				gcl = make([]float64, p*p)
+				gcl = largeFloats(p * p)
 				h.gc[l] = gcl
 			}
 			linalg.SyrkUpper(true, sign, sub, gcl, p)
@@ -265,7 +268,7 @@ func (h *RanPAC) Merge(other Head) error {
 	for l, gcl := range o.gc {
 		dst := h.gc[l]
 		if dst == nil {
-			dst = make([]float64, p*p)
+			dst = largeFloats(p * p)
 			h.gc[l] = dst
 		}
 		for i, v := range gcl {
