@@ -11,9 +11,12 @@
 #       server or batching);
 #   (b) cl serve (empty SimpleCIL head taught 100 images, defaults otherwise) under
 #       scripts/loadgen at concurrency 1, 8 and 64, REQUESTS requests per level (at
-#       most 60 s each): images/s, p50, p99, and p99 over the backbone time and
-#       over the image time (goal at concurrency 1: p99 ≤ 1.2 × the single-image
-#       backbone time); then cl extract images/s on REQUESTS images
+#       most 60 s each): images/s, p50, p99, p99 over the backbone and image
+#       medians (goal at concurrency 1: p99 ≤ 1.2 × the single-image backbone
+#       time) and over their p99s, and where the median and the slowest 1% of
+#       requests spent their time (the Server-Timing header); for a fairer
+#       concurrency-1 comparison on a shared machine see scripts/serve-latency.sh;
+#       then cl extract images/s on REQUESTS images
 #       of the same data with the same threads (goal: served images/s at
 #       concurrency 64 ≥ 0.9 × extract's);
 #   (c) with SOAK=SECONDS (e.g. SOAK=600), a soak at concurrency 8 for that long,
@@ -58,7 +61,9 @@ spin=()
 [ -n "${CL_SERVE_SPIN:-}" ] && spin=(--spin) # the server lets idle threads spin then, so time it so
 "$work/loadgen" --time-backbone "$model" --threads "$threads" "${spin[@]}" --data "$spec" --images 256 --runs "$runs" | tee "$work/bb.txt"
 bb=$(awk '$1 == "backbone_median_ms" {print $2}' "$work/bb.txt")
+bb99=$(awk '$1 == "backbone_p99_ms" {print $2}' "$work/bb.txt")
 one=$(awk '$1 == "image_median_ms" {print $2}' "$work/bb.txt")
+one99=$(awk '$1 == "image_p99_ms" {print $2}' "$work/bb.txt")
 
 echo "(b) cl serve on $url, concurrency 1, 8, 64"; load
 "$work/cl" serve --model "$model" --method simplecil --state "$work/state" --listen "127.0.0.1:$port" \
@@ -67,7 +72,7 @@ pid=$!
 for _ in $(seq 300); do grep -q listening "$work/serve.out" && break; sleep 0.1; done
 grep -q listening "$work/serve.out" || { echo "cl serve did not start:"; cat "$work/serve.log"; exit 1; }
 "$work/loadgen" --url "$url" --data "$spec" --images 256 --learn 100 \
-  --concurrency 1,8,64 --requests "$requests" --duration 60s --ref-ms "backbone=$bb,image=$one"
+  --concurrency 1,8,64 --requests "$requests" --duration 60s --ref-ms "backbone=$bb,image=$one,backbone_p99=$bb99,image_p99=$one99"
 curl -s "$url/metrics" | awk '/^cl_serve_batch_(images|duration_seconds)_(sum|count)/ {v[$1]=$2}
   END {printf "  backbone in the server: %d batches, %.2f images/batch, %.2f ms/batch\n", v["cl_serve_batch_images_count"],
     v["cl_serve_batch_images_sum"]/v["cl_serve_batch_images_count"], 1000*v["cl_serve_batch_duration_seconds_sum"]/v["cl_serve_batch_duration_seconds_count"]}'

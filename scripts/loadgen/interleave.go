@@ -114,7 +114,7 @@ func (s *stream) turn(im encoded, record bool) {
 	s.total, s.timed = append(s.total, el), append(s.timed, tr)
 }
 
-// interleave gives every stream one turn in order, n times over (after
+// interleave gives every stream one turn, n times over (after
 // warmup untimed turns each), with the same image for all streams in a
 // turn: the streams see the same machine at the same moments, which a
 // shared, loaded machine needs for a fair comparison. It prints one line
@@ -122,8 +122,8 @@ func (s *stream) turn(im encoded, record bool) {
 // request and its phases).
 func interleave(streams []*stream, imgs []encoded, n, warmup int) {
 	for i := 0; i < warmup+n; i++ {
-		for _, s := range streams {
-			s.turn(imgs[i%len(imgs)], i >= warmup)
+		for k := range streams { // each turn starts one stream later: no stream always follows the same one
+			streams[(i+k)%len(streams)].turn(imgs[i%len(imgs)], i >= warmup)
 		}
 	}
 	for _, s := range streams {
