@@ -34,7 +34,9 @@ func envInt(name string, def int) int {
 // (runtime HeapInuse, sampled every 20 ms) during the stage divided by the
 // bytes of G (8·P²); learn-heap/G and endstage-heap/G split it between Learn
 // and EndStage (λ search + solve), and learn-s and endstage-s split the
-// time (last iteration). NAME-GFLOP/s is each phase's analytic flop count
+// time (last iteration); learn-untimed-s and endstage-untimed-s are the
+// parts of them outside the timed phases (checks, allocation and first
+// touches, copies, the collector). NAME-GFLOP/s is each phase's analytic flop count
 // (ranpacPhaseRates) over its wall time (last iteration), and peak-rss/G the
 // process's peak resident memory (getrusage; 0 where unavailable) over the
 // bytes of G. With RANPAC_BENCH_DIR
@@ -52,7 +54,7 @@ func BenchmarkRanPACStage(b *testing.B) {
 	var h *RanPAC
 	var peak atomic.Uint64
 	var learnPeak, endPeak uint64
-	var learnTime, endTime time.Duration
+	var learnTime, endTime, learnPhases, endPhases time.Duration
 	stop := make(chan struct{})
 	go func() {
 		var ms runtime.MemStats
@@ -82,12 +84,14 @@ func BenchmarkRanPACStage(b *testing.B) {
 			b.Fatal(err)
 		}
 		learnTime = time.Since(start)
+		learnPhases = h.timing.total()
 		learnPeak = max(learnPeak, peak.Swap(0))
 		start = time.Now()
 		if err := h.EndStage(); err != nil {
 			b.Fatal(err)
 		}
 		endTime = time.Since(start)
+		endPhases = h.timing.total() - learnPhases
 		endPeak = max(endPeak, peak.Swap(0))
 	}
 	b.StopTimer()
@@ -98,6 +102,8 @@ func BenchmarkRanPACStage(b *testing.B) {
 	b.ReportMetric(float64(endPeak)/(8*p*p), "endstage-heap/G")
 	b.ReportMetric(learnTime.Seconds(), "learn-s")
 	b.ReportMetric(endTime.Seconds(), "endstage-s")
+	b.ReportMetric((learnTime - learnPhases).Seconds(), "learn-untimed-s")
+	b.ReportMetric((endTime - endPhases).Seconds(), "endstage-untimed-s")
 	b.ReportMetric(h.Lambda(), "lambda")
 	phases := ranpacPhaseRates(h, n, d, c, search)
 	for _, ph := range phases {
@@ -129,6 +135,7 @@ func BenchmarkRanPACStage(b *testing.B) {
 		"y": y, "perm": RanPACSplitOrder(0, 0, len(y), true), "lambda": h.Lambda(),
 		"pred": pred, "seconds_per_stage": b.Elapsed().Seconds() / float64(b.N),
 		"learn_seconds": learnTime.Seconds(), "endstage_seconds": endTime.Seconds(),
+		"learn_untimed_seconds": (learnTime - learnPhases).Seconds(), "endstage_untimed_seconds": (endTime - endPhases).Seconds(),
 		"peak_heap_over_G": float64(max(learnPeak, endPeak)) / (8 * p * p), "blas": linalg.Backend(),
 		"lapack": linalg.LAPACKBackend(), "peak_rss_over_G": float64(rss) / (8 * p * p), "phases": phases,
 	})

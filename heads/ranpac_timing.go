@@ -26,3 +26,12 @@ func (t *ranpacTiming) since(p ranpacPhase, start time.Time) {
 		t.d[p] += time.Since(start)
 	}
 }
+
+// total is the time of all phases so far.
+func (t *ranpacTiming) total() time.Duration {
+	var s time.Duration
+	for _, d := range t.d {
+		s += d
+	}
+	return s
+}
