@@ -52,7 +52,6 @@ func init() {
 			&cli.DurationFlag{Name: "max-delay", Value: d.MaxDelay, Usage: "how long (`DURATION`) a batch waits for more images"},
 			&cli.IntFlag{Name: "queue", Value: d.QueueImages, Usage: "`N` images that may wait for the backbone (more: 503)"},
 			&cli.IntFlag{Name: "batch-workers", Value: d.BatchWorkers, Usage: "`N` backbone batches run at once"},
-			&cli.BoolFlag{Name: "queue-lone", Usage: "send a lone request through a batch worker too (by default it runs the backbone on its own goroutine, sparing two thread hand-offs)"},
 			&cli.BoolFlag{Name: "ort-spin", Usage: "let ONNX Runtime's idle threads spin-wait for work (as $CL_SERVE_SPIN=1; by default they sleep, leaving the CPU to decoding and HTTP)"},
 			&cli.Int64Flag{Name: "max-body", Value: d.MaxBody, Usage: "largest request body in `BYTES`"},
 			&cli.Int64Flag{Name: "max-pixels", Value: d.MaxPixels, Usage: "largest image in `PIXELS` (width × height), checked before decoding"},
@@ -83,7 +82,7 @@ func init() {
 			cfg := serve.Config{
 				StateDir: c.String("state"), Insecure: c.Bool("insecure-no-auth"),
 				MaxBatch: c.Int("max-batch"), MaxDelay: c.Duration("max-delay"), QueueImages: c.Int("queue"),
-				BatchWorkers: c.Int("batch-workers"), QueueLone: c.Bool("queue-lone"), MaxBody: c.Int64("max-body"), MaxPixels: c.Int64("max-pixels"),
+				BatchWorkers: c.Int("batch-workers"), MaxBody: c.Int64("max-body"), MaxPixels: c.Int64("max-pixels"),
 				MaxImages: c.Int("max-images"), MaxConcurrent: c.Int("max-concurrent"), MaxSamples: c.Int("max-samples"),
 				SnapshotEvery: c.Int("snapshot-every"), ResolveDelay: c.Duration("resolve-delay"),
 				ResolveMaxDelay: c.Duration("resolve-max-delay"), ReadTimeout: c.Duration("read-timeout"),

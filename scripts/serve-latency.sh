@@ -21,7 +21,7 @@
 # and the reference), spin (let idle ONNX Runtime threads spin: cl serve
 # --ort-spin and loadgen --spin), gogc=N (the server's GOGC), procs=N (the
 # server's GOMAXPROCS); any other key=value is passed to cl serve as
-# --key value, and a bare key as --key (e.g. queue-lone).
+# --key value (e.g. max-batch=1), and a bare key as --key.
 #
 # Columns: p99/bb50 = served p99 over the backbone median (the goal, ≤ 1.2);
 # p99/bb99 = over the backbone's own p99; p99/img50 and p99/img99 = over

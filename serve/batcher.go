@@ -53,16 +53,10 @@ type batcher struct {
 	queued  atomic.Int64 // images reserved: being decoded, waiting or running
 	claimed atomic.Int64 // images taken by a worker: being gathered or running
 	jobs    chan *batchJob
-	// slots holds one token per backbone call in flight (at most one per
-	// worker): workers take one for each batch, and a lone request that
-	// finds one free runs on its own goroutine (runLone).
-	slots  chan struct{}
-	inline bool         // lone requests may run on their own goroutine
-	lone   atomic.Int64 // backbone calls made by runLone
-	wg     sync.WaitGroup
-	stop   chan struct{}
-	wake   chan struct{} // release: images a worker may be waiting for will not come
-	after  gatherTimer
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	wake    chan struct{} // release: images a worker may be waiting for will not come
+	after   gatherTimer
 
 	onBatch func(images int, d time.Duration) // metrics hook
 }
@@ -81,18 +75,10 @@ func newBatcher(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap
 	return newBatcherTimer(bb, per, maxBatch, maxDelay, queueCap, workers, onBatch, clockTimer)
 }
 
-// queueLone makes lone requests go through a batch worker too (they run on
-// their own goroutine otherwise): Config.QueueLone.
-func (b *batcher) queueLone() *batcher {
-	b.inline = false
-	return b
-}
-
 // newBatcherTimer is newBatcher with the gather window's timer.
 func newBatcherTimer(bb Backbone, per, maxBatch int, maxDelay time.Duration, queueCap, workers int, onBatch func(int, time.Duration), after gatherTimer) *batcher {
 	b := &batcher{bb: bb, per: per, maxBatch: maxBatch, maxDelay: maxDelay, queueCap: int64(queueCap),
-		jobs: make(chan *batchJob, queueCap), slots: make(chan struct{}, max(workers, 1)), inline: workers > 0,
-		stop: make(chan struct{}), wake: make(chan struct{}, 1), after: after, onBatch: onBatch}
+		jobs: make(chan *batchJob, queueCap), stop: make(chan struct{}), wake: make(chan struct{}, 1), after: after, onBatch: onBatch}
 	for i := 0; i < workers; i++ {
 		b.wg.Add(1)
 		go b.worker()
@@ -142,12 +128,6 @@ func (b *batcher) runReserved(ctx context.Context, x []float32, n int, tm *jobTi
 	if tm != nil {
 		tm.queued = time.Now()
 	}
-	if b.runLone(j) {
-		if tm != nil {
-			tm.start, tm.end = j.start, j.end
-		}
-		return j.out, j.err
-	}
 	select {
 	case b.jobs <- j:
 	case <-b.stop:
@@ -163,31 +143,6 @@ func (b *batcher) runReserved(ctx context.Context, x []float32, n int, tm *jobTi
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// runLone runs j on the caller's goroutine when it is a lone request: its
-// images are the only ones reserved (none queued, being decoded, gathered
-// or running elsewhere) and a backbone slot is free. Through a worker, the
-// job would cost two hand-offs between goroutines (to the worker and back),
-// each a thread wake-up that a loaded machine can delay by a scheduling
-// slice; a lone request has nothing to be batched with anyway. It reports
-// whether it ran j (j.out, j.err and the times set).
-func (b *batcher) runLone(j *batchJob) bool {
-	if !b.inline || j.n > b.maxBatch || b.queued.Load() != int64(j.n) || b.claimed.Load() != 0 {
-		return false
-	}
-	select {
-	case b.slots <- struct{}{}:
-	default:
-		return false
-	}
-	// Requests that reserve from now on find the slot taken: a worker
-	// gathers them and waits for the slot.
-	b.claimed.Add(int64(j.n))
-	b.lone.Add(1)
-	b.runBatch([]*batchJob{j}, j.n)
-	<-b.slots
-	return true
 }
 
 // coming reports whether images are on their way to the workers: reserved
@@ -232,9 +187,7 @@ func (b *batcher) worker() {
 			}
 			disarm()
 		}
-		b.slots <- struct{}{} // wait while a lone request runs (runLone)
 		b.runBatch(batch, size)
-		<-b.slots
 	}
 }
 

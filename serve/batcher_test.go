@@ -136,9 +136,8 @@ func TestBatcherLoneRequest(t *testing.T) {
 			}
 		})
 	}
-	if len(ft.armed) != 0 || fmt.Sprint(bs.get()) != "[1 1 1]" || b.lone.Load() != 3 {
-		t.Fatalf("lone requests: %d gather windows opened, batches %v, %d run on their own goroutine; want none, [1 1 1], 3",
-			len(ft.armed), bs.get(), b.lone.Load())
+	if len(ft.armed) != 0 || fmt.Sprint(bs.get()) != "[1 1 1]" {
+		t.Fatalf("lone requests: %d gather windows opened, batches %v; want none, [1 1 1]", len(ft.armed), bs.get())
 	}
 
 	// Two requests reserved: the first waits for the second.
@@ -182,22 +181,6 @@ func TestBatcherLoneRequest(t *testing.T) {
 	if got := bs.get()[5:]; fmt.Sprint(got) != "[1 1]" || len(ft.armed) != 0 {
 		t.Fatalf("a window that closed: batches %v, %d more windows; want [1 1], none", got, len(ft.armed))
 	}
-	// Only the last was lone: the others had company reserved.
-	if b.lone.Load() != 4 {
-		t.Fatalf("%d requests ran on their own goroutine, want 4 (3 alone, then the one after the window)", b.lone.Load())
-	}
-	// With Config.QueueLone a lone request goes through the worker, and
-	// still runs at once.
-	q := newBatcherTimer(ts.bb, per, 4, time.Hour, 16, 1, nil, ft.after).queueLone()
-	defer q.close()
-	noWindow(t, ft, "a lone request through the worker", func() {
-		if _, err := q.run(ctx, x[:per], 1); err != nil {
-			t.Error(err)
-		}
-	})
-	if q.lone.Load() != 0 {
-		t.Fatalf("QueueLone: a lone request ran on its own goroutine")
-	}
 
 	// Through the server with --max-delay 1h (and its gather timer
 	// replaced by the fake one): a lone learn and predict from images run
@@ -211,86 +194,6 @@ func TestBatcherLoneRequest(t *testing.T) {
 	m := string(must(t, one.get("/metrics"), 200).body)
 	if !strings.Contains(m, "cl_serve_batch_images_count 2\n") || !strings.Contains(m, "cl_serve_batch_images_sum 2\n") {
 		t.Errorf("batches:\n%s", grepLines(m, "cl_serve_batch_images"))
-	}
-	if one.s.b.lone.Load() != 2 {
-		t.Errorf("the lone learn and predict: %d ran on their own goroutine, want 2", one.s.b.lone.Load())
-	}
-}
-
-// gatedBackbone runs the real backbone, but each call first reports itself
-// on entered and waits for release; it records the most calls in flight.
-type gatedBackbone struct {
-	Backbone
-	entered        chan struct{}
-	release        chan struct{}
-	mu             sync.Mutex
-	inFlight, most int
-}
-
-func (g *gatedBackbone) Run(x []float32, n int) ([]float32, error) {
-	g.mu.Lock()
-	g.inFlight++
-	g.most = max(g.most, g.inFlight)
-	g.mu.Unlock()
-	g.entered <- struct{}{}
-	<-g.release
-	defer func() { g.mu.Lock(); g.inFlight--; g.mu.Unlock() }()
-	return g.Backbone.Run(x, n)
-}
-
-// TestBatcherLoneSlot: a request that comes while a lone request runs the
-// backbone on its own goroutine waits for it (one batch worker: one
-// backbone call at a time), then runs through the worker; both get their
-// image's features.
-func TestBatcherLoneSlot(t *testing.T) {
-	ts := startServer(t, t.TempDir(), Config{}, newHead(t, "simplecil"))
-	x, _ := preprocessed(t, ts)
-	per := ts.s.dec.pp.Len()
-	g := &gatedBackbone{Backbone: ts.bb, entered: make(chan struct{}), release: make(chan struct{})}
-	var bs batchSizes
-	b := newBatcher(g, per, 4, time.Hour, 16, 1, bs.add)
-	defer b.close()
-	ctx := context.Background()
-	got := make([][]float32, 2)
-	done := make(chan struct{}, 2)
-	for i := range 2 {
-		go func() {
-			y, err := b.run(ctx, x[i*per:(i+1)*per], 1)
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = y
-			done <- struct{}{}
-		}()
-		if i == 0 {
-			<-g.entered // the lone request is in the backbone
-		}
-	}
-	// The second is queued; the worker takes it and waits for the slot.
-	for b.claimed.Load() != 2 {
-		time.Sleep(time.Millisecond)
-	}
-	select {
-	case <-g.entered:
-		t.Fatal("a second backbone call started while the lone request ran")
-	default:
-	}
-	g.release <- struct{}{}
-	<-done
-	<-g.entered
-	g.release <- struct{}{}
-	<-done
-	if g.most != 1 || b.lone.Load() != 1 || fmt.Sprint(bs.get()) != "[1 1]" {
-		t.Fatalf("most calls at once %d, lone %d, batches %v; want 1, 1, [1 1]", g.most, b.lone.Load(), bs.get())
-	}
-	for i := range got {
-		want, err := ts.bb.Run(x[i*per:(i+1)*per], 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got[i]) != fmt.Sprint(want) {
-			t.Errorf("request %d: features differ from the backbone's", i)
-		}
 	}
 }
 

@@ -23,11 +23,6 @@ type Config struct {
 	MaxDelay     time.Duration
 	QueueImages  int
 	BatchWorkers int
-	// QueueLone sends a lone request (nothing else reserved, queued or
-	// running) through a batch worker like the others; by default it runs
-	// the backbone on its own goroutine, sparing two hand-offs between
-	// threads (docs/SERVE.md, "Latency of a lone request").
-	QueueLone bool
 
 	// MaxBody is the largest request body in bytes; MaxPixels the largest
 	// image (width × height, checked from the header before decoding);

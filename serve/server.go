@@ -99,9 +99,6 @@ func New(cfg Config, bb Backbone, bbi BackboneInfo, initial func() (heads.Head, 
 		func() float64 { m.mu.RLock(); defer m.mu.RUnlock(); return float64(m.st.len()) },
 		func() float64 { v, _ := s.version(); return float64(v) })
 	s.b = newBatcher(bb, pp.Len(), cfg.MaxBatch, cfg.MaxDelay, cfg.QueueImages, cfg.BatchWorkers, s.met.batch)
-	if cfg.QueueLone {
-		s.b.queueLone()
-	}
 	s.res = newResolver(s, cfg.ResolveDelay, cfg.ResolveMaxDelay)
 	s.snap.s = s
 	s.snap.records = rec.Replayed // replayed records are not in the snapshot yet
