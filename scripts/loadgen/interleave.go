@@ -135,9 +135,9 @@ func interleave(streams []*stream, imgs []encoded, n, warmup int) {
 		}
 		fmt.Println()
 		if ph := phases(s.timed); len(ph) > 0 {
-			fmt.Printf("  %s phases ms (median; mean of the slowest 1%%):", s.name)
+			fmt.Printf("  %s phases ms (median; p99; mean of the slowest 1%% of requests):", s.name)
 			for _, p := range ph {
-				fmt.Printf(" %s %.3f; %.3f", p.Name, p.MedianMs, p.TailMeanMs)
+				fmt.Printf(" %s %.3f; %.3f; %.3f", p.Name, p.MedianMs, p.P99Ms, p.TailMeanMs)
 			}
 			fmt.Println()
 		}

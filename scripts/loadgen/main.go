@@ -170,9 +170,9 @@ func main() {
 			}
 			fmt.Println()
 			if len(r.Phases) > 0 {
-				fmt.Print("  phases ms (median; mean of the slowest 1%):")
+				fmt.Print("  phases ms (median; p99; mean of the slowest 1% of requests):")
 				for _, p := range r.Phases {
-					fmt.Printf(" %s %.3f; %.3f", p.Name, p.MedianMs, p.TailMeanMs)
+					fmt.Printf(" %s %.3f; %.3f; %.3f", p.Name, p.MedianMs, p.P99Ms, p.TailMeanMs)
 				}
 				fmt.Println()
 			}

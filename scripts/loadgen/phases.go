@@ -16,12 +16,14 @@ type timedRequest struct {
 }
 
 // phase is where requests' time went in one part of serving: the median
-// over all requests, and the mean over the slowest 1% (those at or above
-// the p99 latency), in milliseconds. "outside" is the client's latency less
+// and the 99th percentile of the phase over all requests, and its mean over
+// the slowest 1% of requests (those at or above the p99 latency), in
+// milliseconds. "outside" is the client's latency less
 // the server's total: the HTTP client, the connection and the kernel.
 type phase struct {
 	Name       string  `json:"name"`
 	MedianMs   float64 `json:"median_ms"`
+	P99Ms      float64 `json:"p99_ms"`
 	TailMeanMs float64 `json:"slowest_1pct_mean_ms"`
 }
 
@@ -72,7 +74,8 @@ func phases(reqs []timedRequest) []phase {
 		for _, r := range tail {
 			sum += value(r, n)
 		}
-		out = append(out, phase{Name: n, MedianMs: v[len(v)/2], TailMeanMs: sum / float64(len(tail))})
+		out = append(out, phase{Name: n, MedianMs: v[len(v)/2], P99Ms: v[min(len(v)-1, int(0.99*float64(len(v))))],
+			TailMeanMs: sum / float64(len(tail))})
 	}
 	return out
 }
