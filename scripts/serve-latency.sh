@@ -29,7 +29,9 @@
 # besides HTTP and scoring); sbb99: the p99 of the backbone call inside the
 # server (Server-Timing), to hold against bb99; tail: the mean milliseconds the
 # slowest 1% of requests spent in the backbone, in decode, and outside the
-# server's handler (client, connection, kernel).
+# server's handler: "net" from the request written to the reply's first byte
+# (net/http around the handler, loopback, the kernel scheduling the server)
+# and "cli" in the client (writing the request, reading the reply).
 #
 # Defaults: ROUNDS=3, REQUESTS=1000. On MobileNetV2 int8 with the two default
 # settings this takes about 1 minute (ViT-Ti: about 3). Images:
@@ -91,8 +93,8 @@ for i in $(seq ${#pids[@]}); do
 done
 pid="${pids[*]}"
 
-fmt="%-5s %-28s %5s %6s %6s %6s %6s %6s %6s %7s %7s %7s %7s %6s %6s %6s %6s\n"
-printf "$fmt" round setting load bb50 bb99 img50 img99 p50 p99 p99/bb50 p99/bb99 p99/img50 p99/img99 sbb99 tailbb taildec tailout | tee "$work/table"
+fmt="%-5s %-28s %5s %6s %6s %6s %6s %6s %6s %7s %7s %7s %7s %6s %6s %6s %6s %6s\n"
+printf "$fmt" round setting load bb50 bb99 img50 img99 p50 p99 p99/bb50 p99/bb99 p99/img50 p99/img99 sbb99 tailbb taildec tailnet tailcli | tee "$work/table"
 learn=100
 for r in $(seq "$rounds"); do
   la=$(cut -d' ' -f1 /proc/loadavg)
@@ -108,10 +110,10 @@ for r in $(seq "$rounds"); do
       $1 == "stream" && $2 == s":" { p50 = $8; p99 = $11 }
       # NAME phases ms (...): PHASE MEDIAN; P99; TAILMEAN ...
       $1 == s && $2 == "phases" { for (k = 1; k <= NF; k++) { if ($k == "backbone") { sb = $(k+2); tb = $(k+3) }
-                                  if ($k == "decode") td = $(k+3); if ($k == "outside") to = $(k+3) } }
-      END { gsub(";", "", sb); gsub(";", "", tb); gsub(";", "", td); gsub(";", "", to)
+                                  if ($k == "decode") td = $(k+3); if ($k == "net") tn = $(k+3); if ($k == "client") tc = $(k+3) } }
+      END { gsub(";", "", sb); gsub(";", "", tb); gsub(";", "", td); gsub(";", "", tn); gsub(";", "", tc)
             printf fmt, r, cfg, la, bb50, bb99, img50, img99, p50, p99, sprintf("%.2f", p99/bb50), sprintf("%.2f", p99/bb99),
-              sprintf("%.2f", p99/img50), sprintf("%.2f", p99/img99), sb, tb, td, to }' "$work/lg.txt" | tee -a "$work/table"
+              sprintf("%.2f", p99/img50), sprintf("%.2f", p99/img99), sb, tb, td, tn, tc }' "$work/lg.txt" | tee -a "$work/table"
   done
 done
 for p in $pid; do kill -TERM "$p"; done
@@ -120,10 +122,10 @@ pid=
 echo "medians over the rounds:"
 for cfg in $configs; do
   awk -v cfg="$cfg" -v fmt="$fmt" '
-    NR > 1 && $2 == cfg { n++; for (c = 3; c <= 17; c++) v[c, n] = $c }
+    NR > 1 && $2 == cfg { n++; for (c = 3; c <= 18; c++) v[c, n] = $c }
     END {
       line = sprintf("%-5s %-28s", "med", cfg)
-      for (c = 3; c <= 17; c++) {
+      for (c = 3; c <= 18; c++) {
         for (i = 1; i <= n; i++) a[i] = v[c, i]
         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
         m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,16 +89,7 @@ func (s *stream) turn(im encoded, record bool) {
 		s.total, s.run = append(s.total, t2.Sub(t0)), append(s.run, t2.Sub(t1))
 		return
 	}
-	resp, err := s.client.Post(s.url+"/v1/predict?top=1", im.ctype, bytes.NewReader(im.body))
-	var st string
-	if err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		st = resp.Header.Get("Server-Timing")
-		if resp.StatusCode != 200 {
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-	}
+	tr, err := predict(s.client, s.url, im)
 	if !record {
 		return
 	}
@@ -108,10 +97,7 @@ func (s *stream) turn(im encoded, record bool) {
 		s.errors++
 		return
 	}
-	el := time.Since(t0)
-	tr := parseServerTiming(st)
-	tr.latency = el
-	s.total, s.timed = append(s.total, el), append(s.timed, tr)
+	s.total, s.timed = append(s.total, tr.latency), append(s.timed, tr)
 }
 
 // interleave gives every stream one turn, n times over (after

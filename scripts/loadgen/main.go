@@ -277,26 +277,12 @@ func run(url string, imgs []encoded, c, n int, d time.Duration) result {
 				if i >= int64(n) || time.Now().After(deadline) {
 					return
 				}
-				im := imgs[int(i)%len(imgs)]
-				t0 := time.Now()
-				resp, err := client.Post(url+"/v1/predict?top=1", im.ctype, bytes.NewReader(im.body))
-				var st string
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					st = resp.Header.Get("Server-Timing")
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
+				tr, err := predict(client, url, imgs[int(i)%len(imgs)])
 				if err != nil {
 					errs.Add(1)
 					continue
 				}
-				el := time.Since(t0)
-				lat[w] = append(lat[w], el)
-				tr := parseServerTiming(st)
-				tr.latency = el
+				lat[w] = append(lat[w], tr.latency)
 				timed[w] = append(timed[w], tr)
 			}
 		}()

@@ -11,6 +11,7 @@ import (
 // phases of the server's Server-Timing header (name → milliseconds).
 type timedRequest struct {
 	latency time.Duration
+	wire    time.Duration // request written → first reply byte (0: unknown)
 	phases  map[string]float64
 	order   []string
 }
@@ -18,8 +19,12 @@ type timedRequest struct {
 // phase is where requests' time went in one part of serving: the median
 // and the 99th percentile of the phase over all requests, and its mean over
 // the slowest 1% of requests (those at or above the p99 latency), in
-// milliseconds. "outside" is the client's latency less
-// the server's total: the HTTP client, the connection and the kernel.
+// milliseconds. After the server's phases: "outside", the client's latency
+// less the server's total, split into "net" (from the request written to
+// the reply's first byte, less the server's total: net/http before and after
+// the handler, loopback and the kernel's scheduling of the server) and
+// "client" (the rest: the HTTP client writing the request and reading the
+// reply, and the kernel's scheduling of the client).
 type phase struct {
 	Name       string  `json:"name"`
 	MedianMs   float64 `json:"median_ms"`
@@ -57,14 +62,27 @@ func phases(reqs []timedRequest) []phase {
 	}
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].latency < reqs[j].latency })
 	tail := reqs[min(len(reqs)-1, int(0.99*float64(len(reqs)))):]
+	ms := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 	value := func(r timedRequest, n string) float64 {
-		if n == "outside" {
-			return float64(r.latency.Nanoseconds())/1e6 - r.phases["total"]
+		switch n {
+		case "outside":
+			return ms(r.latency) - r.phases["total"]
+		case "net":
+			return ms(r.wire) - r.phases["total"]
+		case "client":
+			return ms(r.latency - r.wire)
 		}
 		return r.phases[n]
 	}
+	extra := []string{"outside"}
+	for _, r := range reqs {
+		if r.wire > 0 {
+			extra = append(extra, "net", "client")
+			break
+		}
+	}
 	var out []phase
-	for _, n := range append(append([]string(nil), names...), "outside") {
+	for _, n := range append(append([]string(nil), names...), extra...) {
 		v := make([]float64, len(reqs))
 		for i, r := range reqs {
 			v[i] = value(r, n)

@@ -8,7 +8,8 @@ import (
 )
 
 // TestPhases: phases keeps the server's order, adds "outside" (latency less
-// the server's total), and gives each phase's median over all requests and
+// the server's total) split into "net" (wire time less the total) and
+// "client" (latency less wire time), and gives each phase's median over all requests and
 // its p99 (rank ⌊0.99·n⌋, as quantileMs), and its mean over the requests at
 // or above the p99 latency: here 200 requests of latency i+1 ms, the
 // slowest 1% being the last two.
@@ -18,6 +19,7 @@ func TestPhases(t *testing.T) {
 		lat := float64(i + 1)
 		r := parseServerTiming(fmt.Sprintf("decode;dur=%.3f, backbone;dur=%.3f, total;dur=%.3f", 0.5, lat/2, lat-0.25))
 		r.latency = time.Duration(lat * float64(time.Millisecond))
+		r.wire = r.latency - 100*time.Microsecond
 		reqs = append(reqs, r)
 	}
 	got := phases(reqs)
@@ -26,6 +28,8 @@ func TestPhases(t *testing.T) {
 		{"backbone", 50.5, 99.5, 99.75}, // median: the 101st smallest latency /2; p99: the 199th /2; tail: (199+200)/2/2
 		{"total", 100.75, 198.75, 199.25},
 		{"outside", 0.25, 0.25, 0.25},
+		{"net", 0.15, 0.15, 0.15}, // wire less total
+		{"client", 0.1, 0.1, 0.1}, // latency less wire
 	}
 	if len(got) != len(want) {
 		t.Fatalf("phases %+v, want %+v", got, want)
