@@ -79,7 +79,7 @@ same_pred = float(np.mean(pred == np.array(g["pred"])))
 gram = 8.0 * M * M
 # Peak resident memory of this process (inputs, H, G, the solves), in units of one M×M float64 matrix.
 numpy_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gram
-print(json.dumps({"M": M, "N": x.shape[0], "numpy_seconds": round(secs, 2),
+print(json.dumps({"build": os.environ.get("BENCH_BUILD", ""), "M": M, "N": x.shape[0], "numpy_seconds": round(secs, 2),
                   "go_seconds": round(g["seconds_per_stage"], 2),
                   "speedup_go_over_numpy": round(secs / g["seconds_per_stage"], 2),
                   "go_learn_seconds": round(g.get("learn_seconds", 0), 2),

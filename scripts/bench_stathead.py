@@ -67,7 +67,7 @@ else:
 
 pred = np.argmax(scores, 1)
 same = float(np.mean(pred == np.array(g["pred"])))
-print(json.dumps({"method": g["method"], "N": N, "D": D, "C": len(labels),
+print(json.dumps({"build": os.environ.get("BENCH_BUILD", ""), "method": g["method"], "N": N, "D": D, "C": len(labels),
                   "numpy_seconds": round(secs, 2), "go_seconds": round(g["seconds"], 2),
                   "speedup_go_over_numpy": round(secs / g["seconds"], 2),
                   "go_learn_seconds": round(g["learn_seconds"], 2),
