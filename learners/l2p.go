@@ -40,7 +40,7 @@ func l2pDefaults() map[string]string {
 		"train-select": SelectPerSample, "test-select": SelectPerSample, "vote-batch": "16",
 		"eval-batch": "32",
 		"align":      AlignGaussian, "align-samples": "256", "align-steps": "300", "align-lr": "0.01", "align-shrink": "0.1",
-		"freeze": FreezeUsed,
+		"freeze": FreezeUsed, "head-only": HeadOnlyAuto,
 	}
 }
 
@@ -65,6 +65,11 @@ type L2POptions struct {
 	// Freeze is FreezeNone or FreezeUsed (l2p_freeze.go): pool rows a
 	// stage selected get no update in later stages.
 	Freeze string
+	// HeadOnly is HeadOnlyAuto or HeadOnlyOff (l2p_headonly.go): with
+	// auto, a stage that starts with every pool row frozen trains the head
+	// alone on cached features. Files written before the option existed
+	// have "" (= off, the graph path they were trained with).
+	HeadOnly string
 }
 
 func parseL2P(o map[string]string) (L2POptions, error) {
@@ -82,7 +87,8 @@ func parseL2P(o map[string]string) (L2POptions, error) {
 		Align:        p.choice("align", AlignNone, AlignGaussian),
 		AlignSamples: p.size("align-samples"), AlignSteps: p.count("align-steps"),
 		AlignLR: p.number("align-lr", 0), AlignShrink: p.number("align-shrink", 0),
-		Freeze: p.choice("freeze", FreezeNone, FreezeUsed),
+		Freeze:   p.choice("freeze", FreezeNone, FreezeUsed),
+		HeadOnly: p.choice("head-only", HeadOnlyAuto, HeadOnlyOff),
 	}
 	if r.AlignShrink > 1 {
 		p.fail("align-shrink", "a number in [0, 1]")
@@ -114,6 +120,10 @@ type L2P struct {
 	// rows the stage in training has selected so far.
 	frozen []int
 	used   map[int]bool
+	// cached are the head inputs of the last head-only stage's images
+	// (l2p_headonly.go); headOnlyRan tells whether the last stage was one.
+	cached      stageFeatures
+	headOnlyRan bool
 }
 
 // NewL2P returns an untrained L2P learner.
@@ -135,6 +145,9 @@ func newL2P(core learnerCore, opt L2POptions) *L2P {
 	}
 	if opt.Freeze == "" {
 		opt.Freeze = FreezeNone
+	}
+	if opt.HeadOnly == "" {
+		opt.HeadOnly = HeadOnlyOff
 	}
 	g := promptGraph{vit.Options{Variant: vit.Prompt, Tokens: opt.TopK * opt.Length}, "prompt", vit.PromptMeanName}
 	return &L2P{promptBase: promptBase{learnerCore: core, graph: g}, opt: opt}
@@ -236,8 +249,9 @@ func (l *L2P) step(opt *optim.Optimizer, x, q []float32, labels []int64, mask []
 	return applyStep("l2p", opt, res, labels, l.classes())
 }
 
-// Learn implements Learner: one stage of training with a fresh optimizer;
-// with align=gaussian, then the stage's class statistics and the head's
+// Learn implements Learner: one stage of training with a fresh optimizer
+// (the head alone on cached features once every pool row is frozen,
+// l2p_headonly.go); with align=gaussian, then the stage's class statistics and the head's
 // alignment (l2p_align.go).
 func (l *L2P) Learn(ctx context.Context, s Stage) error {
 	if err := promptStageGuard("l2p", s, l.seen, l.names); err != nil {
@@ -247,8 +261,14 @@ func (l *L2P) Learn(ctx context.Context, s Stage) error {
 		l.names = s.Names
 		l.init(len(s.Names))
 	}
-	l.used = nil
-	if err := l.trainStage(ctx, s, epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch}, l.newOptimizer, l.step); err != nil {
+	l.used, l.cached = nil, stageFeatures{}
+	plan := epochPlan{Epochs: l.opt.Epochs, Batch: l.opt.Batch}
+	l.headOnlyRan = l.headOnly(plan)
+	train := func() error { return l.trainStage(ctx, s, plan, l.newOptimizer, l.step) }
+	if l.headOnlyRan {
+		train = func() error { return l.trainHeadOnly(ctx, s, plan) }
+	}
+	if err := train(); err != nil {
 		return err
 	}
 	l.freezeUsed()

@@ -39,9 +39,10 @@ func (l *L2P) testFeatures(ctx context.Context, d *tune.Dataset, given []float32
 }
 
 // recordStats stores the mean and covariance of the head's input of each
-// of the stage's classes (AlignMean [C,W], AlignCov [C,W,W]).
+// of the stage's classes (AlignMean [C,W], AlignCov [C,W,W]), from the
+// features a head-only stage computed if it ran (statFeatures).
 func (l *L2P) recordStats(ctx context.Context, s Stage) error {
-	f, err := l.featuresOf(ctx, s.Images, s.Features, s.Dim)
+	f, err := l.statFeatures(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -52,9 +53,9 @@ func (l *L2P) recordStats(ctx context.Context, s Stage) error {
 // (refitHead with L2P's options).
 func (l *L2P) alignHead(index int) error { return l.refitHead(index, l.alignOptions()) }
 
-// alignStage records s's statistics and re-fits the head.
+// alignStage records s's statistics (statFeatures) and re-fits the head.
 func (l *L2P) alignStage(ctx context.Context, s Stage) error {
-	return l.alignWith(s, l.alignOptions(), func() ([]float32, error) { return l.featuresOf(ctx, s.Images, s.Features, s.Dim) })
+	return l.alignWith(s, l.alignOptions(), func() ([]float32, error) { return l.statFeatures(ctx, s) })
 }
 
 // statSlots are the stored statistics in the learner file (align=gaussian
