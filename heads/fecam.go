@@ -292,28 +292,33 @@ func rowCorrcoef(a []float64, d int) []float64 {
 // Fast paths give the same matrix as the eigen-decomposition, up to
 // rounding: the eigenvalues alone (no vectors) tell which are dropped; with
 // none dropped and a positive definite, pinv = a⁻¹ (Cholesky); with exactly
-// the known null direction dropped, pinv = (a + u uᵀ)⁻¹ − u uᵀ.
+// the known null direction dropped, pinv = (a + u uᵀ)⁻¹ − u uᵀ. Where a
+// Cholesky of a shifted a shows that no eigenvalue is dropped
+// (clearlyAboveCut), the eigenvalues are not computed at all.
 func pinvSym(a []float64, d int, null []float64) []float64 {
 	nat := linalg.NativeLAPACK()
-	lams, ok := symEigenvalues(nat, a, d)
-	if !ok {
-		return pinvEigen(a, d)
-	}
-	var big float64
-	for _, x := range lams {
-		big = max(big, math.Abs(x))
-	}
-	cut := float64(d) * math.Pow(2, -23) * big
-	dropped, negative := 0, false
-	for _, x := range lams {
-		if math.Abs(x) <= cut {
-			dropped++
-		} else if x < 0 {
-			negative = true
+	dropped, cut := 0, 0.0
+	if !clearlyAboveCut(a, d) {
+		lams, ok := symEigenvalues(nat, a, d)
+		if !ok {
+			return pinvEigen(a, d)
 		}
-	}
-	if negative || dropped > 1 || (dropped == 1 && null == nil) {
-		return pinvEigen(a, d)
+		var big float64
+		for _, x := range lams {
+			big = max(big, math.Abs(x))
+		}
+		cut = float64(d) * math.Pow(2, -23) * big
+		negative := false
+		for _, x := range lams {
+			if math.Abs(x) <= cut {
+				dropped++
+			} else if x < 0 {
+				negative = true
+			}
+		}
+		if negative || dropped > 1 || (dropped == 1 && null == nil) {
+			return pinvEigen(a, d)
+		}
 	}
 	b := append([]float64(nil), a...)
 	if dropped == 1 {
@@ -350,6 +355,37 @@ func pinvSym(a []float64, d int, null []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// clearlyAboveCut reports, without computing eigenvalues, that every
+// eigenvalue of the symmetric a [d, d] (both triangles set) exceeds pinvSym's
+// cut d·2⁻²³·max|λ| at least twice over: the Cholesky factorisation of
+// a − τI succeeds for τ = 2·d·2⁻²³·r, where r, the largest absolute row sum,
+// bounds max|λ| (Gershgorin). A Cholesky that completes in float64 proves
+// λ_min(a − τI) ≥ −O(d²·ε·r), and computed eigenvalues are within O(d·ε·r) of
+// the true ones, both far below τ (≈ 2·10⁻⁴·r at d = 768), so pinvSym would
+// have found no eigenvalue at or below the cut and none negative: its result
+// is then a⁻¹ by cholInverse either way, the same bits, without the
+// eigenvalue computation (dsyevd: a tridiagonal reduction, half of it
+// matrix-vector work, the larger part of FeCAM's EndStage) but with one more
+// Cholesky (d³/3 flops). When it cannot tell (a nearly singular, or the
+// pilot correlation's null direction), pinvSym decides by the eigenvalues as
+// before.
+func clearlyAboveCut(a []float64, d int) bool {
+	var r float64
+	for i := 0; i < d; i++ {
+		var s float64
+		for _, v := range a[i*d : (i+1)*d] {
+			s += math.Abs(v)
+		}
+		r = max(r, s)
+	}
+	tau := 2 * float64(d) * math.Pow(2, -23) * r
+	b := append([]float64(nil), a...)
+	for i := 0; i < d; i++ {
+		b[i*d+i] -= tau
+	}
+	return linalg.CholUpper(b, d)
 }
 
 // symEigenvalues returns the eigenvalues of the symmetric a [d, d]
