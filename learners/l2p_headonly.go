@@ -3,7 +3,6 @@ package learners
 import (
 	"context"
 	"math"
-	"time"
 
 	"github.com/cl-dev/cl/tune"
 	"github.com/cl-dev/cl/tune/grad"
@@ -100,21 +99,18 @@ func (l *L2P) trainHeadOnly(ctx context.Context, s Stage, plan epochPlan) error 
 }
 
 // runEpochsCached is runEpochs without images: the same epoch orders
-// (tune.EpochOrder with runEpochs' seed), batches of plan.Batch rows (the
+// (tune.EpochOrder with the stage's seed), batches of plan.Batch rows (the
 // last one smaller), step on every batch's rows and labels, the same
 // progress line per epoch and EpochLoss.
 func (l *L2P) runEpochsCached(ctx context.Context, s Stage, plan epochPlan, step func(rows []int, labels []int64) (*stepResult, error)) error {
 	d := s.Images
-	seed := l.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15 // runEpochs' seed
-	l.EpochLoss = nil
+	t := l.newTally(s, plan)
 	for e := 0; e < plan.Epochs; e++ {
 		if e > 0 {
 			plan.Opt.EndEpoch()
 		}
-		var sum float64
-		var n, right int
-		t0 := time.Now()
-		order := tune.EpochOrder(d.Len(), seed, e, true)
+		t.epoch = e
+		order := tune.EpochOrder(d.Len(), l.stageSeed(s), e, true)
 		for start := 0; start < len(order); start += plan.Batch {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -128,14 +124,9 @@ func (l *L2P) runEpochsCached(ctx context.Context, s Stage, plan epochPlan, step
 			if err != nil {
 				return err
 			}
-			sum += r.Loss * float64(len(rows))
-			n += len(rows)
-			right += r.Correct
+			t.add(r, len(rows))
 		}
-		if n > 0 {
-			l.EpochLoss = append(l.EpochLoss, sum/float64(n))
-			l.pe.env.Logf("%s: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%, %.1f images/s", l.method, s.Index+1, e+1, plan.Epochs, sum/float64(n), 100*float64(right)/float64(n), float64(n)/time.Since(t0).Seconds())
-		}
+		t.flush()
 	}
 	return ctx.Err()
 }

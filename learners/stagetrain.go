@@ -56,45 +56,70 @@ type epochPlan struct {
 // epoch (mean loss, training accuracy, images/s) through Env.Log, and the
 // mean loss of every epoch in EpochLoss (reset first).
 func (c *learnerCore) runEpochs(ctx context.Context, s Stage, plan epochPlan, step func(b *tune.Batch) (*stepResult, error)) error {
-	p, method, epochLoss := c.pe, c.method, &c.EpochLoss
 	tf := plan.Transform
 	if tf == nil {
-		tf = p.tf
+		tf = c.pe.tf
 	}
-	seed := p.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
-	*epochLoss = nil
-	var sum float64
-	var n, right, epoch int
-	t0 := time.Now()
-	flush := func() {
-		if n > 0 {
-			*epochLoss = append(*epochLoss, sum/float64(n))
-			lr := ""
-			if plan.LRDigits > 0 {
-				lr = fmt.Sprintf(", lr %.*g", plan.LRDigits, plan.Opt.LR(0))
-			}
-			p.env.Logf("%s: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%%s, %.1f images/s", method, s.Index+1, epoch+1, plan.Epochs, sum/float64(n), 100*float64(right)/float64(n), lr, float64(n)/time.Since(t0).Seconds())
-		}
-		sum, n, right, t0 = 0, 0, 0, time.Now()
-	}
-	err := tune.ForEpochs(ctx, s.Images, plan.Epochs, plan.Batch, seed, tf, p.env.Workers, func(e int, b *tune.Batch) error {
-		if e != epoch {
-			flush()
+	t := c.newTally(s, plan)
+	err := tune.ForEpochs(ctx, s.Images, plan.Epochs, plan.Batch, c.stageSeed(s), tf, c.pe.env.Workers, func(e int, b *tune.Batch) error {
+		if e != t.epoch {
+			t.flush()
 			plan.Opt.EndEpoch()
-			epoch = e
+			t.epoch = e
 		}
 		r, err := step(b)
 		if err != nil {
 			return err
 		}
-		sum += r.Loss * float64(b.N())
-		n += b.N()
-		right += r.Correct
+		t.add(r, b.N())
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	flush()
+	t.flush()
 	return nil
+}
+
+// stageSeed seeds the epoch orders of stage s (tune.EpochOrder).
+func (c *learnerCore) stageSeed(s Stage) uint64 {
+	return c.pe.env.Seed ^ uint64(s.Index+1)*0x9e3779b97f4a7c15
+}
+
+// epochTally sums one epoch's steps; flush records the epoch's mean loss
+// in EpochLoss and logs the epoch's progress line.
+type epochTally struct {
+	c        *learnerCore
+	s        Stage
+	plan     epochPlan
+	epoch    int
+	sum      float64
+	n, right int
+	t0       time.Time
+}
+
+// newTally starts stage s's tally (EpochLoss emptied).
+func (c *learnerCore) newTally(s Stage, plan epochPlan) *epochTally {
+	c.EpochLoss = nil
+	return &epochTally{c: c, s: s, plan: plan, t0: time.Now()}
+}
+
+// add counts a step of n images.
+func (t *epochTally) add(r *stepResult, n int) {
+	t.sum += r.Loss * float64(n)
+	t.n += n
+	t.right += r.Correct
+}
+
+func (t *epochTally) flush() {
+	if t.n > 0 {
+		c, p := t.c, t.plan
+		c.EpochLoss = append(c.EpochLoss, t.sum/float64(t.n))
+		lr := ""
+		if p.LRDigits > 0 {
+			lr = fmt.Sprintf(", lr %.*g", p.LRDigits, p.Opt.LR(0))
+		}
+		c.pe.env.Logf("%s: stage %d epoch %d/%d: loss %.4f, train accuracy %.1f%%%s, %.1f images/s", c.method, t.s.Index+1, t.epoch+1, p.Epochs, t.sum/float64(t.n), 100*float64(t.right)/float64(t.n), lr, float64(t.n)/time.Since(t.t0).Seconds())
+	}
+	t.sum, t.n, t.right, t.t0 = 0, 0, 0, time.Now()
 }
