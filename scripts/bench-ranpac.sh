@@ -19,14 +19,7 @@ set -eu
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 M=${1:-2000}; N=${2:-5000}; ROUNDS=${3:-1}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-builds="working-tree"
-if [ -n "${BASE:-}" ]; then
-	mkdir "$dir/base"
-	git archive "$BASE" | tar -x -C "$dir/base"
-	(cd "$dir/base" && go test -c -o "$dir/$BASE.test" ./heads)
-	builds="$BASE working-tree"
-fi
-go test -c -o "$dir/working-tree.test" ./heads
+. scripts/heads-test-builds.sh
 i=0
 while [ "$i" -lt "$ROUNDS" ]; do
 	for b in $builds; do
