@@ -2,14 +2,11 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/cl-dev/cl/internal/safetensors"
 )
 
 // TestL2PAlignment on the tiny ViT over two stages: align=gaussian changes
@@ -132,29 +129,17 @@ func TestL2PAlignment(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := filepath.Join(dir, "old.safetensors")
-	sf, err := safetensors.ReadFile(pn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st map[string]any
-	if err := json.Unmarshal([]byte(sf.Metadata["learner.state"]), &st); err != nil {
-		t.Fatal(err)
-	}
-	opts := st["options"].(map[string]any)
-	for k := range opts {
-		if strings.HasPrefix(k, "Align") || k == "Freeze" {
-			delete(opts, k)
+	writeOlderFile(t, pn, old, func(st, opts map[string]any) {
+		for k := range opts {
+			if strings.HasPrefix(k, "Align") || k == "Freeze" {
+				delete(opts, k)
+			}
 		}
-	}
-	if _, ok := st["frozen"]; !ok {
-		t.Fatalf("the file of a learner with freeze=used has no frozen rows")
-	}
-	delete(st, "frozen")
-	raw, _ := json.Marshal(st)
-	sf.Metadata["learner.state"] = string(raw)
-	if err := sf.WriteFile(old); err != nil {
-		t.Fatal(err)
-	}
+		if _, ok := st["frozen"]; !ok {
+			t.Fatalf("the file of a learner with freeze=used has no frozen rows")
+		}
+		delete(st, "frozen")
+	})
 	o, err := LoadL2P(env, old)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/cl-dev/cl/extract/data"
-	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/tune"
 )
 
@@ -315,25 +313,13 @@ func TestL2PHeadOnlyWhen(t *testing.T) {
 	if err := l.Save(p); err != nil {
 		t.Fatal(err)
 	}
-	sf, err := safetensors.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st map[string]any
-	if err := json.Unmarshal([]byte(sf.Metadata["learner.state"]), &st); err != nil {
-		t.Fatal(err)
-	}
-	opts := st["options"].(map[string]any)
-	if opts["HeadOnly"] != HeadOnlyAuto {
-		t.Fatalf("saved options %v", opts)
-	}
-	delete(opts, "HeadOnly")
-	raw, _ := json.Marshal(st)
-	sf.Metadata["learner.state"] = string(raw)
 	old := filepath.Join(dir, "old.safetensors")
-	if err := sf.WriteFile(old); err != nil {
-		t.Fatal(err)
-	}
+	writeOlderFile(t, p, old, func(_, opts map[string]any) {
+		if opts["HeadOnly"] != HeadOnlyAuto {
+			t.Fatalf("saved options %v", opts)
+		}
+		delete(opts, "HeadOnly")
+	})
 	ol, err := LoadL2P(env, old)
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,11 @@ package learners
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/cl-dev/cl/internal/safetensors"
 	"github.com/cl-dev/cl/tune/grad"
 )
 
@@ -260,26 +258,14 @@ func TestPromptAlignment(t *testing.T) {
 			if err := n.Save(pn); err != nil {
 				t.Fatal(err)
 			}
-			sf, err := safetensors.ReadFile(pn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var st map[string]any
-			if err := json.Unmarshal([]byte(sf.Metadata["learner.state"]), &st); err != nil {
-				t.Fatal(err)
-			}
-			opts := st["options"].(map[string]any)
-			for k := range opts {
-				if strings.HasPrefix(k, "Align") {
-					delete(opts, k)
-				}
-			}
-			raw, _ := json.Marshal(st)
-			sf.Metadata["learner.state"] = string(raw)
 			old := filepath.Join(dir, "old.safetensors")
-			if err := sf.WriteFile(old); err != nil {
-				t.Fatal(err)
-			}
+			writeOlderFile(t, pn, old, func(_, opts map[string]any) {
+				for k := range opts {
+					if strings.HasPrefix(k, "Align") {
+						delete(opts, k)
+					}
+				}
+			})
 			o, err := c.load(env, old)
 			if err != nil {
 				t.Fatal(err)
