@@ -96,9 +96,13 @@ type FeCAM struct {
 	pilot          bool
 	gamma1, gamma2 float64
 	alpha          float64
-	// solved per class: mean m_c [D] and precision P_c [D, D].
+	// solved per class: the mean m_c [D] and the diagonal of the precision
+	// P_c [D]; P_c's strict lower triangle is kept in the strict lower
+	// triangle of the class's outer-product array (classStat.outer, whose
+	// upper triangle holds Σ x xᵀ), so a class costs one D × D array, not
+	// two.
 	means   map[int][]float64
-	prec    map[int][]float64
+	pdiag   map[int][]float64
 	solved  bool
 	version uint64
 }
@@ -108,7 +112,7 @@ func NewFeCAM(cfg FeCAMConfig) (*FeCAM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &FeCAM{means: map[int][]float64{}, prec: map[int][]float64{},
+	h := &FeCAM{means: map[int][]float64{}, pdiag: map[int][]float64{},
 		pilot: cfg.Variant == "pilot", gamma1: cfg.Gamma1, gamma2: cfg.Gamma2, alpha: cfg.Alpha}
 	h.statHead = statHead{method: "fecam", params: Params(&cfg), st: newClassStats(true, false), normalize: !h.pilot}
 	return h, nil
@@ -143,7 +147,7 @@ func (h *FeCAM) EndStage() error {
 			todo = append(todo, l)
 		} else {
 			delete(h.means, l)
-			delete(h.prec, l)
+			delete(h.pdiag, l)
 		}
 	}
 	type result struct {
@@ -167,8 +171,9 @@ func (h *FeCAM) EndStage() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ws := &fecamWork{}
 			for i := range next {
-				m, p, err := h.solve(todo[i])
+				m, p, err := h.solve(todo[i], ws)
 				res[i] = result{todo[i], m, p, err}
 			}
 		}()
@@ -184,7 +189,7 @@ func (h *FeCAM) EndStage() error {
 		}
 	}
 	for _, r := range res {
-		h.means[r.l], h.prec[r.l] = r.m, r.p
+		h.means[r.l], h.pdiag[r.l] = r.m, r.p
 		delete(h.st.dirty, r.l)
 	}
 	clear(h.st.dirty)
@@ -193,62 +198,245 @@ func (h *FeCAM) EndStage() error {
 	return nil
 }
 
-func (h *FeCAM) solve(l int) (m, p []float64, err error) {
+// fecamWork is one EndStage worker's scratch, reused from class to class
+// so that solving C classes allocates no D × D garbage per class.
+type fecamWork struct {
+	b, sd, rs []float64
+	chol      mat.Cholesky
+	inv       mat.SymDense
+}
+
+// solve computes class l's mean m [D] and precision P_c, whose strict lower
+// triangle it stores in the class's outer-product array (see FeCAM) and
+// whose diagonal it returns as pdiag [D].
+func (h *FeCAM) solve(l int, ws *fecamWork) (m, pdiag []float64, err error) {
 	d := h.st.d
-	cov, err := h.st.covariance(h.method, l)
-	if err != nil {
-		return nil, nil, err
+	c := h.st.cls[l]
+	if c.n < 2 {
+		return nil, nil, fmt.Errorf("%s: class %d has %d sample(s); a covariance needs at least 2", h.method, l, c.n)
 	}
 	m = h.st.mean(l)
-	var corr, null []float64
 	if h.pilot {
+		cov, err := h.st.covariance(h.method, l)
+		if err != nil {
+			return nil, nil, err
+		}
 		for i := 0; i < d; i++ {
 			cov[i*d+i] += h.alpha
 		}
-		corr = rowCorrcoef(cov, d)
-		null = pilotNull(cov, d)
+		corr := rowCorrcoef(cov, d)
+		null := pilotNull(cov, d)
 		normalizeRow(m)
-	} else {
-		var diag, off float64
+		pdiag, _, _ = storePrecision(c.outer, pinvSym(corr, d, null), d, false)
+		return m, pdiag, nil
+	}
+	if len(ws.b) != d*d {
+		ws.b, ws.sd, ws.rs = make([]float64, d*d), make([]float64, d), make([]float64, d)
+	}
+	r, err := h.paperCorrelation(l, c, m, ws, ws.b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pdiag, ok := h.cholPrecision(l, c, m, ws, r); ok {
+		return m, pdiag, nil
+	}
+	// Not provably clear of pinvSym's cut: the eigenvalues decide, as
+	// pinvSym does from the start.
+	full := make([]float64, d*d)
+	if _, err := h.paperCorrelation(l, c, m, ws, full); err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < d; i++ {
+		for j := i + 1; j < d; j++ {
+			full[j*d+i] = full[i*d+j]
+		}
+	}
+	pdiag, _, _ = storePrecision(c.outer, pinvSym(full, d, nil), d, false)
+	return m, pdiag, nil
+}
+
+// paperCorrelation writes the upper triangle (diagonal included) of the
+// paper variant's normalised, shrunk covariance C = D^{-1/2} S D^{-1/2} of
+// class l (mean m) into dst [D, D], S = Σ_c + γ1·mean(diag Σ_c)·I +
+// γ2·mean(off-diagonal non-zero entries of Σ_c)·(1 − I), Σ_c = (Σ x xᵀ −
+// n μ μᵀ)/(n − 1). Every entry is computed by the same operations, in the
+// same order, as building the full covariance and normalising it would, so
+// the values are those bits. It returns r, the largest absolute row sum of
+// C (a bound on its largest eigenvalue).
+func (h *FeCAM) paperCorrelation(l int, c *classStat, m []float64, ws *fecamWork, dst []float64) (float64, error) {
+	d, o := h.st.d, c.outer
+	n := float64(c.n)
+	cov := func(i, j int) float64 { return (o[i*d+j] - n*m[i]*m[j]) / (n - 1) } // i ≤ j
+	var diag, off float64
+	for i := 0; i < d; i++ {
+		diag += cov(i, i)
+	}
+	diag /= float64(d)
+	if h.gamma2 != 0 {
+		// Row-major over the full matrix, as the covariance's own order.
 		var nOff int
 		for i := 0; i < d; i++ {
 			for j := 0; j < d; j++ {
-				if i == j {
-					diag += cov[i*d+j]
-				} else if cov[i*d+j] != 0 {
-					off += cov[i*d+j]
+				var v float64
+				if i < j {
+					v = cov(i, j)
+				} else if i > j {
+					v = cov(j, i)
+				} else {
+					continue
+				}
+				if v != 0 {
+					off += v
 					nOff++
 				}
 			}
 		}
-		diag /= float64(d)
 		if nOff > 0 {
 			off /= float64(nOff)
 		}
-		for i := 0; i < d; i++ {
-			for j := 0; j < d; j++ {
-				if i == j {
-					cov[i*d+j] += h.gamma1 * diag
-				} else {
-					cov[i*d+j] += h.gamma2 * off
+	}
+	sd := ws.sd
+	for i := 0; i < d; i++ {
+		v := cov(i, i) + h.gamma1*diag
+		if v <= 0 {
+			return 0, fmt.Errorf("fecam: class %d: feature %d has zero variance after shrinkage (all samples identical?); raise gamma1", l, i)
+		}
+		sd[i] = math.Sqrt(v)
+	}
+	rs := ws.rs
+	clear(rs)
+	for i := 0; i < d; i++ {
+		row := dst[i*d : (i+1)*d]
+		v := cov(i, i) + h.gamma1*diag
+		v /= sd[i] * sd[i]
+		row[i] = v
+		rs[i] += math.Abs(v)
+		for j := i + 1; j < d; j++ {
+			v := cov(i, j)
+			if h.gamma2 != 0 {
+				v += h.gamma2 * off
+			}
+			v /= sd[i] * sd[j]
+			row[j] = v
+			rs[i] += math.Abs(v)
+			rs[j] += math.Abs(v)
+		}
+	}
+	var r float64
+	for _, v := range rs {
+		r = max(r, v)
+	}
+	return r, nil
+}
+
+// cholPrecision inverts the correlation whose upper triangle is in ws.b by
+// Cholesky (the native LAPACK's dpotrf + dpotri, else gonum's), stores the
+// inverse in class c's array (storePrecision) and reports whether it is
+// pinvSym's result: whether every eigenvalue of C is provably above pinvSym's
+// cut d·2⁻²³·max|λ| (then pinvSym drops none and returns this Cholesky
+// inverse, bit for bit). The proof is, first, λ_min(C) = 1/‖C⁻¹‖₂ ≥
+// 1/min(‖C⁻¹‖_∞, ‖C⁻¹‖_F) against τ = 2·d·2⁻²³·r ≥ twice the cut (r ≥
+// max|λ| by Gershgorin), from the inverse just computed (its rounding
+// error, relative ≈ d·ε·κ ≤ 2²²·ε ≈ 10⁻⁹ when the test passes, is covered
+// by a factor 1 + 10⁻⁶), so it costs no factorisation; when that bound is
+// too loose, clearlyAboveCut's shifted Cholesky. When ok is false the caller
+// overwrites what was stored.
+func (h *FeCAM) cholPrecision(l int, c *classStat, m []float64, ws *fecamWork, r float64) (pdiag []float64, ok bool) {
+	d := h.st.d
+	var p []float64
+	if nat := linalg.NativeLAPACK(); nat != nil {
+		if !nat.CholUpper(ws.b, d, d) || !nat.CholInverseUpper(ws.b, d, d) {
+			return nil, false
+		}
+		p = ws.b
+	} else {
+		if !ws.chol.Factorize(mat.NewSymDense(d, ws.b)) {
+			return nil, false
+		}
+		if err := ws.chol.InverseTo(&ws.inv); err != nil {
+			return nil, false
+		}
+		raw := ws.inv.RawSymmetric()
+		if raw.Stride != d {
+			return nil, false
+		}
+		p = raw.Data
+	}
+	pdiag, inf, frob := storePrecision(c.outer, p, d, true)
+	tau := 2 * float64(d) * math.Pow(2, -23) * r
+	if min(inf, frob)*tau*(1+1e-6) < 1 {
+		return pdiag, true
+	}
+	if _, err := h.paperCorrelation(l, c, m, ws, ws.b); err != nil {
+		return nil, false
+	}
+	return pdiag, shiftedCholesky(ws.b, d, r)
+}
+
+// storePrecision keeps the symmetric precision p [D, D] in o, the class's
+// outer-product array: p's strict lower triangle into o's, from p's upper
+// triangle when upper is set (only that one is set), else from p's lower; it
+// returns p's diagonal [D] and p's ∞-norm (largest absolute row sum) and
+// Frobenius norm. o's upper triangle (the statistics) is not touched. The
+// copy runs in 64 × 64 tiles so that the transposed side stays in cache.
+func storePrecision(o, p []float64, d int, upper bool) (pdiag []float64, inf, frob float64) {
+	pdiag = make([]float64, d)
+	rs := make([]float64, d)
+	const tile = 64
+	var ss float64
+	for i0 := 0; i0 < d; i0 += tile {
+		i1 := min(i0+tile, d)
+		for j0 := i0; j0 < d; j0 += tile {
+			j1 := min(j0+tile, d)
+			for i := i0; i < i1; i++ {
+				for j := max(j0, i+1); j < j1; j++ {
+					var v float64
+					if upper {
+						v = p[i*d+j]
+					} else {
+						v = p[j*d+i]
+					}
+					o[j*d+i] = v
+					a := math.Abs(v)
+					rs[i] += a
+					rs[j] += a
+					ss += 2 * v * v
 				}
 			}
 		}
-		sd := make([]float64, d)
-		for i := range sd {
-			if cov[i*d+i] <= 0 {
-				return nil, nil, fmt.Errorf("fecam: class %d: feature %d has zero variance after shrinkage (all samples identical?); raise gamma1", l, i)
-			}
-			sd[i] = math.Sqrt(cov[i*d+i])
-		}
-		corr = cov
-		for i := 0; i < d; i++ {
-			for j := 0; j < d; j++ {
-				corr[i*d+j] /= sd[i] * sd[j]
+	}
+	for i := 0; i < d; i++ {
+		v := p[i*d+i]
+		pdiag[i] = v
+		rs[i] += math.Abs(v)
+		ss += v * v
+	}
+	for _, v := range rs {
+		inf = max(inf, v)
+	}
+	return pdiag, inf, math.Sqrt(ss)
+}
+
+// loadPrecision writes class c's full symmetric precision [D, D] into dst
+// from o's strict lower triangle and pdiag (storePrecision's layout), in
+// 64 × 64 tiles.
+func loadPrecision(dst, o, pdiag []float64, d int) {
+	for i := 0; i < d; i++ {
+		copy(dst[i*d:i*d+i], o[i*d:i*d+i])
+		dst[i*d+i] = pdiag[i]
+	}
+	const tile = 64
+	for i0 := 0; i0 < d; i0 += tile {
+		i1 := min(i0+tile, d)
+		for j0 := i0; j0 < d; j0 += tile {
+			j1 := min(j0+tile, d)
+			for i := i0; i < i1; i++ {
+				for j := max(j0, i+1); j < j1; j++ {
+					dst[i*d+j] = o[j*d+i]
+				}
 			}
 		}
 	}
-	return m, pinvSym(corr, d, null), nil
 }
 
 // rowCorrcoef returns the Pearson correlation between the rows of the
@@ -380,8 +568,14 @@ func clearlyAboveCut(a []float64, d int) bool {
 		}
 		r = max(r, s)
 	}
+	return shiftedCholesky(append([]float64(nil), a...), d, r)
+}
+
+// shiftedCholesky is clearlyAboveCut's test on b [d, d] (upper triangle
+// used, overwritten) whose largest absolute row sum is r: whether b − τI,
+// τ = 2·d·2⁻²³·r, has a Cholesky factorisation.
+func shiftedCholesky(b []float64, d int, r float64) bool {
 	tau := 2 * float64(d) * math.Pow(2, -23) * r
-	b := append([]float64(nil), a...)
 	for i := 0; i < d; i++ {
 		b[i*d+i] -= tau
 	}
@@ -520,15 +714,22 @@ func (h *FeCAM) Scores(x []float32) ([]float64, error) {
 	ls := h.st.labels()
 	c := len(ls)
 	out := make([]float64, n*c)
-	buf := make([]float64, scoreBlock*d)
-	z := make([]float64, scoreBlock*d)
-	t := make([]float64, scoreBlock*d)
-	for r0 := 0; r0 < n; r0 += scoreBlock {
-		r1 := min(r0+scoreBlock, n)
-		rows := toFloat64(buf, x[r0*d:r1*d], d, true)
-		k := r1 - r0
-		for j, l := range ls {
-			m := h.means[l]
+	blk := min(scoreBlock, n)
+	buf := make([]float64, blk*d)
+	z := make([]float64, blk*d)
+	t := make([]float64, blk*d)
+	p := make([]float64, d*d)
+	// Class by class, so that each class's precision is unpacked from its
+	// triangle (loadPrecision) once per call; every score is the same
+	// arithmetic as row by row.
+	for j, l := range ls {
+		loadPrecision(p, h.st.cls[l].outer, h.pdiag[l], d)
+		P := blas64.General{Rows: d, Cols: d, Stride: d, Data: p}
+		m := h.means[l]
+		for r0 := 0; r0 < n; r0 += scoreBlock {
+			r1 := min(r0+scoreBlock, n)
+			rows := toFloat64(buf, x[r0*d:r1*d], d, true)
+			k := r1 - r0
 			for i := 0; i < k; i++ {
 				for q := 0; q < d; q++ {
 					z[i*d+q] = rows[i*d+q] - m[q]
@@ -536,7 +737,7 @@ func (h *FeCAM) Scores(x []float32) ([]float64, error) {
 			}
 			Z := blas64.General{Rows: k, Cols: d, Stride: d, Data: z[:k*d]}
 			T := blas64.General{Rows: k, Cols: d, Stride: d, Data: t[:k*d]}
-			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, Z, blas64.General{Rows: d, Cols: d, Stride: d, Data: h.prec[l]}, 0, T)
+			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, Z, P, 0, T)
 			for i := 0; i < k; i++ {
 				var s float64
 				for q := 0; q < d; q++ {
@@ -550,14 +751,14 @@ func (h *FeCAM) Scores(x []float32) ([]float64, error) {
 }
 
 // relabel renumbers the classes, keeping each class's solved mean and
-// precision.
+// precision (whose triangle moves with the class's statistics).
 func (h *FeCAM) relabel(to map[int]int) {
 	h.st.relabel(to)
-	means, prec := map[int][]float64{}, map[int][]float64{}
+	means, pdiag := map[int][]float64{}, map[int][]float64{}
 	for l, m := range h.means {
 		if t, ok := to[l]; ok {
-			means[t], prec[t] = m, h.prec[l]
+			means[t], pdiag[t] = m, h.pdiag[l]
 		}
 	}
-	h.means, h.prec = means, prec
+	h.means, h.pdiag = means, pdiag
 }

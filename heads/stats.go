@@ -20,8 +20,11 @@ var ErrNeedSamples = errors.New("removing this class exactly needs its samples")
 
 // classStat is the sufficient statistics of one class: the number of samples,
 // the float64 sum of their (transformed) feature rows [D] and, when kept, the
-// upper triangle of the sum of outer products Σ x xᵀ [D, D] (row-major; the
-// strict lower triangle is unused and kept at zero).
+// upper triangle of the sum of outer products Σ x xᵀ [D, D] (row-major,
+// diagonal included). The strict lower triangle of outer is not statistics:
+// FeCAM keeps the strict lower triangle of the class's solved precision
+// there (one D × D array per class instead of two); it is zero until then,
+// and tensors and merge never read it.
 type classStat struct {
 	n     int64
 	sum   []float64
@@ -256,6 +259,47 @@ func (s *classStats) add(rows []float64, y []int, d int, sign float64) {
 	s.version++
 }
 
+// addClass is add for k rows [k, d] that all belong to class l: the sums in
+// row order as add does, and one rank-k update of the class's outer-product
+// triangle (and of the shared scatter when kept).
+func (s *classStats) addClass(l int, rows []float64, k, d int, sign float64) {
+	if k == 0 {
+		return
+	}
+	s.d = d
+	if s.shared && s.scatter == nil {
+		s.scatter = make([]float64, d*d)
+	}
+	c, ok := s.cls[l]
+	if !ok {
+		c = &classStat{sum: make([]float64, d)}
+		if s.perClass {
+			c.outer = make([]float64, d*d)
+		}
+		s.cls[l] = c
+	}
+	sum := c.sum[:d]
+	for i := 0; i < k; i++ {
+		for j, v := range rows[i*d : (i+1)*d] {
+			sum[j] += sign * v
+		}
+	}
+	c.n += int64(sign) * int64(k)
+	s.total += int64(sign) * int64(k)
+	s.dirty[l] = true
+	a := blas64.General{Rows: k, Cols: d, Stride: d, Data: rows[:k*d]}
+	if s.shared {
+		blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.scatter})
+	}
+	if s.perClass {
+		blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: c.outer})
+	}
+	if c.n == 0 {
+		delete(s.cls, l)
+	}
+	s.version++
+}
+
 // remove drops every statistic of class l. With a shared scatter the class's
 // share of it cannot be separated, so remove refuses (see ErrNeedSamples).
 func (s *classStats) remove(method string, l int) error {
@@ -307,8 +351,15 @@ func (s *classStats) merge(method string, o *classStats) error {
 		for i, v := range oc.sum {
 			c.sum[i] += v
 		}
-		for i, v := range oc.outer {
-			c.outer[i] += v
+		if oc.outer != nil {
+			// The upper triangle only: the strict lower one may hold a
+			// solved precision (classStat).
+			for i := 0; i < d; i++ {
+				dst, src := c.outer[i*d+i:(i+1)*d], oc.outer[i*d+i:(i+1)*d]
+				for j, v := range src {
+					dst[j] += v
+				}
+			}
 		}
 		s.dirty[l] = true
 	}
@@ -382,12 +433,20 @@ func (s *classStats) tensors() map[string]safetensors.Tensor {
 	counts := make([]int64, c)
 	sums := make([]float64, 0, c*d)
 	var outer []float64
+	if s.perClass {
+		outer = make([]float64, c*d*d)
+	}
 	for i, l := range ls {
 		cs := s.cls[l]
 		labels[i], counts[i] = int64(l), cs.n
 		sums = append(sums, cs.sum...)
 		if s.perClass {
-			outer = append(outer, cs.outer...)
+			// The upper triangle; the lower stays zero as the format says
+			// (classStat's lower triangle may hold a solved precision).
+			o := outer[i*d*d : (i+1)*d*d]
+			for r := 0; r < d; r++ {
+				copy(o[r*d+r:(r+1)*d], cs.outer[r*d+r:(r+1)*d])
+			}
 		}
 	}
 	t := map[string]safetensors.Tensor{
@@ -588,6 +647,10 @@ func (h *statHead) learn(x []float32, y []int, sign float64) error {
 			return err
 		}
 	}
+	if h.st.perClass {
+		h.learnByClass(x, y, d, sign)
+		return nil
+	}
 	// Convert in chunks so a large batch never needs a float64 copy.
 	const chunk = 1024
 	buf := make([]float64, min(len(y), chunk)*d)
@@ -596,6 +659,53 @@ func (h *statHead) learn(x []float32, y []int, sign float64) error {
 		h.st.add(toFloat64(buf, x[i*d:j*d], d, h.normalize), y[i:j], d, sign)
 	}
 	return nil
+}
+
+// learnByClass is learn for per-class outer products (FeCAM): the rows of
+// x [n, d] are taken class by class (rows in their order within a class) and
+// converted in chunks of up to classChunk rows of one class, so that each
+// class's triangle gets one rank-k update per chunk (k up to classChunk)
+// rather than one of rank ≈ chunk/C per 1024-row chunk of the batch: at
+// C = 100 classes the updates were rank ≈ 10, each rewriting a D × D
+// triangle. Each class's sum adds its rows in the same order as before; the
+// outer products are grouped differently (their last bits change).
+func (h *statHead) learnByClass(x []float32, y []int, d int, sign float64) {
+	const classChunk = 1024
+	count := map[int]int{}
+	for _, l := range y {
+		count[l]++
+	}
+	ls := make([]int, 0, len(count))
+	most := 0
+	for l, k := range count {
+		ls = append(ls, l)
+		most = max(most, k)
+	}
+	sort.Ints(ls)
+	start := make(map[int]int, len(ls))
+	off := 0
+	for _, l := range ls {
+		start[l] = off
+		off += count[l]
+	}
+	idx := make([]int, len(y))
+	for i, l := range y {
+		idx[start[l]] = i
+		start[l]++
+	}
+	buf := make([]float64, min(most, classChunk)*d)
+	off = 0
+	for _, l := range ls {
+		rows := idx[off : off+count[l]]
+		off += count[l]
+		for a := 0; a < len(rows); a += classChunk {
+			part := rows[a:min(a+classChunk, len(rows))]
+			for t, i := range part {
+				toFloat64(buf[t*d:(t+1)*d], x[i*d:(i+1)*d], d, h.normalize)
+			}
+			h.st.addClass(l, buf[:len(part)*d], len(part), d, sign)
+		}
+	}
 }
 
 func (h *statHead) merge(other Head) error {
