@@ -2,11 +2,16 @@ package heads
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/cl-dev/cl/internal/linalg"
 	"github.com/cl-dev/cl/internal/npy"
@@ -79,5 +84,39 @@ func BenchmarkStatHeadFit(b *testing.B) {
 	})
 	if err := os.WriteFile(filepath.Join(dir, "go.json"), out, 0o644); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkScatterSyrk measures the rate of LDA's scatter Σ x xᵀ alone: the
+// Dsyrk of the selected BLAS (CL_BLAS=openblas: OpenBLAS's) on N × D float64
+// rows (STATHEAD_BENCH_N, 60000, and STATHEAD_BENCH_D, 1280), as one call
+// ("one") and as one call per chunk of 1024, 4096 or 16384 rows, the way
+// Learn feeds it. It reports GFLOP/s (N·D·(D+1) flops, the product's upper
+// triangle).
+func BenchmarkScatterSyrk(b *testing.B) {
+	n := envInt("STATHEAD_BENCH_N", 60000)
+	d := envInt("STATHEAD_BENCH_D", 1280)
+	x := make([]float64, n*d)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range x {
+		x[i] = r.NormFloat64()
+	}
+	out := make([]float64, d*d)
+	for _, chunk := range []int{n, 1024, 4096, 16384} {
+		name := fmt.Sprintf("chunk-%d", chunk)
+		if chunk == n {
+			name = "one"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				clear(out)
+				for i := 0; i < n; i += chunk {
+					j := min(i+chunk, n)
+					a := blas64.General{Rows: j - i, Cols: d, Stride: d, Data: x[i*d : j*d]}
+					blas64.Syrk(blas.Trans, 1, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: out})
+				}
+			}
+			b.ReportMetric(float64(n)*float64(d)*float64(d+1)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
 	}
 }

@@ -108,12 +108,13 @@ func (h *LDA) EndStage() error {
 		return nil
 	}
 	d := h.st.d
-	sigma := h.st.pooledCovariance()
-	for i := range sigma {
-		sigma[i] *= 1 - h.eps
-	}
+	sigma := h.st.pooledCovariance() // upper triangle
 	for i := 0; i < d; i++ {
-		sigma[i*d+i] += h.eps
+		row := sigma[i*d+i : (i+1)*d]
+		for j := range row {
+			row[j] *= 1 - h.eps
+		}
+		row[0] += h.eps
 	}
 	c := len(ls)
 	mu := mat.NewDense(d, c, nil)

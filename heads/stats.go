@@ -205,9 +205,13 @@ func (s *classStats) checkRemovable(method string, y []int) error {
 	return nil
 }
 
-// add adds (sign = +1) or subtracts (sign = −1) rows [n, d] with labels y.
-// Subtraction must have been checked with checkRemovable.
-func (s *classStats) add(rows []float64, y []int, d int, sign float64) {
+// add adds (sign = +1) or subtracts (sign = −1) the float32 rows x [n, d]
+// with labels y, n ≤ len(buf)/d: each row is converted into buf (and
+// L2-normalised when normalize is set) and added to its class's sum while it
+// is in cache, then all n rows update the shared scatter (when kept) by one
+// rank-n update; per-class outer products take their rows one class at a
+// time. Subtraction must have been checked with checkRemovable.
+func (s *classStats) add(x []float32, y []int, d int, sign float64, normalize bool, buf []float64) {
 	if len(y) == 0 {
 		return
 	}
@@ -215,6 +219,7 @@ func (s *classStats) add(rows []float64, y []int, d int, sign float64) {
 	if s.shared && s.scatter == nil {
 		s.scatter = make([]float64, d*d)
 	}
+	rows := buf[:len(y)*d]
 	for i, l := range y {
 		c, ok := s.cls[l]
 		if !ok {
@@ -224,8 +229,15 @@ func (s *classStats) add(rows []float64, y []int, d int, sign float64) {
 			}
 			s.cls[l] = c
 		}
+		row := rows[i*d : (i+1)*d : (i+1)*d]
+		for j, v := range x[i*d : (i+1)*d] {
+			row[j] = float64(v)
+		}
+		if normalize {
+			normalizeRow(row)
+		}
 		sum := c.sum[:d]
-		for j, v := range rows[i*d : (i+1)*d] {
+		for j, v := range row {
 			sum[j] += sign * v
 		}
 		c.n += int64(sign)
@@ -241,13 +253,13 @@ func (s *classStats) add(rows []float64, y []int, d int, sign float64) {
 		for i, l := range y {
 			groups[l] = append(groups[l], i)
 		}
-		var buf []float64
+		var g []float64
 		for l, idx := range groups {
-			buf = buf[:0]
+			g = g[:0]
 			for _, i := range idx {
-				buf = append(buf, rows[i*d:(i+1)*d]...)
+				g = append(g, rows[i*d:(i+1)*d]...)
 			}
-			a := blas64.General{Rows: len(idx), Cols: d, Stride: d, Data: buf}
+			a := blas64.General{Rows: len(idx), Cols: d, Stride: d, Data: g}
 			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.cls[l].outer})
 		}
 	}
@@ -400,8 +412,9 @@ func (s *classStats) covariance(method string, l int) ([]float64, error) {
 }
 
 // pooledCovariance returns the within-class covariance pooled over all
-// classes, divided by the total sample count N (full symmetric [D, D]):
-// (Σ_all x xᵀ − Σ_c n_c μ_c μ_cᵀ) / N.
+// classes, divided by the total sample count N, as the upper triangle of a
+// [D, D] array (the strict lower triangle is zero; LDA's solve reads only
+// the upper one): (Σ_all x xᵀ − Σ_c n_c μ_c μ_cᵀ) / N.
 func (s *classStats) pooledCovariance() []float64 {
 	d := s.d
 	out := make([]float64, d*d)
@@ -414,10 +427,9 @@ func (s *classStats) pooledCovariance() []float64 {
 	}
 	n := float64(s.total)
 	for i := 0; i < d; i++ {
-		for j := i; j < d; j++ {
-			v := out[i*d+j] / n
-			out[i*d+j] = v
-			out[j*d+i] = v
+		row := out[i*d+i : (i+1)*d]
+		for j := range row {
+			row[j] /= n
 		}
 	}
 	return out
@@ -656,7 +668,7 @@ func (h *statHead) learn(x []float32, y []int, sign float64) error {
 	buf := make([]float64, min(len(y), chunk)*d)
 	for i := 0; i < len(y); i += chunk {
 		j := min(i+chunk, len(y))
-		h.st.add(toFloat64(buf, x[i*d:j*d], d, h.normalize), y[i:j], d, sign)
+		h.st.add(x[i*d:j*d], y[i:j], d, sign, h.normalize, buf)
 	}
 	return nil
 }
