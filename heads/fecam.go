@@ -417,28 +417,6 @@ func storePrecision(o, p []float64, d int, upper bool) (pdiag []float64, inf, fr
 	return pdiag, inf, math.Sqrt(ss)
 }
 
-// loadPrecision writes class c's full symmetric precision [D, D] into dst
-// from o's strict lower triangle and pdiag (storePrecision's layout), in
-// 64 × 64 tiles.
-func loadPrecision(dst, o, pdiag []float64, d int) {
-	for i := 0; i < d; i++ {
-		copy(dst[i*d:i*d+i], o[i*d:i*d+i])
-		dst[i*d+i] = pdiag[i]
-	}
-	const tile = 64
-	for i0 := 0; i0 < d; i0 += tile {
-		i1 := min(i0+tile, d)
-		for j0 := i0; j0 < d; j0 += tile {
-			j1 := min(j0+tile, d)
-			for i := i0; i < i1; i++ {
-				for j := max(j0, i+1); j < j1; j++ {
-					dst[i*d+j] = o[j*d+i]
-				}
-			}
-		}
-	}
-}
-
 // rowCorrcoef returns the Pearson correlation between the rows of the
 // symmetric matrix a [d, d] (torch.corrcoef / numpy.corrcoef), clipped to
 // [−1, 1].
@@ -698,7 +676,12 @@ func pilotNull(m []float64, d int) []float64 {
 }
 
 // Scores implements Head: −(x̂ − m_c)ᵀ P_c (x̂ − m_c), [n, C]. It needs
-// EndStage after the last change to the statistics.
+// EndStage after the last change to the statistics. With z = x̂ − m_c and
+// L_c the strict lower triangle of P_c (kept in the class's array, see
+// FeCAM), zᵀP_c z = 2·zᵀ(L_c + I)z − 2‖z‖² + Σ_q P_c,qq z_q², so each
+// 256-row block costs one triangular product Z (L_c + I) (Dtrmm, unit
+// diagonal: the array's own diagonal, which belongs to the statistics, is
+// not read): half the flops of a full product and a read of one triangle.
 func (h *FeCAM) Scores(x []float32) ([]float64, error) {
 	if len(h.st.cls) == 0 {
 		return nil, errEmpty(h.method)
@@ -718,30 +701,26 @@ func (h *FeCAM) Scores(x []float32) ([]float64, error) {
 	buf := make([]float64, blk*d)
 	z := make([]float64, blk*d)
 	t := make([]float64, blk*d)
-	p := make([]float64, d*d)
-	// Class by class, so that each class's precision is unpacked from its
-	// triangle (loadPrecision) once per call; every score is the same
-	// arithmetic as row by row.
-	for j, l := range ls {
-		loadPrecision(p, h.st.cls[l].outer, h.pdiag[l], d)
-		P := blas64.General{Rows: d, Cols: d, Stride: d, Data: p}
-		m := h.means[l]
-		for r0 := 0; r0 < n; r0 += scoreBlock {
-			r1 := min(r0+scoreBlock, n)
-			rows := toFloat64(buf, x[r0*d:r1*d], d, true)
-			k := r1 - r0
+	for r0 := 0; r0 < n; r0 += scoreBlock {
+		r1 := min(r0+scoreBlock, n)
+		rows := toFloat64(buf, x[r0*d:r1*d], d, true)
+		k := r1 - r0
+		for j, l := range ls {
+			m, pd := h.means[l], h.pdiag[l]
 			for i := 0; i < k; i++ {
 				for q := 0; q < d; q++ {
 					z[i*d+q] = rows[i*d+q] - m[q]
 				}
 			}
-			Z := blas64.General{Rows: k, Cols: d, Stride: d, Data: z[:k*d]}
-			T := blas64.General{Rows: k, Cols: d, Stride: d, Data: t[:k*d]}
-			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, Z, P, 0, T)
+			copy(t[:k*d], z[:k*d])
+			// T = Z (L + I), L the strict lower triangle of P_c.
+			L := blas64.Triangular{Uplo: blas.Lower, Diag: blas.Unit, N: d, Stride: d, Data: h.st.cls[l].outer}
+			blas64.Trmm(blas.Right, blas.NoTrans, 1, L, blas64.General{Rows: k, Cols: d, Stride: d, Data: t[:k*d]})
 			for i := 0; i < k; i++ {
+				zi, ti := z[i*d:(i+1)*d], t[i*d:(i+1)*d]
 				var s float64
-				for q := 0; q < d; q++ {
-					s += z[i*d+q] * t[i*d+q]
+				for q, v := range zi {
+					s += v * (2*ti[q] + (pd[q]-2)*v)
 				}
 				out[(r0+i)*c+j] = -s
 			}

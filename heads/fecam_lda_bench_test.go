@@ -120,3 +120,29 @@ func BenchmarkScatterSyrk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFeCAMScoresRows times FeCAM's Scores of 1 row (a lone request)
+// and of 512 rows against C = 10 classes at D = 768 (STATHEAD_BENCH_D, _C):
+// per class the precision is unpacked from its triangle once per call, then
+// one product per 256-row block.
+func BenchmarkFeCAMScoresRows(b *testing.B) {
+	d := envInt("STATHEAD_BENCH_D", 768)
+	c := envInt("STATHEAD_BENCH_C", 10)
+	x, y := ranpacData(13, c, d, 2*d/c+1)
+	h := newHead(b, "fecam", nil)
+	if err := h.Learn(x, y); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.EndStage(); err != nil {
+		b.Fatal(err)
+	}
+	for _, rows := range []int{1, 512} {
+		b.Run(fmt.Sprintf("rows-%d", rows), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := h.Scores(x[:rows*d]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
