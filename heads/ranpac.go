@@ -58,6 +58,7 @@ type RanPAC struct {
 	stageX []float32         // buffered stage rows, n×D
 	stageY []int             // their labels
 	stageH []float64         // H of every buffered row (n×P, stage order), or nil: see stageCache
+	stageG []float64         // Σ hᵀh over those rows (P×P, upper triangle) while stageH is kept, or nil
 	stages int               // EndStage calls so far
 
 	lambda  float64   // λ in use, 0 before the first EndStage
@@ -136,6 +137,7 @@ func (h *RanPAC) Learn(x []float32, y []int) error {
 		return err
 	}
 	cache := h.stageCache(n)
+	h.dropStageCache() // a second Learn in the stage: what was kept misses these rows
 	h.accumulateInto(x, y, n, 1, cache)
 	h.stageH = cache
 	if len(h.stageX) == 0 {
@@ -177,7 +179,8 @@ func (h *RanPAC) EndStage() error {
 	if err := h.solve(); err != nil {
 		return err
 	}
-	h.stageX, h.stageY, h.stageH = nil, nil, nil
+	h.stageX, h.stageY = nil, nil
+	h.dropStageCache()
 	h.stages++
 	return nil
 }

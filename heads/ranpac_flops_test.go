@@ -21,7 +21,8 @@ type ranpacPhaseRate struct {
 //   - gram: G += HᵀH in Learn, n·P·(P+1);
 //   - search-gram: the fit rows' Gram, dual (n_f < P) K = H_f H_fᵀ and
 //     K_vf = H_v H_fᵀ, P·n_f·(n_f+1) + 2·n_v·n_f·P; primal H_fᵀH_f and H_fᵀY_f,
-//     n_f·P·(P+1) + 2·n_f·P·c;
+//     n_f·P·(P+1) + 2·n_f·P·c, where H_fᵀH_f is Learn's kept stage Gram less
+//     H_vᵀH_v (M > 0, λ searched: stageCache) n_v·P·(P+1) + 2·n_f·P·c;
 //   - search-solve: on the k×k system (k = n_f dual, P primal), with the 17
 //     λ of RidgeGrid and n_v validation rows: the native path's tridiagonal
 //     reduction 4/3·k³, Qᵀ R and Q·Z for all λ 2·k²·c·18, V·(Q Z)
@@ -42,6 +43,9 @@ func ranpacPhaseRates(h *RanPAC, n, d, c int, search string) []ranpacPhaseRate {
 		proj *= 2
 	} else {
 		sg = fnf*p*(p+1) + 2*fnf*p*fc
+		if h.cfg.M > 0 && float64(h.cfg.Lambda) <= 0 {
+			sg = fnv*p*(p+1) + 2*fnf*p*fc
+		}
 		k = p
 	}
 	var ss float64

@@ -80,8 +80,11 @@ func (h *RanPAC) selectLosses() []float64 {
 		return h.meanLosses(sums, nv)
 	}
 	t0 := time.Now()
+	stageG := h.stageG
+	h.stageG = nil
 	hAll, ok := h.cachedStageH(order)
 	if !ok {
+		stageG = nil
 		hAll = h.project(xs(), n)
 	}
 	h.timing.since(phaseProjection, t0)
@@ -90,8 +93,7 @@ func (h *RanPAC) selectLosses() []float64 {
 	switch {
 	case h.cfg.Search == "solve":
 		t0 := time.Now()
-		a := largeFloats(p * p)
-		linalg.SyrkUpper(true, 1, hf, a, p)
+		a := fitGram(hf, hv, stageG, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
 		t1 := time.Now()
@@ -100,8 +102,7 @@ func (h *RanPAC) selectLosses() []float64 {
 		sums = solveLosses(a, p, b, hv, yv, RidgeGrid, h.phase("λ search: solves"))
 	default:
 		t0 := time.Now()
-		a := largeFloats(p * p)
-		linalg.SyrkUpper(true, 1, hf, a, p)
+		a := fitGram(hf, hv, stageG, p)
 		b := blas64.General{Rows: p, Cols: c, Stride: c, Data: make([]float64, p*c)}
 		blas64.Gemm(blas.Trans, blas.NoTrans, 1, hf, yf, 0, b)
 		t1 := time.Now()
@@ -110,6 +111,21 @@ func (h *RanPAC) selectLosses() []float64 {
 		sums = gridLosses(a, p, b, hv, yv, RidgeGrid, h.phase("λ search: reduction"))
 	}
 	return h.meanLosses(sums, nv)
+}
+
+// fitGram returns H_fitᵀH_fit (P×P, upper triangle): from the stage's Gram
+// kept by Learn, less H_valᵀH_val, when stageG is not nil (it is overwritten),
+// otherwise as a product over the fit rows. The two differ in the last bits
+// (relative rounding of order ‖stageG‖/‖H_fitᵀH_fit‖ ≈ 1.25 units, as the
+// validation rows are a fifth of the stage).
+func fitGram(hf, hv blas64.General, stageG []float64, p int) []float64 {
+	if stageG != nil {
+		linalg.SyrkUpper(true, -1, hv, stageG, p)
+		return stageG
+	}
+	a := largeFloats(p * p)
+	linalg.SyrkUpper(true, 1, hf, a, p)
+	return a
 }
 
 // meanLosses turns sums of squared errors over nv validation rows into

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/floats"
 
 	"github.com/cl-dev/cl/internal/linalg"
 )
@@ -79,9 +80,20 @@ func (h *RanPAC) accumulate(x []float32, y []int, n int, sign float64) {
 }
 
 // accumulateInto is accumulate also copying the rows' H into keep (n×P)
-// when keep is not nil.
+// when keep is not nil. Then the rows' Gram Σ hᵀh is summed apart, kept as
+// h.stageG, and added to G once at the end, so that the λ search can take
+// its fit rows' Gram as stageG − H_valᵀH_val (a fifth of the rows) instead
+// of a product over the fit rows (four fifths). On the first stage G is
+// then the same bits as chunk by chunk (0 + S = S); later stages round
+// G_prev + S once instead of once per chunk.
 func (h *RanPAC) accumulateInto(x []float32, y []int, n int, sign float64, keep []float64) {
 	p := h.Width()
+	gram := h.g
+	var stageG []float64
+	if keep != nil {
+		stageG = largeFloats(p * p)
+		gram = stageG
+	}
 	scratch := h.newProjectScratch(min(learnChunk, n))
 	name := "learning rows"
 	if sign < 0 {
@@ -104,7 +116,7 @@ func (h *RanPAC) accumulateInto(x []float32, y []int, n int, sign float64, keep 
 		if keep != nil && h.cfg.M == 0 {
 			copy(keep[s*p:e*p], hm.Data)
 		}
-		linalg.SyrkUpper(true, sign, hm, h.g, p)
+		linalg.SyrkUpper(true, sign, hm, gram, p)
 		h.timing.since(phaseGram, t1)
 		byClass := map[int][]int{}
 		for i := s; i < e; i++ {
@@ -139,7 +151,25 @@ func (h *RanPAC) accumulateInto(x []float32, y []int, n int, sign float64, keep 
 			report(e, n)
 		}
 	}
+	if stageG != nil {
+		t0 := time.Now()
+		addUpper(h.g, stageG, p)
+		h.timing.since(phaseGram, t0)
+		h.stageG = stageG
+	}
 }
+
+// addUpper adds the upper triangle (diagonal included) of the n×n
+// row-major s to that of g.
+func addUpper(g, s []float64, n int) {
+	for i := 0; i < n; i++ {
+		floats.Add(g[i*n+i:(i+1)*n], s[i*n+i:(i+1)*n])
+	}
+}
+
+// dropStageCache forgets the kept H and Gram of the stage's rows (the
+// buffered rows changed, or the stage ended).
+func (h *RanPAC) dropStageCache() { h.stageH, h.stageG = nil, nil }
 
 // Unlearn subtracts the exact contribution of samples learned before: their
 // h(x)ᵀh(x) from G (and from their class Gram), h(x) from their class column,
@@ -165,7 +195,7 @@ func (h *RanPAC) Unlearn(x []float32, y []int) error {
 		}
 	}
 	h.accumulate(x, y, n, -1)
-	h.stageH = nil // the buffered rows change
+	h.dropStageCache() // the buffered rows change
 	d := h.d
 	for i, l := range y {
 		row := x[i*d : (i+1)*d]
@@ -190,7 +220,7 @@ func (h *RanPAC) dropClass(l int) {
 	delete(h.counts, l)
 	delete(h.q, l)
 	delete(h.gc, l)
-	h.stageH = nil // the buffered rows change
+	h.dropStageCache() // the buffered rows change
 	d := h.d
 	keepX := h.stageX[:0]
 	keepY := h.stageY[:0]
@@ -277,7 +307,7 @@ func (h *RanPAC) Merge(other Head) error {
 	}
 	h.stageX = append(h.stageX, o.stageX...)
 	h.stageY = append(h.stageY, o.stageY...)
-	h.stageH = nil // o's rows are not in it
+	h.dropStageCache() // o's rows are not in it
 	if h.lambda == 0 {
 		h.lambda, h.losses = o.lambda, slices.Clone(o.losses)
 	}

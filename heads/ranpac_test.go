@@ -822,8 +822,8 @@ func TestRanPACStageCache(t *testing.T) {
 		if err := one.Learn(x, y); err != nil {
 			t.Fatal(err)
 		}
-		if one.stageH == nil {
-			t.Fatal("one Learn of a primal stage kept no H")
+		if one.stageH == nil || one.stageG == nil {
+			t.Fatal("one Learn of a primal stage kept no H or no stage Gram")
 		}
 		half := len(y) / 2
 		if err := two.Learn(x[:half*d], y[:half]); err != nil {
@@ -832,8 +832,18 @@ func TestRanPACStageCache(t *testing.T) {
 		if err := two.Learn(x[half*d:], y[half:]); err != nil {
 			t.Fatal(err)
 		}
-		if two.stageH != nil {
-			t.Fatal("a second Learn in the stage kept H")
+		if two.stageH != nil || two.stageG != nil {
+			t.Fatal("a second Learn in the stage kept H or the stage Gram")
+		}
+		// G is the same sum, grouped differently (the kept path adds the
+		// stage's Gram to G once).
+		p := one.Width()
+		for i := 0; i < p; i++ {
+			for j := i; j < p; j++ {
+				if a, b := one.g[i*p+j], two.g[i*p+j]; math.Abs(a-b) > 1e-12*math.Abs(b) {
+					t.Fatalf("%s: G[%d,%d] = %.17g with the kept Gram, %.17g without", search, i, j, a, b)
+				}
+			}
 		}
 		for _, h := range []*RanPAC{one, two} {
 			if err := h.EndStage(); err != nil {
