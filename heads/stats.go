@@ -768,8 +768,26 @@ func (h *statHead) learnByClass(x []float32, y []int, d int, sign float64) {
 		off += count[l]
 		for a := 0; a < len(rows); a += classChunk {
 			part := rows[a:min(a+classChunk, len(rows))]
-			for t, i := range part {
-				toFloat64(buf[t*d:(t+1)*d], x[i*d:(i+1)*d], d, h.normalize)
+			conv := func(t0, t1 int) {
+				for t := t0; t < t1; t++ {
+					i := part[t]
+					toFloat64(buf[t*d:(t+1)*d], x[i*d:(i+1)*d], d, h.normalize)
+				}
+			}
+			if bands := min(runtime.GOMAXPROCS(0), len(part)/64); bands > 1 && len(part)*d >= 1<<16 {
+				// Rows are independent: bands of them on all cores while
+				// the BLAS's threads wait.
+				var wg sync.WaitGroup
+				for b := 0; b < bands; b++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						conv(b*len(part)/bands, (b+1)*len(part)/bands)
+					}()
+				}
+				wg.Wait()
+			} else {
+				conv(0, len(part))
 			}
 			h.st.addClass(l, buf[:len(part)*d], len(part), d, sign)
 		}
