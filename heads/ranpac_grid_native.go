@@ -2,6 +2,8 @@ package heads
 
 import (
 	"math"
+	"runtime"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -14,7 +16,7 @@ import (
 // of half-bandwidth gridBandKD (two-stage reduction, first stage) instead of
 // to tridiagonal form. dsytrd spends half its flops in matrix-vector
 // products that stream the whole trailing matrix from memory once per
-// column; dsytrd_sy2sb uses matrix-matrix products only. Measured on the
+// column; the band reduction uses matrix-matrix products only. Measured on the
 // 2-core dev machine under load (docs/PERFORMANCE.md): n = 2000, dsytrd
 // 1.1–2.2 s against sy2sb 0.56–0.66 s; n = 4000, 8.2–10.3 s against
 // 3.5–6.6 s. Variables so that tests can run both paths on small matrices.
@@ -25,15 +27,17 @@ var (
 
 // gridLossesNative is gridLosses on a native LAPACK (linalg.NativeLAPACK).
 // S = Q B Qᵀ with B tridiagonal (dsytrd, n < gridBandMin) or a band of
-// half-bandwidth gridBandKD (dsytrd_sy2sb), and Q is never formed: Qᵀ R
+// half-bandwidth gridBandKD (SymBand: dsytrd_sy2sb's panels, each a
+// recursive QR that keeps its block reflector), and Q is never formed: Qᵀ R
 // comes from applying Q's reflectors to the n×c R; every λ's solve
-// Z_λ = (B + λI)⁻¹ Qᵀ R (tridiagonal: gonum's Dgtsv; band: dgbsv, both LU
-// with partial pivoting) goes into one n × (len(grid)·c) block, which a
-// single application of Q turns into Q·Z for all λ at once, and one product
-// V·(Q Z) gives every λ's predictions. Against forming Q (dorgtr, 4/3·n³
-// flops) and V·Q (2·nv·n²) this costs about 4·n²·c·(len(grid)+1) +
-// 2·nv·n·c·len(grid) flops besides the reduction, and no n×n or nv×n
-// scratch. A singular B + λI gives +Inf, as in gridLosses.
+// Z_λ = (B + λI)⁻¹ Qᵀ R (tridiagonal: gonum's Dgtsv, LU with partial
+// pivoting; band: banded Cholesky, LU where it fails, see bandSolves) goes
+// into one n × (len(grid)·c) block, which a single application of Q turns
+// into Q·Z for all λ at once, and one product V·(Q Z) gives every λ's
+// predictions. Against forming Q (dorgtr, 4/3·n³ flops) and V·Q (2·nv·n²)
+// this costs about 4·n²·c·(len(grid)+1) + 2·nv·n·c·len(grid) flops besides
+// the reduction, and no n×n or nv×n scratch. A singular B + λI gives +Inf,
+// as in gridLosses.
 func gridLossesNative(nat linalg.Native, s []float64, n int, r, v, yv blas64.General, grid []float64, progress func(done, total int)) []float64 {
 	if progress != nil {
 		progress(0, 2)
@@ -111,40 +115,72 @@ func tridiagSolves(nat linalg.Native, s []float64, n int, rt []float64, c int, z
 }
 
 // bandSolves is tridiagSolves with S reduced to a band of half-bandwidth
-// gridBandKD instead (dsytrd_sy2sb; the banded solves by dgbsv).
+// gridBandKD instead (linalg.Native.SymBand; Q applied through its kept
+// block reflectors). Each λ's banded system is solved by Cholesky
+// (BandCholSolve: B + λI is positive definite for λ > 0 up to rounding) and,
+// where that factorisation fails, by LU with partial pivoting (BandSolve), so
+// every λ the LU solves gets an answer still.
 func bandSolves(nat linalg.Native, s []float64, n int, rt []float64, c int, z []float64, grid []float64, progress func(done, total int)) []bool {
 	kd := gridBandKD
 	band := make([]float64, n*(kd+1))
-	tau := make([]float64, n)
-	if !nat.SymBand(s, n, kd, band, tau) {
-		panic("ranpac: native dsytrd_sy2sb rejected its arguments")
+	t := make([]float64, linalg.BandTSize(n, kd))
+	if !nat.SymBand(s, n, kd, band, t) {
+		panic("ranpac: native band reduction rejected its arguments")
 	}
 	if progress != nil {
 		progress(1, 2)
 	}
-	if !nat.SymBandMulQ(true, s, n, kd, tau, rt, c, c) {
-		panic("ranpac: native dormqr rejected its arguments")
+	if !nat.SymBandMulQ(true, s, n, kd, t, rt, c, c) {
+		panic("ranpac: native band reduction's Qᵀ rejected its arguments")
 	}
+	ok := bandLambdaSolves(nat, band, n, kd, rt, c, z, grid)
 	w := len(grid) * c
-	x := make([]float64, n*c) // column-major: right-hand side q at x[q·n:]
+	if !nat.SymBandMulQ(false, s, n, kd, t, z, w, w) {
+		panic("ranpac: native band reduction's Q rejected its arguments")
+	}
+	return ok
+}
+
+// bandLambdaSolves writes (B + λI)⁻¹·rt for every λ of grid into z's column
+// block j (z is n × len(grid)·c, row-major; rt is n×c, row-major) and
+// reports which λ had an answer: B is the symmetric band (n, kd) of
+// SymBand, each system is solved by banded Cholesky and, where that fails,
+// by banded LU. The λ are independent, so they are shared out over up to
+// GOMAXPROCS goroutines (λ j to goroutine j mod workers), each with its own
+// scratch; every λ's arithmetic is the same whichever goroutine runs it.
+// The library's routines run single-threaded at this size (a band of
+// n·(kd+1) values, 10 right-hand sides).
+func bandLambdaSolves(nat linalg.Native, band []float64, n, kd int, rt []float64, c int, z []float64, grid []float64) []bool {
+	w := len(grid) * c
 	ok := make([]bool, len(grid))
-	for j, lam := range grid {
-		for i := 0; i < n; i++ {
-			for q := 0; q < c; q++ {
-				x[q*n+i] = rt[i*c+q]
+	workers := max(min(runtime.GOMAXPROCS(0), len(grid)), 1)
+	var wg sync.WaitGroup
+	for wk := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := make([]float64, n*c) // column-major: right-hand side q at x[q·n:]
+			work := make([]float64, n*(kd+1))
+			for j := wk; j < len(grid); j += workers {
+				lam := grid[j]
+				for i := 0; i < n; i++ {
+					for q := 0; q < c; q++ {
+						x[q*n+i] = rt[i*c+q]
+					}
+				}
+				if ok[j] = lam > 0 && nat.BandCholSolve(band, n, kd, lam, x, c, work); !ok[j] {
+					if ok[j] = nat.BandSolve(band, n, kd, lam, x, c); !ok[j] {
+						continue
+					}
+				}
+				for i := 0; i < n; i++ {
+					for q := 0; q < c; q++ {
+						z[i*w+j*c+q] = x[q*n+i]
+					}
+				}
 			}
-		}
-		if ok[j] = nat.BandSolve(band, n, kd, lam, x, c); !ok[j] {
-			continue
-		}
-		for i := 0; i < n; i++ {
-			for q := 0; q < c; q++ {
-				z[i*w+j*c+q] = x[q*n+i]
-			}
-		}
+		}()
 	}
-	if !nat.SymBandMulQ(false, s, n, kd, tau, z, w, w) {
-		panic("ranpac: native dormqr rejected its arguments")
-	}
+	wg.Wait()
 	return ok
 }

@@ -24,20 +24,27 @@ type Native interface {
 	// (LAPACK dormtr).
 	SymTridiagMulQ(trans bool, a []float64, n int, tau []float64, b []float64, c, stride int) bool
 	// SymBand reduces the symmetric n×n A in the upper triangle of a to a
-	// symmetric band matrix B of half-bandwidth kd ≥ 1, A = Q B Qᵀ (LAPACK
-	// dsytrd_sy2sb, the first stage of the two-stage reduction, all
-	// level-3 products): band [n·(kd+1)] receives B with
+	// symmetric band matrix B of half-bandwidth kd ≥ 1, A = Q B Qᵀ (the
+	// first stage of LAPACK's two-stage reduction, dsytrd_sy2sb's panels,
+	// all level-3 products): band [n·(kd+1)] receives B with
 	// band[j·(kd+1)+t] = B(j+t, j) = B(j, j+t) for t = 0…kd, j+t < n, and Q
-	// is kept in a's upper triangle and tau [n], for SymBandMulQ only.
-	SymBand(a []float64, n, kd int, band, tau []float64) bool
-	// SymBandMulQ is SymTridiagMulQ for the Q of SymBand(a, n, kd, …, tau)
-	// (LAPACK dormqr on the reflectors below B's band).
-	SymBandMulQ(trans bool, a []float64, n, kd int, tau []float64, b []float64, c, stride int) bool
+	// = Q₁⋯Q_P, one block reflector I − V_p T_p V_pᵀ per kd-column panel, is
+	// kept in a's upper triangle (V_p) and t [BandTSize(n, kd)] (T_p), for
+	// SymBandMulQ only.
+	SymBand(a []float64, n, kd int, band, t []float64) bool
+	// SymBandMulQ is SymTridiagMulQ for the Q of SymBand(a, n, kd, …, t).
+	SymBandMulQ(trans bool, a []float64, n, kd int, t []float64, b []float64, c, stride int) bool
 	// BandSolve overwrites r, c right-hand sides of length n one after
 	// another (r[j·n+i]), with (B + λI)⁻¹ r for the symmetric band B that
 	// SymBand wrote to band (n, kd), by LU with partial pivoting (LAPACK
 	// dgbsv). It reports false when B + λI is exactly singular.
 	BandSolve(band []float64, n, kd int, lam float64, r []float64, c int) bool
+	// BandCholSolve is BandSolve by a banded Cholesky factorisation instead
+	// (LAPACK dpbtrf + dpbtrs: a third of the LU's flops, no pivoting), for
+	// λ > 0 where B + λI is positive definite. work [n·(kd+1)] receives the
+	// factor. It reports false when B + λI is not numerically positive
+	// definite; r is then untouched, so the caller can fall back to BandSolve.
+	BandCholSolve(band []float64, n, kd int, lam float64, r []float64, c int, work []float64) bool
 	// SymEigenvalues writes the eigenvalues of the symmetric n×n A (upper
 	// triangle of a, which is overwritten) into w [n], ascending (LAPACK
 	// dsyevd without vectors). It reports false when the iteration did not
@@ -88,4 +95,13 @@ func LAPACKBackend() string {
 		return "gonum (pure Go)"
 	}
 	return nativeName
+}
+
+// BandTSize is the length of SymBand's t for an n×n matrix and half-bandwidth
+// kd: a kd×kd factor per panel of kd columns, ⌈(n−kd)/kd⌉ panels.
+func BandTSize(n, kd int) int {
+	if n <= kd {
+		return 0
+	}
+	return (n - kd + kd - 1) / kd * kd * kd
 }

@@ -13,6 +13,8 @@ typedef void (*dpotrf_t)(const char*, const int*, double*, const int*, int*, siz
 typedef void (*dsy2sb_t)(const char*, const int*, const int*, double*, const int*, double*, const int*, double*, double*, const int*, int*, size_t);
 typedef void (*dormqr_t)(const char*, const char*, const int*, const int*, const int*, const double*, const int*, const double*, double*, const int*, double*, const int*, int*, size_t, size_t);
 typedef void (*dgbsv_t)(const int*, const int*, const int*, const int*, double*, const int*, int*, double*, const int*, int*);
+typedef void (*dpbtrf_t)(const char*, const int*, const int*, double*, const int*, int*, size_t);
+typedef void (*dpbtrs_t)(const char*, const int*, const int*, const int*, const double*, const int*, double*, const int*, int*, size_t);
 
 static dsytrd_t p_dsytrd;
 static dormtr_t p_dormtr;
@@ -21,6 +23,8 @@ static dpotrf_t p_dpotrf, p_dpotri;
 static dsy2sb_t p_dsy2sb;
 static dormqr_t p_dormqr;
 static dgbsv_t p_dgbsv;
+static dpbtrf_t p_dpbtrf;
+static dpbtrs_t p_dpbtrs;
 
 // cl_lapack_load resolves the LAPACK routines in an opened library; it
 // returns 1 when all are there, 0 otherwise (a BLAS-only build).
@@ -33,7 +37,10 @@ int cl_lapack_load(void* h) {
 	p_dsy2sb = (dsy2sb_t)dlsym(h, "dsytrd_sy2sb_");
 	p_dormqr = (dormqr_t)dlsym(h, "dormqr_");
 	p_dgbsv = (dgbsv_t)dlsym(h, "dgbsv_");
-	return p_dsytrd && p_dormtr && p_dsyevd && p_dpotrf && p_dpotri && p_dsy2sb && p_dormqr && p_dgbsv;
+	p_dpbtrf = (dpbtrf_t)dlsym(h, "dpbtrf_");
+	p_dpbtrs = (dpbtrs_t)dlsym(h, "dpbtrs_");
+	int band = cl_band_load(h);
+	return band && p_dsytrd && p_dormtr && p_dsyevd && p_dpotrf && p_dpotri && p_dsy2sb && p_dormqr && p_dgbsv && p_dpbtrf && p_dpbtrs;
 }
 
 // Each wrapper returns LAPACK's info (0 = success), or -1000 when the
@@ -128,5 +135,17 @@ int cl_dormqr_r(char trans, int m, int n, int k, const double* a, int lda, const
 int cl_dgbsv(int n, int kl, int ku, int nrhs, double* ab, int ldab, int* ipiv, double* b, int ldb) {
 	int info = 0;
 	p_dgbsv(&n, &kl, &ku, &nrhs, ab, &ldab, ipiv, b, &ldb, &info);
+	return info;
+}
+
+// cl_dpbsv_l factorises the symmetric positive definite band matrix in ab
+// (lower band storage, ldab ≥ kd+1; overwritten by its Cholesky factor) and,
+// when that succeeds, solves for the nrhs columns of b. Returns dpbtrf's info
+// (> 0: not positive definite, b untouched) or dpbtrs's.
+int cl_dpbsv_l(int n, int kd, int nrhs, double* ab, int ldab, double* b, int ldb) {
+	int info = 0;
+	p_dpbtrf("L", &n, &kd, ab, &ldab, &info, 1);
+	if (info != 0) return info;
+	p_dpbtrs("L", &n, &kd, &nrhs, ab, &ldab, b, &ldb, &info, 1);
 	return info;
 }

@@ -12,7 +12,10 @@ import (
 )
 
 // Lapack is linalg.Native run by the LAPACK routines of the OpenBLAS that
-// Load opened (dsytrd_, dormtr_, dsyevd_, dpotrf_, dpotri_). cl's row-major
+// Load opened (dsytrd_, dormtr_, dsyevd_, dpotrf_, dpotri_, dgbsv_, dpbtrf_,
+// dpbtrs_, and for the band reduction of band.c dgeqrt3_ with CBLAS's dgemm,
+// dsymm, dsyr2k and dtrmm; dsytrd_sy2sb_ and dormqr_ are the tests'
+// reference). cl's row-major
 // upper triangles are LAPACK's column-major lower ones in the same memory,
 // so nothing is copied or transposed: SymTridiag is dsytrd('L'),
 // SymTridiagMulQ is dormtr('R', 'L') on the c×n column-major view of b, and
@@ -105,8 +108,16 @@ func (Lapack) CholInverseUpper(a []float64, n, lda int) bool {
 	return C.cl_dpotri_l(C.int(n), dptr(a), C.int(lda)) == 0
 }
 
-// SymBand implements linalg.Native.
-func (Lapack) SymBand(a []float64, n, kd int, band, tau []float64) bool {
+// SymBand implements linalg.Native by cl_sy2sb_l (band.c): the panels and
+// update of LAPACK's dsytrd_sy2sb('L'), each panel factorised by the
+// recursive dgeqrt3, which also gives the block reflector's T kept in t.
+func (l Lapack) SymBand(a []float64, n, kd int, band, t []float64) bool {
+	return l.symBand(a, n, kd, band, nil, t)
+}
+
+// symBand is SymBand also writing the reflectors' scalars to tau [n] when
+// tau is not nil (for symBandMulQDormqr).
+func (Lapack) symBand(a []float64, n, kd int, band, tau, t []float64) bool {
 	if n == 0 {
 		return true
 	}
@@ -115,14 +126,51 @@ func (Lapack) SymBand(a []float64, n, kd int, band, tau []float64) bool {
 	}
 	square(a, n, n)
 	need("band", band, n*(kd+1))
+	need("t", t, linalg.BandTSize(n, kd))
+	if tau != nil {
+		need("tau", tau, n)
+	}
+	return C.cl_sy2sb_l(C.int(n), C.int(kd), dptr(a), C.int(n), dptr(band), C.int(kd+1), dptr(tau), dptr(t)) == 0
+}
+
+// SymBandMulQ implements linalg.Native with the T factors SymBand kept:
+// for each panel three level-3 products (cl_sbmulq_r) on b's rows below it,
+// where dormqr would form each T again.
+func (Lapack) SymBandMulQ(trans bool, a []float64, n, kd int, t []float64, b []float64, c, stride int) bool {
+	if n-kd <= 0 || c == 0 {
+		return true
+	}
+	square(a, n, n)
+	need("t", t, linalg.BandTSize(n, kd))
+	if stride < c {
+		panic("openblas: stride smaller than the columns")
+	}
+	need("b", b, stride*(n-1)+c)
+	// b is the c×n column-major X = bᵀ: Qᵀb = (X·Q)ᵀ, Q·b = (X·Qᵀ)ᵀ.
+	tr := C.int(1)
+	if trans {
+		tr = 0
+	}
+	return C.cl_sbmulq_r(tr, C.int(n), C.int(kd), dptr(a), C.int(n), dptr(t), dptr(b), C.int(stride), C.int(c)) == 0
+}
+
+// symBandSy2sb is SymBand by LAPACK's own dsytrd_sy2sb (dgeqrf + dlarft per
+// panel; no T kept), the reference the tests hold SymBand to.
+func (Lapack) symBandSy2sb(a []float64, n, kd int, band, tau []float64) bool {
+	if n == 0 {
+		return true
+	}
+	square(a, n, n)
+	need("band", band, n*(kd+1))
 	need("tau", tau, n)
 	return C.cl_dsy2sb_l(C.int(n), C.int(kd), dptr(a), C.int(n), dptr(band), C.int(kd+1), dptr(tau)) == 0
 }
 
-// SymBandMulQ implements linalg.Native. Q = H(1)…H(n−kd) acts on rows
-// kd…n−1 only; its reflectors are those of a QR factorisation stored
-// column-major at (kd, 0) of a's column-major view.
-func (Lapack) SymBandMulQ(trans bool, a []float64, n, kd int, tau []float64, b []float64, c, stride int) bool {
+// symBandMulQDormqr is SymBandMulQ by LAPACK's dormqr from the reflectors'
+// scalars tau. Q = H(1)…H(n−kd) acts on rows kd…n−1 only; its reflectors
+// are those of a QR factorisation stored column-major at (kd, 0) of a's
+// column-major view.
+func (Lapack) symBandMulQDormqr(trans bool, a []float64, n, kd int, tau []float64, b []float64, c, stride int) bool {
 	k := n - kd
 	if k <= 0 || c == 0 {
 		return true
@@ -163,4 +211,20 @@ func (Lapack) BandSolve(band []float64, n, kd int, lam float64, r []float64, c i
 	}
 	ipiv := make([]C.int, n)
 	return C.cl_dgbsv(C.int(n), C.int(kd), C.int(kd), C.int(c), dptr(ab), C.int(ld), &ipiv[0], dptr(r), C.int(n)) == 0
+}
+
+// BandCholSolve implements linalg.Native: it copies B + λI into work (LAPACK's
+// lower band storage, which is band's own layout) and runs dpbtrf + dpbtrs.
+func (Lapack) BandCholSolve(band []float64, n, kd int, lam float64, r []float64, c int, work []float64) bool {
+	if n == 0 || c == 0 {
+		return true
+	}
+	need("band", band, n*(kd+1))
+	need("r", r, n*c)
+	need("work", work, n*(kd+1))
+	copy(work[:n*(kd+1)], band)
+	for j := 0; j < n; j++ {
+		work[j*(kd+1)] += lam
+	}
+	return C.cl_dpbsv_l(C.int(n), C.int(kd), C.int(c), dptr(work), C.int(kd+1), dptr(r), C.int(n)) == 0
 }

@@ -204,13 +204,15 @@ func TestCholUpperNative(t *testing.T) {
 
 // TestNativeBand checks the two-stage path's first stage against its
 // definition: A = Q B Qᵀ rebuilt from SymBand's band and SymBandMulQ, the
-// strict lower triangle untouched, Qᵀ(Q b) = b, and BandSolve's X satisfying
-// (B + λI) X = R.
+// strict lower triangle untouched, Qᵀ(Q b) = b; that SymBand's B and Q are
+// LAPACK's dsytrd_sy2sb's (band, and Q through dormqr, to 1e-12·n); that
+// BandSolve's and BandCholSolve's X satisfy (B + λI) X = R; and that
+// BandCholSolve reports an indefinite B + λI and leaves R as it was.
 func TestNativeBand(t *testing.T) {
 	needRuntime(t)
 	var nat Lapack
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, tc := range []struct{ n, kd int }{{1, 4}, {5, 4}, {6, 4}, {40, 3}, {130, 16}} {
+	for _, tc := range []struct{ n, kd int }{{1, 4}, {5, 4}, {6, 4}, {40, 3}, {130, 16}, {131, 16}, {97, 32}, {300, 64}} {
 		n, kd := tc.n, tc.kd
 		a := spd(r, n, n)
 		full := slices.Clone(a)
@@ -219,8 +221,10 @@ func TestNativeBand(t *testing.T) {
 				a[i*n+j] = 7
 			}
 		}
+		a2 := slices.Clone(a)
 		band, tau := make([]float64, n*(kd+1)), make([]float64, n)
-		if !nat.SymBand(a, n, kd, band, tau) {
+		tt := make([]float64, linalg.BandTSize(n, kd))
+		if !nat.symBand(a, n, kd, band, tau, tt) {
 			t.Fatalf("n=%d kd=%d: SymBand failed", n, kd)
 		}
 		for i := 0; i < n; i++ {
@@ -230,6 +234,12 @@ func TestNativeBand(t *testing.T) {
 				}
 			}
 		}
+		// LAPACK's own first stage: the same band and the same Q.
+		band2, tau2 := make([]float64, n*(kd+1)), make([]float64, n)
+		if !nat.symBandSy2sb(a2, n, kd, band2, tau2) {
+			t.Fatalf("n=%d kd=%d: dsytrd_sy2sb failed", n, kd)
+		}
+		close(t, "band against dsytrd_sy2sb", band, band2, 1e-12*float64(n))
 		bm := make([]float64, n*n) // B, full
 		for j := 0; j < n; j++ {
 			for k := 0; k <= kd && j+k < n; k++ {
@@ -237,21 +247,32 @@ func TestNativeBand(t *testing.T) {
 			}
 		}
 		q := make([]float64, n*n)
+		q2 := make([]float64, n*n)
 		for i := 0; i < n; i++ {
-			q[i*n+i] = 1
+			q[i*n+i], q2[i*n+i] = 1, 1
 		}
-		if !nat.SymBandMulQ(false, a, n, kd, tau, q, n, n) {
+		if !nat.SymBandMulQ(false, a, n, kd, tt, q, n, n) {
 			t.Fatalf("n=%d: SymBandMulQ failed", n)
+		}
+		if !nat.symBandMulQDormqr(false, a2, n, kd, tau2, q2, n, n) {
+			t.Fatalf("n=%d: dormqr failed", n)
+		}
+		close(t, "Q against dsytrd_sy2sb + dormqr", q, q2, 1e-12*float64(n))
+		bq := make([]float64, n*n) // B Qᵀ
+		for k := 0; k < n; k++ {
+			for j := 0; j < n; j++ {
+				var s float64
+				for l := 0; l < n; l++ {
+					s += bm[k*n+l] * q[j*n+l]
+				}
+				bq[k*n+j] = s
+			}
 		}
 		for i := 0; i < n; i++ {
 			for j := 0; j < n; j++ {
 				var s float64 // (Q B Qᵀ)_ij
 				for k := 0; k < n; k++ {
-					var qb float64
-					for l := 0; l < n; l++ {
-						qb += bm[k*n+l] * q[j*n+l]
-					}
-					s += q[i*n+k] * qb
+					s += q[i*n+k] * bq[k*n+j]
 				}
 				if math.Abs(s-full[i*n+j]) > 1e-12*float64(n) {
 					t.Fatalf("n=%d kd=%d: (Q B Qᵀ)[%d,%d] = %v, A %v", n, kd, i, j, s, full[i*n+j])
@@ -261,25 +282,47 @@ func TestNativeBand(t *testing.T) {
 		const c, stride = 3, 4
 		b := rnd(r, n*stride)
 		b0 := slices.Clone(b)
-		nat.SymBandMulQ(false, a, n, kd, tau, b, c, stride)
-		nat.SymBandMulQ(true, a, n, kd, tau, b, c, stride)
-		close(t, "Qᵀ(Q b)", b, b0, 1e-13*float64(n))
+		bd := slices.Clone(b)
+		nat.SymBandMulQ(true, a, n, kd, tt, b, c, stride)
+		nat.symBandMulQDormqr(true, a, n, kd, tau, bd, c, stride)
+		close(t, "Qᵀb against dormqr", b, bd, 1e-13*float64(n))
+		nat.SymBandMulQ(false, a, n, kd, tt, b, c, stride)
+		close(t, "Q(Qᵀ b)", b, b0, 1e-13*float64(n))
 
 		const lam = 0.25
 		rhs := rnd(r, n*c)
-		x := slices.Clone(rhs)
-		if !nat.BandSolve(band, n, kd, lam, x, c) {
-			t.Fatalf("n=%d: BandSolve failed", n)
+		work := make([]float64, n*(kd+1))
+		for _, chol := range []bool{false, true} {
+			x := slices.Clone(rhs)
+			if chol && !nat.BandCholSolve(band, n, kd, lam, x, c, work) {
+				t.Fatalf("n=%d: BandCholSolve failed", n)
+			} else if !chol && !nat.BandSolve(band, n, kd, lam, x, c) {
+				t.Fatalf("n=%d: BandSolve failed", n)
+			}
+			for k := 0; k < c; k++ {
+				for i := 0; i < n; i++ {
+					s := lam * x[k*n+i]
+					for j := 0; j < n; j++ {
+						s += bm[i*n+j] * x[k*n+j]
+					}
+					if math.Abs(s-rhs[k*n+i]) > 1e-10 {
+						t.Fatalf("n=%d chol=%v: ((B + λI) X − R)[%d,%d] = %v", n, chol, i, k, s-rhs[k*n+i])
+					}
+				}
+			}
 		}
-		for k := 0; k < c; k++ {
-			for i := 0; i < n; i++ {
-				s := lam * x[k*n+i]
-				for j := 0; j < n; j++ {
-					s += bm[i*n+j] * x[k*n+j]
-				}
-				if math.Abs(s-rhs[k*n+i]) > 1e-10 {
-					t.Fatalf("n=%d: ((B + λI) X − R)[%d,%d] = %v", n, i, k, s-rhs[k*n+i])
-				}
+		// B − (λ_min + 1)·I is indefinite: the Cholesky says so, R stays.
+		if n > 1 {
+			x := slices.Clone(rhs)
+			var lmin float64 = math.Inf(1)
+			for j := 0; j < n; j++ {
+				lmin = min(lmin, band[j*(kd+1)]) // a diagonal entry bounds λ_min from above
+			}
+			if nat.BandCholSolve(band, n, kd, -lmin-1, x, c, work) {
+				t.Fatalf("n=%d: BandCholSolve accepted an indefinite B + λI", n)
+			}
+			if !slices.Equal(x, rhs) {
+				t.Fatalf("n=%d: BandCholSolve changed R after failing", n)
 			}
 		}
 	}

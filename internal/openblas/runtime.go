@@ -115,8 +115,9 @@ var (
 // error (library absent, a routine missing) selects nothing; the caller
 // falls back. The heavy routines (Dgemm, Dsyrk, Dsyr2k, Dtrsm, Dtrmm, Dsymv,
 // Dgemv, Dsyr2, Dger) run in OpenBLAS; every other one is FastBLAS's.
-// When the library also exports LAPACK's dsytrd_, dormtr_, dsyevd_, dpotrf_
-// and dpotri_ (Debian's libopenblas0 does), Lapack is selected as the heads'
+// When the library also exports the LAPACK routines Lapack calls (dsytrd_,
+// dormtr_, dsyevd_, dpotrf_, dpotri_, dgeqrt3_, dpbtrf_, ...; Debian's
+// libopenblas0 does), Lapack is selected as the heads'
 // native LAPACK (linalg.SelectNative) unless CL_LAPACK=gonum; otherwise the
 // heads run gonum's pure-Go LAPACK over OpenBLAS's BLAS.
 // Only the first call opens a library.
