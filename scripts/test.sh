@@ -88,6 +88,9 @@ if [ "$all" = 1 ]; then
     # TestRanPACCollapse asserts how badly PILOT's primal solve fails, which depends on the BLAS's rounding (top-1
     # 0.867 with OpenBLAS against ≤ 0.8 asserted); it runs in the pure-Go build above.
     go test -tags openblas -count=1 -timeout 15m -skip 'TestRanPACCollapse' ./internal/linalg ./internal/openblas ./heads
+    # The path the default cl binary takes where the machine has libopenblas: the library and its LAPACK opened at
+    # run time (band reductions, banded and dense Choleskys, FeCAM's and LDA's factorisations).
+    CL_BLAS=openblas go test -count=1 -timeout 15m ./heads
   elif [ "${CI:-}" = true ]; then
     echo "test.sh: libopenblas-dev (pkg-config openblas) is missing, so the openblas build cannot be tested" >&2
     exit 1
