@@ -25,8 +25,9 @@ type ranpacPhaseRate struct {
 //     H_vᵀH_v (M > 0, λ searched: stageCache) n_v·P·(P+1) + 2·n_f·P·c;
 //   - search-solve: on the k×k system (k = n_f dual, P primal), with the 17
 //     λ of RidgeGrid and n_v validation rows: the native path's tridiagonal
-//     reduction 4/3·k³, Qᵀ R and Q·Z for all λ 2·k²·c·18, V·(Q Z)
-//     2·n_v·k·17·c; the pure-Go path's reduction and explicit Q 8/3·k³, Qᵀ R
+//     or band reduction 4/3·k³ (the band's panel QRs, their T factors and
+//     the 17 banded solves, O(k²·kd) together, are not counted), Qᵀ R and
+//     Q·Z for all λ 2·k²·c·18, V·(Q Z) 2·n_v·k·17·c; the pure-Go path's reduction and explicit Q 8/3·k³, Qᵀ R
 //     2·k²·c, V·Q 2·n_v·k², V·Q·Z 2·n_v·k·c·17; search=solve 17 LU solves
 //     17·(2/3·k³ + 2·k²·c + 2·n_v·k·c);
 //   - solve: Cholesky of G + λI P³/3 and two triangular solves 2·P²·c.
