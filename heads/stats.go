@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"sort"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -119,7 +117,7 @@ func checkFinite(method string, x []float32, d int) error { return checkFiniteFr
 // checkFiniteFrom checks rows x [n, d] that are rows row0… of the caller's
 // input, naming the first non-finite value by its row and column.
 func checkFiniteFrom(method string, x []float32, d, row0 int) error {
-	if allFiniteParallel(x) {
+	if allFinite(x) {
 		return nil
 	}
 	for i, v := range x {
@@ -150,32 +148,6 @@ func allFinite(x []float32) bool {
 		a0 |= math.Float32bits(x[i])&exp + one
 	}
 	return (a0|a1|a2|a3)&0x80000000 == 0
-}
-
-// allFiniteParallel is allFinite on GOMAXPROCS parts of x at once when x is
-// large (LDA's Learn checks 77 M values at 60000 × 1280 while the BLAS's
-// threads wait).
-func allFiniteParallel(x []float32) bool {
-	parts := runtime.GOMAXPROCS(0)
-	if parts < 2 || len(x) < 1<<20 {
-		return allFinite(x)
-	}
-	ok := make([]bool, parts)
-	var wg sync.WaitGroup
-	for p := 0; p < parts; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ok[p] = allFinite(x[p*len(x)/parts : (p+1)*len(x)/parts])
-		}()
-	}
-	wg.Wait()
-	for _, v := range ok {
-		if !v {
-			return false
-		}
-	}
-	return true
 }
 
 // scoreBlock is the number of rows FeCAM converts and multiplies at a time.
@@ -248,7 +220,6 @@ func (s *classStats) add(x []float32, y []int, d int, sign float64, normalize bo
 		s.scatter = make([]float64, d*d)
 	}
 	rows := buf[:len(y)*d]
-	cs := make([]*classStat, len(y))
 	for i, l := range y {
 		c, ok := s.cls[l]
 		if !ok {
@@ -258,47 +229,23 @@ func (s *classStats) add(x []float32, y []int, d int, sign float64, normalize bo
 			}
 			s.cls[l] = c
 		}
-		cs[i] = c
+		// Serial on purpose: bands of columns on both cores (the BLAS's
+		// threads idle meanwhile) took twice as long at 60000 × 1280 (0.18
+		// against 0.09 s; docs/PERFORMANCE.md).
+		row := rows[i*d : (i+1)*d : (i+1)*d]
+		for j, v := range x[i*d : (i+1)*d] {
+			row[j] = float64(v)
+		}
+		if normalize {
+			normalizeRow(row)
+		}
+		sum := c.sum[:d]
+		for j, v := range row {
+			sum[j] += sign * v
+		}
 		c.n += int64(sign)
 		s.total += int64(sign)
 		s.dirty[l] = true
-	}
-	// Columns j0…j1 of every row: converted, normalised, added to the
-	// class's sum in row order, while the row is in cache.
-	convert := func(j0, j1 int) {
-		for i, c := range cs {
-			row := rows[i*d+j0 : i*d+j1 : i*d+j1]
-			for j, v := range x[i*d+j0 : i*d+j1] {
-				row[j] = float64(v)
-			}
-			if normalize {
-				normalizeRow(row)
-			}
-			sum := c.sum[j0:j1]
-			for j, v := range row {
-				sum[j] += sign * v
-			}
-		}
-	}
-	if bands := min(runtime.GOMAXPROCS(0), d/64); !normalize && bands > 1 && len(x) >= 1<<16 {
-		// Bands of columns on all cores (the BLAS's threads are idle
-		// meanwhile): every value takes the same operations in the same
-		// order as in one pass, so the sums are the same bits.
-		var wg sync.WaitGroup
-		for b := 0; b < bands; b++ {
-			j0, j1 := b*d/bands/8*8, (b+1)*d/bands/8*8
-			if b == bands-1 {
-				j1 = d
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				convert(j0, j1)
-			}()
-		}
-		wg.Wait()
-	} else {
-		convert(0, d)
 	}
 	if s.shared {
 		a := blas64.General{Rows: len(y), Cols: d, Stride: d, Data: rows}
@@ -768,26 +715,8 @@ func (h *statHead) learnByClass(x []float32, y []int, d int, sign float64) {
 		off += count[l]
 		for a := 0; a < len(rows); a += classChunk {
 			part := rows[a:min(a+classChunk, len(rows))]
-			conv := func(t0, t1 int) {
-				for t := t0; t < t1; t++ {
-					i := part[t]
-					toFloat64(buf[t*d:(t+1)*d], x[i*d:(i+1)*d], d, h.normalize)
-				}
-			}
-			if bands := min(runtime.GOMAXPROCS(0), len(part)/64); bands > 1 && len(part)*d >= 1<<16 {
-				// Rows are independent: bands of them on all cores while
-				// the BLAS's threads wait.
-				var wg sync.WaitGroup
-				for b := 0; b < bands; b++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						conv(b*len(part)/bands, (b+1)*len(part)/bands)
-					}()
-				}
-				wg.Wait()
-			} else {
-				conv(0, len(part))
+			for t, i := range part {
+				toFloat64(buf[t*d:(t+1)*d], x[i*d:(i+1)*d], d, h.normalize)
 			}
 			h.st.addClass(l, buf[:len(part)*d], len(part), d, sign)
 		}
