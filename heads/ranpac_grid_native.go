@@ -2,8 +2,6 @@ package heads
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -145,42 +143,29 @@ func bandSolves(nat linalg.Native, s []float64, n int, rt []float64, c int, z []
 // block j (z is n × len(grid)·c, row-major; rt is n×c, row-major) and
 // reports which λ had an answer: B is the symmetric band (n, kd) of
 // SymBand, each system is solved by banded Cholesky and, where that fails,
-// by banded LU. The λ are independent, so they are shared out over up to
-// GOMAXPROCS goroutines (λ j to goroutine j mod workers), each with its own
-// scratch; every λ's arithmetic is the same whichever goroutine runs it.
-// The library's routines run single-threaded at this size (a band of
-// n·(kd+1) values, 10 right-hand sides).
+// by banded LU. (Sharing the λ out over two goroutines gained nothing
+// measurable on the shared 2-core machine: docs/PERFORMANCE.md.)
 func bandLambdaSolves(nat linalg.Native, band []float64, n, kd int, rt []float64, c int, z []float64, grid []float64) []bool {
 	w := len(grid) * c
 	ok := make([]bool, len(grid))
-	workers := max(min(runtime.GOMAXPROCS(0), len(grid)), 1)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := make([]float64, n*c) // column-major: right-hand side q at x[q·n:]
-			work := make([]float64, n*(kd+1))
-			for j := wk; j < len(grid); j += workers {
-				lam := grid[j]
-				for i := 0; i < n; i++ {
-					for q := 0; q < c; q++ {
-						x[q*n+i] = rt[i*c+q]
-					}
-				}
-				if ok[j] = lam > 0 && nat.BandCholSolve(band, n, kd, lam, x, c, work); !ok[j] {
-					if ok[j] = nat.BandSolve(band, n, kd, lam, x, c); !ok[j] {
-						continue
-					}
-				}
-				for i := 0; i < n; i++ {
-					for q := 0; q < c; q++ {
-						z[i*w+j*c+q] = x[q*n+i]
-					}
-				}
+	x := make([]float64, n*c) // column-major: right-hand side q at x[q·n:]
+	work := make([]float64, n*(kd+1))
+	for j, lam := range grid {
+		for i := 0; i < n; i++ {
+			for q := 0; q < c; q++ {
+				x[q*n+i] = rt[i*c+q]
 			}
-		}()
+		}
+		if ok[j] = lam > 0 && nat.BandCholSolve(band, n, kd, lam, x, c, work); !ok[j] {
+			if ok[j] = nat.BandSolve(band, n, kd, lam, x, c); !ok[j] {
+				continue
+			}
+		}
+		for i := 0; i < n; i++ {
+			for q := 0; q < c; q++ {
+				z[i*w+j*c+q] = x[q*n+i]
+			}
+		}
 	}
-	wg.Wait()
 	return ok
 }

@@ -20,9 +20,8 @@ import (
 // Gaussians, as RanPAC's projection), so that the phases' seconds can be
 // split: the band reduction (SymBand, for every half-bandwidth in
 // RANPAC_PARTS_KD, default "64"), Qᵀ R, the 17 banded LU solves (dgbsv) and
-// banded Cholesky solves (dpbtrf + dpbtrs, LU where they fail; one after
-// another, and as bandLambdaSolves runs them, over goroutines), Q·Z for all
-// λ, V·(Q Z); then the final solve's
+// banded Cholesky solves (dpbtrf + dpbtrs, LU where they fail; inline and
+// as bandLambdaSolves runs them), Q·Z for all λ, V·(Q Z); then the final solve's
 // mirror (CopyTri), the blocked Cholesky, the native dpotrf on the whole
 // matrix and the two triangular solves. Sizes: RANPAC_PARTS_N (n, default
 // 2000), RANPAC_PARTS_NF (n_f, default 16000), RANPAC_PARTS_NV (validation
