@@ -22,6 +22,7 @@
 #   (c) with SOAK=SECONDS (e.g. SOAK=600), a soak at concurrency 8 for that long,
 #       the server's resident set sampled from /metrics every 30 s: min and max.
 #
+# SERVE_FLAGS: more cl serve flags (e.g. SERVE_FLAGS="--max-batch 8").
 # Defaults: THREADS=2, REQUESTS=2000, RUNS=300, SOAK=0. On MobileNetV2 int8 the
 # default run takes about 2-4 minutes (plus SOAK). Cut the model first:
 #   cl models cut ../shared/data/mobilenetv2-12-int8.onnx --tensor 464_quantized \
@@ -67,7 +68,7 @@ one99=$(awk '$1 == "image_p99_ms" {print $2}' "$work/bb.txt")
 
 echo "(b) cl serve on $url, concurrency 1, 8, 64"; load
 "$work/cl" serve --model "$model" --method simplecil --state "$work/state" --listen "127.0.0.1:$port" \
-  --insecure-no-auth --threads "$threads" --queue 1024 --max-concurrent 256 >"$work/serve.out" 2>"$work/serve.log" &
+  --insecure-no-auth --threads "$threads" --queue 1024 --max-concurrent 256 ${SERVE_FLAGS:-} >"$work/serve.out" 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 300); do grep -q listening "$work/serve.out" && break; sleep 0.1; done
 grep -q listening "$work/serve.out" || { echo "cl serve did not start:"; cat "$work/serve.log"; exit 1; }

@@ -15,7 +15,9 @@ type Config struct {
 	Token    string
 	Insecure bool
 
-	// MaxBatch is the largest backbone batch in images; MaxDelay how long
+	// MaxBatch is the largest backbone batch in images (default 16: at
+	// concurrency 64 on 2 CPU cores, 0.92–0.98 × cl extract's images/s
+	// against 0.77–0.90 × with 4, docs/SERVE.md "Batch size"); MaxDelay how long
 	// the batcher waits for more images once it has one. QueueImages bounds
 	// the images waiting for the backbone: a request that does not fit gets
 	// 503 with Retry-After. BatchWorkers batches run at once.
@@ -54,7 +56,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented in docs/SERVE.md.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatch: 4, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 1,
+		MaxBatch: 16, MaxDelay: 2 * time.Millisecond, QueueImages: 256, BatchWorkers: 1,
 		MaxBody: 16 << 20, MaxPixels: 24_000_000, MaxImages: 64, MaxConcurrent: 64, MaxTop: 100,
 		MaxSamples: 100_000, SnapshotEvery: 10_000,
 		ResolveDelay: time.Second, ResolveMaxDelay: 10 * time.Second,

@@ -60,7 +60,7 @@ func solidPNG(t testing.TB, w, h int, c color.NRGBA) []byte {
 // status is recorded for the OpenAPI check.
 func TestLearnerServer(t *testing.T) {
 	sc := &channelMeans{}
-	s, err := NewLearner(Config{MaxPixels: 10_000, MaxImages: 4, QueueImages: 8}, sc,
+	s, err := NewLearner(Config{MaxPixels: 10_000, MaxImages: 4, MaxBatch: 4, QueueImages: 8}, sc,
 		LearnerInfo{File: "l2p.safetensors", Method: "l2p", Weights: "vit.safetensors", WeightsSHA256: "abc", Preprocess: models.ForImageSize(32)}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"time"
 
@@ -30,6 +31,9 @@ type backboneTimes struct {
 // idle threads not spinning unless spin) and times runs single-image calls
 // over imgs (decode, preprocess, backbone), after warmup calls.
 func timeBackbone(model string, threads int, spin bool, imgs []encoded, runs, warmup int) (backboneTimes, error) {
+	// One OS thread for every Run, as cl serve's batch workers (serve/batcher.go).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	bb, err := ort.Open(model, ort.Options{Threads: threads, NoSpinning: !spin})
 	if err != nil {
 		return backboneTimes{}, err

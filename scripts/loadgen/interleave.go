@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,10 @@ func (s *stream) turn(im encoded, record bool) {
 // per stream (backbone streams: the image and the Run alone; servers: the
 // request and its phases).
 func interleave(streams []*stream, imgs []encoded, n, warmup int) {
+	// The backbone streams' Runs from one OS thread, as cl serve's batch
+	// workers make them (serve/batcher.go).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for i := 0; i < warmup+n; i++ {
 		for k := range streams { // each turn starts one stream later: no stream always follows the same one
 			streams[(i+k)%len(streams)].turn(imgs[i%len(imgs)], i >= warmup)
