@@ -209,26 +209,18 @@ func (s *classStats) checkRemovable(method string, y []int) error {
 // with labels y, n ≤ len(buf)/d: each row is converted into buf (and
 // L2-normalised when normalize is set) and added to its class's sum while it
 // is in cache, then all n rows update the shared scatter (when kept) by one
-// rank-n update; per-class outer products take their rows one class at a
-// time. Subtraction must have been checked with checkRemovable.
+// rank-n update. Statistics with per-class outer products take their rows
+// one class at a time instead (addClass). Subtraction must have been checked
+// with checkRemovable.
 func (s *classStats) add(x []float32, y []int, d int, sign float64, normalize bool, buf []float64) {
 	if len(y) == 0 {
 		return
 	}
 	s.d = d
-	if s.shared && s.scatter == nil {
-		s.scatter = make([]float64, d*d)
-	}
+	s.ensureScatter(d)
 	rows := buf[:len(y)*d]
 	for i, l := range y {
-		c, ok := s.cls[l]
-		if !ok {
-			c = &classStat{sum: make([]float64, d)}
-			if s.perClass {
-				c.outer = make([]float64, d*d)
-			}
-			s.cls[l] = c
-		}
+		c := s.class(l, d)
 		// Serial on purpose: bands of columns on both cores (the BLAS's
 		// threads idle meanwhile) took twice as long at 60000 × 1280 (0.18
 		// against 0.09 s; docs/PERFORMANCE.md).
@@ -251,21 +243,6 @@ func (s *classStats) add(x []float32, y []int, d int, sign float64, normalize bo
 		a := blas64.General{Rows: len(y), Cols: d, Stride: d, Data: rows}
 		blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.scatter})
 	}
-	if s.perClass {
-		groups := map[int][]int{}
-		for i, l := range y {
-			groups[l] = append(groups[l], i)
-		}
-		var g []float64
-		for l, idx := range groups {
-			g = g[:0]
-			for _, i := range idx {
-				g = append(g, rows[i*d:(i+1)*d]...)
-			}
-			a := blas64.General{Rows: len(idx), Cols: d, Stride: d, Data: g}
-			blas64.Syrk(blas.Trans, sign, a, 1, blas64.Symmetric{Uplo: blas.Upper, N: d, Stride: d, Data: s.cls[l].outer})
-		}
-	}
 	for l := range s.dirty {
 		if c, ok := s.cls[l]; ok && c.n == 0 {
 			delete(s.cls, l)
@@ -282,17 +259,8 @@ func (s *classStats) addClass(l int, rows []float64, k, d int, sign float64) {
 		return
 	}
 	s.d = d
-	if s.shared && s.scatter == nil {
-		s.scatter = make([]float64, d*d)
-	}
-	c, ok := s.cls[l]
-	if !ok {
-		c = &classStat{sum: make([]float64, d)}
-		if s.perClass {
-			c.outer = make([]float64, d*d)
-		}
-		s.cls[l] = c
-	}
+	s.ensureScatter(d)
+	c := s.class(l, d)
 	sum := c.sum[:d]
 	for i := 0; i < k; i++ {
 		for j, v := range rows[i*d : (i+1)*d] {
@@ -313,6 +281,28 @@ func (s *classStats) addClass(l int, rows []float64, k, d int, sign float64) {
 		delete(s.cls, l)
 	}
 	s.version++
+}
+
+// class returns class l's statistics, created empty (sum [d], and outer
+// [d, d] when kept) if the class has none yet.
+func (s *classStats) class(l, d int) *classStat {
+	c, ok := s.cls[l]
+	if !ok {
+		c = &classStat{sum: make([]float64, d)}
+		if s.perClass {
+			c.outer = make([]float64, d*d)
+		}
+		s.cls[l] = c
+	}
+	return c
+}
+
+// ensureScatter allocates the shared scatter [d, d] when it is kept and not
+// there yet.
+func (s *classStats) ensureScatter(d int) {
+	if s.shared && s.scatter == nil {
+		s.scatter = make([]float64, d*d)
+	}
 }
 
 // remove drops every statistic of class l. With a shared scatter the class's
@@ -346,22 +336,13 @@ func (s *classStats) merge(method string, o *classStats) error {
 	d := o.d
 	s.d = d
 	if s.shared {
-		if s.scatter == nil {
-			s.scatter = make([]float64, d*d)
-		}
+		s.ensureScatter(d)
 		for i, v := range o.scatter {
 			s.scatter[i] += v
 		}
 	}
 	for l, oc := range o.cls {
-		c, ok := s.cls[l]
-		if !ok {
-			c = &classStat{sum: make([]float64, d)}
-			if s.perClass {
-				c.outer = make([]float64, d*d)
-			}
-			s.cls[l] = c
-		}
+		c := s.class(l, d)
 		c.n += oc.n
 		for i, v := range oc.sum {
 			c.sum[i] += v
