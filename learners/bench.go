@@ -147,6 +147,18 @@ func Bench(ctx context.Context, env Env, split *protocol.Split, d BenchData, met
 	return out, nil
 }
 
+// labelRows returns the indices i (ascending) with labels[i] == c.
+func labelRows(labels []int, c int) []int {
+	var rows []int
+	for i, y := range labels {
+		if y == c {
+			rows = append(rows, i)
+		}
+	}
+	return rows
+}
+
+// gatherRows returns the given rows of x [*, d], in that order: [len(rows), d].
 func gatherRows(x []float32, d int, rows []int) []float32 {
 	out := make([]float32, 0, len(rows)*d)
 	for _, r := range rows {

@@ -70,13 +70,7 @@ func TestL2PAlignment(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range s.Classes {
-			var rows []int
-			for i, y := range s.Images.Labels {
-				if y == c {
-					rows = append(rows, i)
-				}
-			}
-			m, S := gaussianStats(gatherRows(f, W, rows), W)
+			m, S := gaussianStats(gatherRows(f, W, labelRows(s.Images.Labels, c)), W)
 			for j := 0; j < W; j++ {
 				if float32(m[j]) != a.AlignMean[c*W+j] || float32(S.At(j, (j+1)%W)) != a.AlignCov[(c*W+j)*W+(j+1)%W] {
 					t.Fatalf("stage %d: the statistics of class %d are not those of its features", si+1, c)

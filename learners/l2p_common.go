@@ -64,11 +64,6 @@ func promptStageGuard(method string, s Stage, seen []int, names []string) error 
 	return nil
 }
 
-// rowsOf gathers rows of x [*,d].
-func pRows(x []float32, d int, rows []int) []float32 {
-	return gatherRows(x, d, rows)
-}
-
 // uniform fills n values U(lo, hi).
 func pUniform(rng *rand.Rand, n int, lo, hi float64) []float32 {
 	v := make([]float32, n)

@@ -81,9 +81,9 @@ func (l *L2P) trainHeadOnly(ctx context.Context, s Stage, plan epochPlan) error 
 	mask := pClassMask(C, s.Classes)
 	zp, zk := make([]float32, len(l.Prompts)), make([]float32, len(l.Keys))
 	err = l.runEpochsCached(ctx, s, plan, func(rows []int, labels []int64) (*stepResult, error) {
-		qb := pRows(q, W, rows)
+		qb := gatherRows(q, W, rows)
 		idx := l.selectRows(qb, l.opt.TrainSelect)
-		ce, logits, gw, gb := maskedLinearCE(pRows(f, W, rows), W, l.HeadW, l.HeadB, C, mask, labels)
+		ce, logits, gw, gb := maskedLinearCE(gatherRows(f, W, rows), W, l.HeadW, l.HeadB, C, mask, labels)
 		r, _ := keyPull(qb, l.Keys, W, idx, l.opt.Pull)
 		l.noteUsed(idx)
 		res := &stepResult{Loss: ce - l.opt.Pull*r, Idx: idx, Logits: logits,

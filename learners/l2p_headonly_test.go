@@ -188,13 +188,7 @@ func TestL2PHeadOnly(t *testing.T) {
 						t.Fatal(err)
 					}
 					for _, c := range s.Classes {
-						var rows []int
-						for i, y := range s.Images.Labels {
-							if y == c {
-								rows = append(rows, i)
-							}
-						}
-						m, _ := gaussianStats(gatherRows(f, W, rows), W)
+						m, _ := gaussianStats(gatherRows(f, W, labelRows(s.Images.Labels, c)), W)
 						for j := 0; j < W; j++ {
 							if float32(m[j]) != a.AlignMean[c*W+j] {
 								t.Fatalf("stage %d: class %d's recorded mean is not that of its features", si+1, c)

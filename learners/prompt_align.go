@@ -304,7 +304,7 @@ func (b *promptBase) features(ctx context.Context, d *tune.Dataset, given []floa
 	out := make([]float32, 0, d.Len()*W)
 	err = b.pe.inOrder(ctx, d, bs, func(bt *tune.Batch) error {
 		n := bt.N()
-		r, err := b.fwd.Run([]ort.Tensor{b.pe.images(bt.X, n), prompt(pRows(q, W, bt.Rows), n)})
+		r, err := b.fwd.Run([]ort.Tensor{b.pe.images(bt.X, n), prompt(gatherRows(q, W, bt.Rows), n)})
 		if err != nil {
 			return err
 		}
@@ -323,12 +323,7 @@ func (b *promptBase) recordClassStats(s Stage, f []float32) error {
 		b.AlignMean, b.AlignCov = make([]float32, C*W), make([]float32, C*W*W)
 	}
 	for _, c := range s.Classes {
-		var rows []int
-		for i, y := range s.Images.Labels {
-			if y == c {
-				rows = append(rows, i)
-			}
-		}
+		rows := labelRows(s.Images.Labels, c)
 		if len(rows) == 0 {
 			return fmt.Errorf("%s: stage %d has no training image of class %q to record its statistics (align=%s)", b.method, s.Index+1, s.Names[c], AlignGaussian)
 		}

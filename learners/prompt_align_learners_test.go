@@ -190,13 +190,7 @@ func TestPromptAlignment(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, k := range s.Classes {
-					var rows []int
-					for i, y := range s.Images.Labels {
-						if y == k {
-							rows = append(rows, i)
-						}
-					}
-					m, S := gaussianStats(gatherRows(f, W, rows), W)
+					m, S := gaussianStats(gatherRows(f, W, labelRows(s.Images.Labels, k)), W)
 					for j := 0; j < W; j++ {
 						if float32(m[j]) != ab.AlignMean[k*W+j] || float32(S.At(j, (j+1)%W)) != ab.AlignCov[(k*W+j)*W+(j+1)%W] {
 							t.Fatalf("stage %d: the statistics of class %d are not those of its features", si+1, k)

@@ -124,7 +124,7 @@ func (b *promptBase) trainStage(ctx context.Context, s Stage, plan epochPlan, ne
 	plan.Opt = opt
 	mask := pClassMask(b.classes(), s.Classes)
 	err = b.runEpochs(ctx, s, plan, func(bt *tune.Batch) (*stepResult, error) {
-		return step(opt, bt.X, pRows(q, W, bt.Rows), bt.Labels, mask)
+		return step(opt, bt.X, gatherRows(q, W, bt.Rows), bt.Labels, mask)
 	})
 	if err != nil {
 		return err
