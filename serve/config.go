@@ -107,7 +107,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Token == "" && !c.Insecure:
 		return c, fmt.Errorf("no token: give --token-file FILE (or $%s), or --insecure-no-auth to serve learn and forget to anyone who can connect", TokenEnv)
 	case c.MaxBatch < 1 || c.QueueImages < c.MaxBatch:
-		return c, fmt.Errorf("batching: max batch %d must be ≥ 1 and the queue (%d images) at least one batch", c.MaxBatch, c.QueueImages)
+		return c, fmt.Errorf("batching: --max-batch %d must be ≥ 1 and --queue (%d images) at least one batch; raise --queue or lower --max-batch (default 16)", c.MaxBatch, c.QueueImages)
 	case c.MaxImages < 1 || c.MaxImages > c.QueueImages:
 		return c, fmt.Errorf("max images per request %d must be between 1 and the queue size %d", c.MaxImages, c.QueueImages)
 	case c.MaxBody < 1 || c.MaxPixels < 1 || c.MaxConcurrent < 1 || c.MaxSamples < 1 || c.SnapshotEvery < 1 || c.BatchWorkers < 1 || c.MaxTop < 1:
